@@ -1,0 +1,122 @@
+"""The Starlette application: routes, exception handlers, and the lifespan that owns resources."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from gateway.batches import BatchRunner, BatchStore
+from gateway.batches import routes as batch_routes
+from gateway.body_limits import BodyLimits
+from gateway.config import GatewayConfig
+from gateway.errors import EXCEPTION_HANDLERS
+from gateway.policy_store import PolicyStore
+from gateway.ratelimit import RateLimiter
+from gateway.redis_client import connect
+from gateway.registry_watch import RegistryWatch
+from gateway.routes import generate, meta
+from gateway.routes.openapi import openapi
+from gateway.lanes_runtime import LaneDispatcher
+from gateway.service import Dispatcher, GenerationService, ImmediateDispatcher
+from gateway.state import GatewayState
+from gateway.telemetry import GatewayTelemetry, TelemetryMiddleware
+from gateway.telemetry.metrics_route import metrics
+from gateway.telemetry.telemetry import SERVICE_NAME
+from laneway.telemetry import TracingConfig
+from gateway.worker_pool import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+def _routes() -> list[Route]:
+    return [
+        Route("/v1/completions", generate.completions, methods=["POST"]),
+        Route("/v1/chat/completions", generate.chat_completions, methods=["POST"]),
+        Route("/v1/endpoints/{endpoint}/completions", generate.completions, methods=["POST"]),
+        Route("/v1/endpoints/{endpoint}/chat/completions", generate.chat_completions, methods=["POST"]),
+        Route("/v1/models", meta.models, methods=["GET"]),
+        Route("/v1/endpoints/{endpoint}/models", meta.models, methods=["GET"]),
+        Route("/healthz", meta.healthz, methods=["GET"]),
+        Route("/readyz", meta.readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *batch_routes(),
+    ]
+
+
+def create_app(config: GatewayConfig) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        telemetry = GatewayTelemetry(config.tracing or TracingConfig.from_env(SERVICE_NAME))  # bad settings: fail first
+        policy_store = PolicyStore(config.policy_path)
+        pool = WorkerPool(config.worker_addresses, refresh_interval_s=config.worker_refresh_interval_s)
+        await pool.start()
+        dispatcher: Dispatcher
+        if config.use_lanes:
+            lanes = LaneDispatcher(policy_store.policy, pool)
+            policy_store.on_change(lanes.update_policy)
+            await lanes.start()
+            dispatcher = lanes
+        else:
+            dispatcher = ImmediateDispatcher(pool)
+        state = GatewayState(config, policy_store, pool, GenerationService(pool, dispatcher, telemetry))
+        app.state.laneway = state
+        telemetry.watch(policy=lambda: policy_store.policy, model_name=lambda: state.model_name,
+                        lanes=dispatcher.snapshot if isinstance(dispatcher, LaneDispatcher) else None)
+        policy_store.watch(config.policy_poll_interval_s)
+        _on_sighup(policy_store)
+        try:
+            async with _redis_features(state):
+                yield
+        finally:
+            await policy_store.stop()
+            await dispatcher.close()
+            await pool.close()
+            telemetry.shutdown()  # flushes the spans still queued
+
+    return Starlette(routes=_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,  # type: ignore[arg-type]
+                     middleware=[Middleware(TelemetryMiddleware),
+                                 Middleware(BodyLimits, max_body_bytes=config.max_body_bytes,
+                                            max_upload_bytes=config.max_file_bytes,
+                                            idle_timeout_s=config.request_body_timeout_s)])
+
+
+@contextlib.asynccontextmanager
+async def _redis_features(state: GatewayState) -> AsyncIterator[None]:
+    """With a Redis URL: rate limits, the Batch API and its runner, the worker registry.
+    Without one the gateway serves its static workers with no limits and no Batch API."""
+    config = state.config
+    if config.redis_url is None:
+        yield
+        return
+    redis = connect(config.redis_url, config.redis_timeout_s)
+    state.redis = redis
+    state.limiter = RateLimiter(redis)
+    state.batches = BatchStore(redis)
+    state.batch_runner = BatchRunner(state, state.batches, concurrency=config.batch_concurrency,
+                                     claim_idle_s=config.batch_claim_idle_s)
+    watch = RegistryWatch(redis, state.pool, config.registry_poll_interval_s)
+    await watch.start()
+    state.batch_runner.start()
+    try:
+        yield
+    finally:
+        await state.batch_runner.close()
+        await watch.stop()
+        await state.limiter.idle()
+        await redis.aclose()
+
+
+def _on_sighup(store: PolicyStore) -> None:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, store.reload)
+    except (RuntimeError, ValueError, NotImplementedError):
+        log.debug("SIGHUP reload unavailable here (not the main thread); file watching still reloads")

@@ -1,0 +1,251 @@
+"""The batch runner: each gateway with Redis runs one, and together they work every batch.
+
+One pass (every POLL_S, or at once when something changes locally) looks at each active
+batch and moves it one step: validate it, claim lines for free slots, or finish it
+(completed, cancelled, expired). Lines run as ordinary jobs through `job_from_body` +
+`complete`, on a bulk lane, at most `concurrency` at a time per gateway, so the bulk
+lane's queue always has work without being flooded. Claims, answers and crash recovery
+are item_queue.py's; the ending is finish.py's.
+
+Retries: a line refused for capacity (429: lane queue full or its deadline passed; 503: no
+worker) never ran, so it waits and tries again until the batch expires or is cancelled;
+a worker lost mid-line (502) is retried MAX_WORKER_LOST times. Any other error is the
+line's answer, in the error file.
+
+Tenant rpm/tpm limits do not apply to batch lines (as at OpenAI, whose Batch API has its
+own quota): a batch is paced by this runner's concurrency and the bulk lane, which only
+fills capacity the interactive lanes leave idle, so it cannot crowd out the tenant's
+own interactive traffic the way spending its per-minute budget would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+
+from redis.exceptions import RedisError
+
+from gateway.batches.batch_store import BatchStore
+from gateway.batches.finish import finish
+from gateway.batches.item_queue import Answer, Claimed
+from gateway.batches.output import response_answer
+from gateway.batches.records import BatchRecord, BatchStatus
+from gateway.batches.target import on_bulk_lane
+from gateway.batches.validate import LineError, capped, check_bodies, parse_lines
+from gateway.errors import APIError
+from gateway.intake import job_from_body
+from gateway.job import Job
+from gateway.routes.generate import complete
+from gateway.state import GatewayState
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.25
+MAX_WORKER_LOST = 3
+NEVER_RAN = {429, 503}
+WORKER_LOST = 502
+LOG_EVERY_S = 10.0
+
+
+class BatchRunner:
+    def __init__(self, state: GatewayState, store: BatchStore, *, concurrency: int = 8,
+                 claim_idle_s: float = 30.0) -> None:
+        self.state = state
+        self.store = store
+        self.concurrency = concurrency
+        self.claim_idle_ms = int(claim_idle_s * 1000)
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.num_items_run = 0  # lines this gateway answered (tests check replicas share work)
+        self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}  # (batch id, entry id) -> task
+        self._cursors: dict[str, str] = {}  # XAUTOCLAIM position per batch
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_warning = -LOG_EVERY_S
+        self._is_closed = False
+
+    def start(self) -> None:
+        self._is_closed = False
+        self._tasks = [asyncio.create_task(self._loop(), name="batch-runner"),
+                       asyncio.create_task(self._keep_claims(), name="batch-claims")]
+
+    async def close(self) -> None:
+        """Stop; lines in flight are abandoned and another gateway (or this one, restarted)
+        takes them over once their claims go stale."""
+        # The loops also check the flag: a cancel that lands inside a Redis call was seen to get
+        # lost (redis-py 8, Python 3.11), and a loop that ignores it would hang the shutdown.
+        self._is_closed = True
+        for task in [*self._tasks, *self._inflight.values()]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._inflight.values(), return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while not self._is_closed:
+            self.store.changed.clear()
+            try:
+                await self.run_once()
+            except (RedisError, OSError) as exc:
+                self._warn(f"batch runner: Redis unavailable ({exc}); retrying")
+            except Exception:
+                log.exception("batch runner pass failed; retrying")
+            try:  # not asyncio.wait_for: on 3.11 it can swallow a cancel that races the event
+                async with asyncio.timeout(POLL_S):
+                    await self.store.changed.wait()
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> None:
+        running: set[str] = set()
+        for batch_id in await self.store.active_ids():
+            batch = await self.store.get(batch_id)
+            if batch is None or batch.status.is_final:
+                await self.store.forget_active(batch_id)
+                continue
+            if await self._advance(batch):
+                running.add(batch_id)
+        for (batch_id, _), task in list(self._inflight.items()):
+            if batch_id not in running:
+                task.cancel()  # cancelled, expired or finished elsewhere: stop spending the worker
+        self._cursors = {b: c for b, c in self._cursors.items() if b in running}
+
+    async def _advance(self, batch: BatchRecord) -> bool:
+        """One step for one batch; True while its lines should keep running here."""
+        if batch.status is BatchStatus.CANCELLING:
+            self._drop(batch.id)
+            await finish(self.store, batch, BatchStatus.CANCELLED)
+        elif batch.status in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS) and time.time() >= batch.expires_at:
+            self._drop(batch.id)
+            await finish(self.store, batch, BatchStatus.EXPIRED)
+        elif batch.status is BatchStatus.VALIDATING:
+            await self._validate(batch)
+        elif batch.status is BatchStatus.FINALIZING:
+            await finish(self.store, batch, BatchStatus.COMPLETED)
+        elif batch.completed + batch.failed >= batch.total:
+            if await self.store.transition(batch.id, BatchStatus.FINALIZING, allowed=(BatchStatus.IN_PROGRESS,)):
+                latest = await self.store.get(batch.id)
+                if latest is not None and latest.status is BatchStatus.FINALIZING:
+                    await finish(self.store, latest, BatchStatus.COMPLETED)
+        else:
+            await self._claim(batch)
+            return True
+        return False
+
+    async def _validate(self, batch: BatchRecord) -> None:
+        if not await self.store.try_validate(batch.id, self.consumer, ttl_ms=max(self.claim_idle_ms, 5000)):
+            return  # another gateway is at it
+        content = await self.store.files.content(batch.input_file_id, batch.tenant)
+        if content is None:
+            errors = [LineError("input_file_missing", f"input file {batch.input_file_id!r} was deleted")]
+            items = []
+        else:
+            items, errors = parse_lines(content, batch.endpoint)
+            errors += await check_bodies(items, lambda body: self._job(batch, body))  # all problems at once
+        if errors:
+            await self.store.fail(batch.id, capped(errors))
+        else:
+            await self.store.start(batch.id, items)
+
+    async def _claim(self, batch: BatchRecord) -> None:
+        free = self.concurrency - len(self._inflight)
+        if free <= 0:
+            return
+        items = self.store.items
+        stale, self._cursors[batch.id] = await items.claim_stale(batch.id, self.consumer, self.claim_idle_ms, free,
+                                                                 self._cursors.get(batch.id, "0-0"))
+        fresh = await items.claim_new(batch.id, self.consumer, free - len(stale)) if free > len(stale) else []
+        for claimed in [*stale, *fresh]:
+            key = (batch.id, claimed.entry_id)
+            if key not in self._inflight:  # a stale claim may be our own (refresh missed during an outage)
+                task = asyncio.create_task(self._run(batch, claimed), name=f"batch-item-{key}")
+                self._inflight[key] = task
+                # A done callback, not a finally: a task cancelled before it first ran runs no finally.
+                task.add_done_callback(lambda t, key=key: self._done(key, t))
+
+    def _done(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        self.store.changed.set()  # a slot is free: claim the next line now
+
+    async def _run(self, batch: BatchRecord, claimed: Claimed) -> None:
+        item = claimed.item
+        try:
+            if not await self.store.items.is_answered(batch.id, item.custom_id):
+                answer = await self._execute(batch, item.body, item.custom_id)
+                self.num_items_run += 1
+            else:
+                answer = response_answer(item.custom_id, 200, "", {})  # only acks; the stored answer stays
+            await self._save(batch.id, item.custom_id, answer, claimed.entry_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: line %d (%s) failed in the runner; it will be retried", batch.id, item.line,
+                          item.custom_id)
+
+    async def _execute(self, batch: BatchRecord, body: dict, custom_id: str) -> Answer:
+        num_lost = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            job: Job | None = None
+            try:
+                job = self._job(batch, body)
+                return response_answer(custom_id, 200, job.request_id, await complete(self.state, job))
+            except APIError as exc:
+                retry = exc.status in NEVER_RAN or (exc.status == WORKER_LOST and num_lost < MAX_WORKER_LOST)
+                if not retry:
+                    return response_answer(custom_id, exc.status, job.request_id if job else "", exc.body())
+                num_lost += exc.status == WORKER_LOST
+                await asyncio.sleep(min(5.0, 0.1 * 2 ** attempt))
+
+    def _job(self, batch: BatchRecord, body: dict) -> Job:
+        policy = self.state.policy_store.policy
+        if batch.laneway_endpoint not in policy.endpoints:
+            raise APIError(404, f"endpoint {batch.laneway_endpoint!r} is no longer in the policy",
+                           type="not_found_error", code="unknown_endpoint")
+        job = job_from_body(self.state, batch.kind, batch.laneway_endpoint, batch.tenant, body, {})
+        return on_bulk_lane(job, policy, batch.expires_at)
+
+    async def _save(self, batch_id: str, custom_id: str, answer: Answer, entry_id: str) -> None:
+        """Record the answer; through a Redis outage, keep trying (the work is done, keep it)."""
+        while True:
+            try:
+                await self.store.items.record(batch_id, custom_id, answer, entry_id)
+                return
+            except (RedisError, OSError) as exc:
+                self._warn(f"batch runner: cannot record {batch_id}/{custom_id} ({exc}); retrying")
+                await asyncio.sleep(0.5)
+
+    async def _keep_claims(self) -> None:
+        """Refresh our claims so no other gateway takes over lines we are still running."""
+        while not self._is_closed:
+            await asyncio.sleep(self.claim_idle_ms / 3000)
+            by_batch: dict[str, list[str]] = defaultdict(list)
+            for batch_id, entry_id in list(self._inflight):
+                by_batch[batch_id].append(entry_id)
+            for batch_id, entry_ids in by_batch.items():
+                try:
+                    lost = await self.store.items.refresh(batch_id, self.consumer, entry_ids)
+                except (RedisError, OSError) as exc:
+                    self._warn(f"batch runner: cannot refresh claims ({exc})")
+                    continue
+                except Exception:
+                    log.exception("batch runner: refreshing claims failed")
+                    continue
+                for entry_id in lost:  # taken over after we stalled: let the new owner answer it
+                    task = self._inflight.get((batch_id, entry_id))
+                    if task is not None:
+                        task.cancel()
+
+    def _drop(self, batch_id: str) -> None:
+        for (b, _), task in list(self._inflight.items()):
+            if b == batch_id:
+                task.cancel()
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= LOG_EVERY_S:
+            self._last_warning = now
+            log.warning(message)

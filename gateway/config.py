@@ -1,0 +1,38 @@
+"""Gateway configuration: frozen, validated once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from laneway.telemetry.tracing_config import TracingConfig
+
+DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    worker_addresses: tuple[str, ...] = ("127.0.0.1:50051",)
+    policy_path: Path = DEFAULT_POLICY
+    model_name: str | None = None
+    use_lanes: bool = True  # False: the product-blind baseline (every request dispatched at once)
+    policy_poll_interval_s: float = 1.0
+    worker_refresh_interval_s: float = 0.5
+    max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413 (body_limits.py)
+    request_body_timeout_s: float = 10.0  # a body stalled this long between reads gets 408
+    # Redis (None: no rate limits, no Batch API, only the static workers above).
+    redis_url: str | None = None
+    redis_timeout_s: float = 1.0  # short: a dead Redis must cost a request little (see redis_client)
+    batch_concurrency: int = 8  # Batch API items this gateway runs at once
+    batch_claim_idle_s: float = 30.0  # an item claimed by a gateway silent this long is taken over
+    max_file_bytes: int = 200 * 1024 * 1024  # Batch API input files (OpenAI's limit)
+    registry_poll_interval_s: float = 1.0  # how often the worker registry in Redis is read
+    # None: from the environment at start-up (OTEL_* and LANEWAY_TRACE_* variables, see
+    # laneway/telemetry/tracing_config.py); JSON lines under .laneway/traces without a collector.
+    tracing: TracingConfig | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert self.worker_addresses or self.redis_url, \
+            "at least one worker address is required (or a Redis URL whose registry lists workers)"
+        assert self.batch_concurrency >= 1, f"batch_concurrency must be >= 1, got {self.batch_concurrency}"

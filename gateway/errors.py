@@ -1,0 +1,88 @@
+"""Domain errors of the HTTP edge and the handlers that render them as OpenAI-style bodies.
+
+Every error a client sees is `{"error": {"message", "type", "param", "code"}}` with a 4xx
+or 5xx status; no traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(400, message, param=param, code=code)
+
+
+def refused(reason: str, message: str, retry_after_s: float) -> APIError:
+    """Capacity refusal: 429 with Retry-After and the reason, so clients can back off sensibly."""
+    retry = max(1, int(retry_after_s + 0.999))
+    return APIError(429, message, type="rate_limit_error", code=reason,
+                    headers={"Retry-After": str(retry), "x-laneway-reject-reason": reason})
+
+
+def unavailable(message: str, retry_after_s: float = 1.0) -> APIError:
+    return APIError(503, message, type="service_unavailable", code="unavailable",
+                    headers={"Retry-After": str(max(1, int(retry_after_s)))})
+
+
+def from_validation_error(exc: ValidationError) -> APIError:
+    """Name the first offending field and what was wrong with it."""
+    first = exc.errors()[0]
+    param = ".".join(str(p) for p in first["loc"]) or None
+    value = first.get("input")
+    shown = json.dumps(value, default=str)[:80] if first["type"] != "missing" else None
+    msg = f"{param}: {first['msg']}" if param else first["msg"]
+    if shown is not None and first["type"] != "extra_forbidden":
+        msg += f" (got {shown})"
+    return APIError(400, msg, param=param, code=first["type"])
+
+
+async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, APIError)
+    return exc.response()
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    return APIError(exc.status_code, str(exc.detail), type=kind, headers=dict(exc.headers or {})).response()
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return APIError(500, "internal error; the request was not completed", type="server_error",
+                    code="internal_error").response()
+
+
+EXCEPTION_HANDLERS = {
+    APIError: api_error_handler,
+    HTTPException: http_exception_handler,
+    Exception: unhandled_error_handler,
+}

@@ -1,0 +1,153 @@
+"""From an HTTP request to a `Job`: endpoint, tenant, body, limits, lane.
+
+Order matters for what a client is told: unknown endpoint (404) before auth (401/403)
+before body problems (400), so a caller without rights learns nothing about bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from gateway.errors import APIError, bad_request, from_validation_error
+from gateway.job import Job, LaneTicket, Sampling
+from gateway.schemas import ChatCompletionRequest, CompletionRequest
+from gateway.state import GatewayState
+from lanes.classify import RequestFeatures, classify
+from lanes.tenants import authenticate
+
+DEFAULT_MAX_TOKENS = {"completion": 16, "chat": 256}  # OpenAI's completions default is 16
+
+
+def endpoint_name(request: Request, state: GatewayState) -> str:
+    policy = state.policy_store.policy
+    name = request.path_params.get("endpoint") or policy.default_endpoint
+    if name not in policy.endpoints:
+        raise APIError(404, f"unknown endpoint {name!r}; this gateway serves: {', '.join(sorted(policy.endpoints))}",
+                       type="not_found_error", code="unknown_endpoint", param="endpoint")
+    return name
+
+
+def tenant_for(request: Request, state: GatewayState, endpoint: str) -> str:
+    policy = state.policy_store.policy
+    tenant = caller(request, state)
+    if not policy.can_call(tenant, endpoint):
+        raise APIError(403, f"tenant {tenant!r} may not call endpoint {endpoint!r}", type="permission_error",
+                       code="endpoint_not_allowed")
+    return tenant
+
+
+def caller(request: Request, state: GatewayState) -> str:
+    """The tenant of the request's API key (401 without a valid one); no endpoint check."""
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else (auth.strip() or None)
+    tenant = authenticate(state.policy_store.policy, key)
+    if tenant is None:
+        msg = "missing API key (send Authorization: Bearer KEY)" if not key else "invalid API key"
+        raise APIError(401, msg, type="authentication_error", code="invalid_api_key")
+    return tenant
+
+
+async def build_job(request: Request, kind: str, state: GatewayState) -> Job:
+    endpoint = endpoint_name(request, state)
+    tenant = tenant_for(request, state, endpoint)
+    body = await _json_body(request)
+    return job_from_body(state, kind, endpoint, tenant, body, request.headers)
+
+
+def job_from_body(state: GatewayState, kind: str, endpoint: str, tenant: str, body: object,
+                  headers: Mapping[str, str]) -> Job:
+    """Validate an OpenAI body for an endpoint and classify it; used by HTTP routes and the Batch API."""
+    policy = state.policy_store.policy  # the job keeps this policy's decisions even if it is reloaded
+    schema = ChatCompletionRequest if kind == "chat" else CompletionRequest
+    try:
+        req = schema.model_validate(body)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from exc
+    if req.model is not None and req.model not in state.model_names(endpoint):
+        raise APIError(404, f"model {req.model!r} does not exist; available: {', '.join(state.model_names(endpoint))}",
+                       type="not_found_error", param="model", code="model_not_found")
+    spec = policy.endpoints[endpoint]
+    prompt, estimate = _prompt(req, state)
+    sampling = _sampling(req, kind, spec)
+    if spec.limits.max_prompt_tokens is not None and estimate > spec.limits.max_prompt_tokens:
+        raise bad_request(f"prompt has about {estimate} tokens; endpoint {endpoint!r} accepts at most "
+                          f"{spec.limits.max_prompt_tokens}", param="prompt", code="prompt_too_long")
+    lower_headers = {k.lower(): v for k, v in headers.items()}
+    decision = classify(RequestFeatures(endpoint=endpoint, stream=req.stream, tenant=tenant,
+                                        headers=lower_headers, prompt_tokens=estimate,
+                                        max_tokens=sampling.max_tokens), policy)
+    lane = decision.lane
+    ticket = LaneTicket(name=decision.lane_name, priority=lane.priority, preemptible=lane.preemptible,
+                        max_seq_share=lane.capacity_share.seqs, max_kv_share=lane.capacity_share.kv,
+                        backfill=lane.backfill)
+    now = time.time()
+    deadline = now + lane.max_queue_wait_ms / 1000.0
+    client_timeout = lower_headers.get("x-laneway-deadline-ms")
+    if client_timeout:
+        try:  # a client deadline may shorten, never lengthen, the lane's
+            deadline = min(deadline, now + float(client_timeout) / 1000.0)
+        except ValueError:
+            raise bad_request(f"x-laneway-deadline-ms must be a number of ms, got {client_timeout!r}") from None
+    return Job(endpoint=endpoint, tenant=tenant, kind=kind, prompt=prompt, sampling=sampling, lane=ticket,
+               stream=req.stream, stream_usage=req.include_usage_in_stream, prompt_tokens_estimate=estimate,
+               deadline=deadline, created=now)
+
+
+async def _json_body(request: Request) -> object:
+    raw = await request.body()
+    if not raw:
+        raise bad_request("request body is empty; expected a JSON object", code="invalid_json")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise bad_request(f"request body must be a JSON object, got {type(body).__name__}", code="invalid_json")
+    return body
+
+
+def _prompt(req: CompletionRequest | ChatCompletionRequest, state: GatewayState):
+    if isinstance(req, ChatCompletionRequest):
+        try:
+            messages = [{"role": m.role, "content": m.text()} for m in req.messages]
+        except ValueError as exc:
+            raise bad_request(str(exc), param="messages") from None
+        text_len = sum(len(m["content"].encode()) + 8 for m in messages)
+        return messages, state.estimate_tokens(text_len)
+    if isinstance(req.prompt, str):
+        return req.prompt, state.estimate_tokens(len(req.prompt.encode()))
+    return list(req.prompt), len(req.prompt)
+
+
+def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec) -> Sampling:
+    d = spec.sampling
+    if isinstance(req, ChatCompletionRequest):
+        max_tokens = req.requested_max_tokens
+        logprobs = (req.top_logprobs or 0) if req.logprobs else None
+    else:
+        max_tokens = req.max_tokens
+        logprobs = req.logprobs
+    max_tokens = max_tokens or d.max_tokens or min(DEFAULT_MAX_TOKENS[kind], spec.limits.max_tokens or 1 << 30)
+    if spec.limits.max_tokens is not None and max_tokens > spec.limits.max_tokens:
+        raise bad_request(f"max_tokens={max_tokens} is over this endpoint's limit of {spec.limits.max_tokens}",
+                          param="max_tokens", code="max_tokens_over_limit")
+    stop = tuple(req.stop_list) or tuple(d.stop or ())
+    return Sampling(
+        max_tokens=max_tokens,
+        temperature=_first(req.temperature, d.temperature, 1.0),
+        top_p=_first(req.top_p, d.top_p, 1.0),
+        top_k=_first(req.top_k, d.top_k, 0),
+        seed=req.seed,
+        stop=stop,
+        ignore_eos=req.ignore_eos,
+        logprobs=logprobs,
+    )
+
+
+def _first(*values):
+    return next(v for v in values if v is not None)

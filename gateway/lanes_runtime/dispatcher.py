@@ -1,0 +1,249 @@
+"""The lane dispatcher: per-lane queues with batch windows and budgets in front of the workers.
+
+The rule, stated once: a job joins its lane's queue only if the wait it would see fits
+every budget it carries; it then waits at most for its batch to close (full, window
+passed, or a member's deadline reached) and leaves with that batch to the one worker
+picked for the batch's first job. Whenever anything changes (an arrival, a departure, a
+closing window, the pool, a tick), `_pump()` dispatches every ready batch, lanes in
+priority order, backfill lanes last and only into idle capacity, then refuses jobs whose
+deadline has passed. `_pump()` never awaits, so no lane ever waits for another lane's
+work: a long bulk queue cannot delay an interactive batch.
+
+Tasks: one flusher per lane (sleeps until that lane's window closes or a deadline
+arrives) and one pool watcher (wakes on `pool.changed` or every `TICK_S`). Only the
+watcher clears `pool.changed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+from gateway.errors import APIError, refused, unavailable
+from gateway.job import Job
+from gateway.lanes_runtime.admission import DEADLINE, Refusal, check_admission
+from gateway.lanes_runtime.clock import Clock, SystemClock, wait_for_event
+from gateway.lanes_runtime.lane_queue import Waiter
+from gateway.lanes_runtime.lane_state import LaneState
+from gateway.lanes_runtime.lane_stats import LaneStats
+from lanes.policy_model import Policy
+
+if TYPE_CHECKING:
+    from gateway.worker_client import WorkerClient
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1  # backfill re-checks free capacity at least this often, even if nothing signals
+
+
+class WorkerSource(Protocol):
+    """What the dispatcher needs from gateway.worker_pool.WorkerPool."""
+
+    changed: asyncio.Event
+
+    def pick(self, job: Job, exclude: Iterable[WorkerClient] = ()) -> WorkerClient | None: ...
+
+    def free_capacity(self) -> int: ...
+
+
+class LaneDispatcher:
+    def __init__(self, policy: Policy, pool: WorkerSource, clock: Clock | None = None) -> None:
+        self.policy = policy
+        self.pool = pool
+        self.clock: Clock = clock or SystemClock()
+        self._lanes = {name: LaneState(name, spec) for name, spec in policy.lanes.items()}
+        self._watcher: asyncio.Task[None] | None = None
+        self._is_closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._ensure_tasks()
+
+    async def close(self) -> None:
+        """Stop the tasks; jobs still queued are told the gateway is going away (503)."""
+        self._is_closed = True
+        tasks = [t for t in (self._watcher, *(lane.flusher for lane in self._lanes.values())) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for lane in self._lanes.values():
+            for waiter in lane.queue.drain():
+                waiter.future.set_exception(unavailable("the gateway is shutting down; retry", retry_after_s=1))
+
+    def update_policy(self, policy: Policy) -> None:
+        """Hot reload. New lanes appear; changed specs apply to batches that start forming
+        from now on; queued jobs stay and leave normally. A lane dropped from the policy
+        keeps its last spec so its queued jobs (and late arrivals classified under the old
+        policy) still leave."""
+        self.policy = policy
+        for name, spec in policy.lanes.items():
+            lane = self._lanes.get(name)
+            if lane is None:
+                self._lanes[name] = LaneState(name, spec)
+            elif lane.spec != spec:
+                lane.update_spec(spec)
+        if self._watcher is not None:
+            self._ensure_tasks()
+        self._pump()
+
+    # -- the Dispatcher protocol ---------------------------------------------------------
+
+    async def acquire(self, job: Job) -> WorkerClient | None:
+        if self._is_closed:
+            raise unavailable("the gateway is shutting down; retry", retry_after_s=1)
+        self._ensure_tasks()
+        lane = self._lane_of(job)
+        now = self.clock.now()
+        refusal = check_admission(
+            lane_name=lane.name, lane=lane.spec, endpoint_name=job.endpoint,
+            endpoint=self.policy.endpoints.get(job.endpoint), num_queued=len(lane.queue),
+            seconds_per_job=lane.rate.seconds_per_job, deadline=job.deadline, now=now)
+        if refusal is not None:
+            raise self._refuse(lane, refusal)
+        future: asyncio.Future[WorkerClient] = asyncio.get_running_loop().create_future()
+        waiter = Waiter(job, future, enqueued_at=now, window_s=lane.window_s)
+        job.enqueued_at = now
+        lane.queue.push(waiter)
+        lane.wakeup.set()
+        self._pump()  # a window of 0 (or a now-full batch) leaves before we ever wait
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._on_cancelled(lane, waiter)
+            raise
+
+    def release(self, job: Job, *, completed: bool) -> None:
+        lane = self._lanes.get(job.lane.name)
+        assert lane is not None and job.request_id in lane.in_flight_ids, (
+            f"{job.request_id}: released but not in flight in lane {job.lane.name!r}")
+        lane.in_flight_ids.remove(job.request_id)
+        lane.num_completed += completed
+        self._pump()  # a free slot may be what a backfill lane waits for
+
+    def observe(self, job: Job, ttft_s: float) -> None:
+        """A request's time to first token, for the lane's auto window."""
+        lane = self._lanes.get(job.lane.name)
+        if lane is None or not lane.window.is_auto:
+            return
+        endpoint = self.policy.endpoints.get(job.endpoint)
+        budget_ms = endpoint.slo.ttft_p95_ms if endpoint is not None else None
+        # An endpoint without a TTFT budget is still bound by the lane's longest legal wait.
+        lane.window.observe(ttft_s * 1000.0, budget_ms or lane.spec.max_queue_wait_ms)
+
+    def snapshot(self) -> dict[str, LaneStats]:
+        return {name: lane.stats() for name, lane in self._lanes.items()}
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _lane_of(self, job: Job) -> LaneState:
+        lane = self._lanes.get(job.lane.name)
+        if lane is None:
+            # Classified under a policy this dispatcher never saw (a reload raced the request).
+            raise unavailable(f"lane {job.lane.name!r} is not served by this gateway's policy; retry",
+                              retry_after_s=1)
+        return lane
+
+    def _refuse(self, lane: LaneState, refusal: Refusal) -> APIError:
+        lane.num_refused[refusal.reason] += 1
+        return refused(refusal.reason, refusal.message, refusal.retry_after_s)
+
+    def _on_cancelled(self, lane: LaneState, waiter: Waiter) -> None:
+        if waiter.future.cancelled():
+            lane.queue.remove(waiter)  # the client left while queued: never dispatched
+            lane.wakeup.set()  # the forming batch (and its window) may now be a different one
+            self._pump()
+        elif waiter.future.exception() is None:
+            # Dispatched in the same instant the client left: nobody will call release().
+            self.release(waiter.job, completed=False)
+
+    def _ensure_tasks(self) -> None:
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch_pool(), name="lanes-pool-watcher")
+            self._watcher.add_done_callback(_log_if_died)
+        for lane in self._lanes.values():
+            if lane.flusher is None:
+                lane.flusher = asyncio.create_task(self._flush(lane), name=f"lane-flusher-{lane.name}")
+                lane.flusher.add_done_callback(_log_if_died)
+
+    async def _flush(self, lane: LaneState) -> None:
+        while True:
+            self._pump()
+            now = self.clock.now()
+            at = lane.next_timer(now)
+            await wait_for_event(lane.wakeup, self.clock, None if at is None else at - now)
+            lane.wakeup.clear()
+
+    async def _watch_pool(self) -> None:
+        while True:
+            await wait_for_event(self.pool.changed, self.clock, TICK_S)
+            self.pool.changed.clear()
+            self._pump()
+
+    def _pump(self) -> None:
+        now = self.clock.now()
+        order = sorted(self._lanes.values(), key=lambda lane: (lane.spec.backfill, lane.spec.priority, lane.name))
+        has_worker = True
+        backfill_room: int | None = None  # free capacity left for backfill in this pump
+        for lane in order:
+            while has_worker:
+                ready = lane.ready_at()
+                if ready is None or ready > now:
+                    break
+                limit = lane.spec.max_batch_size
+                if lane.spec.backfill:
+                    if any(other.has_waiting for other in order if not other.spec.backfill):
+                        break
+                    if backfill_room is None:
+                        backfill_room = self.pool.free_capacity()
+                    if backfill_room <= 0:
+                        break
+                    limit = min(limit, backfill_room)
+                head = lane.queue.head()
+                assert head is not None, f"lane {lane.name!r} is ready with nothing queued"
+                worker = self.pool.pick(head.job)
+                if worker is None:
+                    has_worker = False  # no healthy worker: everything waits for pool.changed
+                    break
+                num_sent = self._dispatch(lane, worker, limit, now)
+                if lane.spec.backfill and backfill_room is not None:
+                    backfill_room -= num_sent
+        for lane in order:
+            for waiter in lane.queue.pop_expired(now):
+                self._expire(lane, waiter, now)
+
+    def _dispatch(self, lane: LaneState, worker: WorkerClient, limit: int, now: float) -> int:
+        batch = lane.queue.pop_batch(limit)
+        assert batch, f"lane {lane.name!r}: dispatching an empty batch"
+        batch_id = f"batch-{uuid.uuid4().hex[:16]}"
+        for waiter in batch:
+            job = waiter.job
+            job.dispatched_at = now
+            job.batch_id = batch_id
+            job.batch_size = len(batch)
+            lane.in_flight_ids.add(job.request_id)
+            waiter.future.set_result(worker)
+        lane.rate.record(num_jobs=len(batch), oldest_enqueued_at=batch[0].enqueued_at, now=now)
+        lane.num_dispatched += len(batch)
+        lane.last_batch_size = len(batch)
+        return len(batch)
+
+    def _expire(self, lane: LaneState, waiter: Waiter, now: float) -> None:
+        waited_ms = (now - waiter.enqueued_at) * 1000.0
+        error = self._refuse(lane, Refusal(
+            DEADLINE,
+            f"request waited {waited_ms:.0f} ms in lane {lane.name!r} and reached its deadline "
+            f"before a worker could take it",
+            retry_after_s=lane.rate.seconds_per_job or 1.0))
+        log.info("%s: %s", waiter.job.request_id, error.message)
+        waiter.future.set_exception(error)
+
+
+def _log_if_died(task: asyncio.Task[None]) -> None:
+    # These tasks run until close(); one that ends on its own leaves a lane unflushed.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: its lane's jobs now leave only on arrivals, departures or pool changes",
+                  task.get_name(), exc_info=task.exception())

@@ -1,0 +1,74 @@
+"""One lane at run time: its spec, queue, window, drain rate, counters and wake-up signal.
+
+The spec is replaced on policy reload; queued jobs stay. A batch is the first
+`max_batch_size` waiting jobs; it is ready when it is full, when the window of its first
+job has passed, or when a member's deadline arrives (waiting longer for company would
+only expire it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from gateway.lanes_runtime.drain_rate import DrainRate
+from gateway.lanes_runtime.lane_queue import LaneQueue
+from gateway.lanes_runtime.lane_stats import LaneStats
+from gateway.lanes_runtime.window_controller import WindowController
+from lanes.lane import LaneSpec
+
+
+class LaneState:
+    def __init__(self, name: str, spec: LaneSpec) -> None:
+        self.name = name
+        self.spec = spec
+        self.queue = LaneQueue()
+        self.window = WindowController(spec.batch_window)
+        self.rate = DrainRate()
+        self.wakeup = asyncio.Event()  # arrivals, cancellations, reloads: the flusher re-plans
+        self.flusher: asyncio.Task[None] | None = None
+        self.in_flight_ids: set[str] = set()
+        self.num_dispatched = 0
+        self.num_completed = 0
+        self.num_refused: Counter[str] = Counter()
+        self.last_batch_size = 0
+
+    def update_spec(self, spec: LaneSpec) -> None:
+        self.spec = spec
+        self.window = self.window.retuned(spec.batch_window)
+        self.wakeup.set()
+
+    @property
+    def window_s(self) -> float:
+        return self.window.current_ms / 1000.0
+
+    @property
+    def has_waiting(self) -> bool:
+        return self.queue.head() is not None
+
+    def ready_at(self) -> float | None:
+        """When the forming batch may leave (None: nothing is waiting)."""
+        head = self.queue.head()
+        if head is None:
+            return None
+        members = list(self.queue.first(self.spec.max_batch_size))
+        if len(members) >= self.spec.max_batch_size:
+            return head.enqueued_at  # full: leaves at once
+        deadlines = [w.job.deadline for w in members if w.job.deadline is not None]
+        return min([head.enqueued_at + head.window_s, *deadlines])
+
+    def next_timer(self, now: float) -> float | None:
+        """The next moment this lane's own clock matters: its window closing or a deadline."""
+        times = [t for t in (self.ready_at(), self.queue.earliest_deadline()) if t is not None and t > now]
+        return min(times, default=None)
+
+    def stats(self) -> LaneStats:
+        return LaneStats(
+            queue_depth=len(self.queue),
+            window_ms=self.window.current_ms,
+            num_in_flight=len(self.in_flight_ids),
+            num_dispatched=self.num_dispatched,
+            num_refused=dict(self.num_refused),
+            last_batch_size=self.last_batch_size,
+            seconds_per_job=self.rate.seconds_per_job,
+        )

@@ -1,0 +1,6 @@
+"""Per-tenant rate limits and token budgets, enforced atomically in the shared Redis."""
+
+from gateway.ratelimit.limiter import RateLimiter
+from gateway.ratelimit.reservation import Reservation
+
+__all__ = ["RateLimiter", "Reservation"]

@@ -1,0 +1,127 @@
+"""Rate limits and token budgets: admit a job against its tenant's rpm/tpm, in Redis.
+
+Never checked against local memory: every admission is one atomic script in the shared
+Redis (gateway/ratelimit/sliding_log.py), so N replicas with a limit L admit at most L
+between them. Without a Redis URL the gateway has no rate limits at all.
+
+When Redis cannot be reached, the endpoint's `on_redis_unavailable` decides: `open`
+serves the request unchecked (logged, counted in `num_unchecked`), `closed` refuses it
+with 503 + Retry-After. After a failure Redis is not tried again for `BREAKER_S`, so a
+dead Redis costs requests nothing but that decision; afterwards the next request tries
+again, and recovery needs nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.errors import APIError, refused
+from gateway.job import Job
+from gateway.ratelimit.headers import ratelimit_headers
+from gateway.ratelimit.reservation import Reservation
+from gateway.ratelimit.scope import Scope, scopes_for
+from gateway.ratelimit.sliding_log import WINDOW_MS, SlidingLog, Verdict
+from lanes.endpoint import RedisFailMode
+from lanes.policy import Policy
+
+log = logging.getLogger(__name__)
+
+BREAKER_S = 0.5  # after a Redis failure, decide by fail mode without trying for this long
+LOG_EVERY_S = 10.0  # at most one "Redis unavailable" warning this often
+UNAVAILABLE_RETRY_S = 1.0
+REJECT_REASON = "rate-limit"
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis | None = None, *, window_ms: int = WINDOW_MS) -> None:
+        self.sliding_log = None if redis is None else SlidingLog(redis, window_ms)
+        self.num_unchecked = 0  # admitted without a check (Redis down, endpoint fails open)
+        self.num_refused_unavailable = 0  # refused with 503 (Redis down, endpoint fails closed)
+        self._down_until = 0.0
+        self._last_warning = -LOG_EVERY_S
+        self._settling: set[asyncio.Task[None]] = set()
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.sliding_log is not None
+
+    async def admit(self, job: Job, policy: Policy) -> Reservation:
+        """Reserve the job's tokens, or raise APIError: 429 over a limit, 503 when Redis is down
+        and the endpoint fails closed."""
+        scopes = scopes_for(policy, job.tenant, job.endpoint) if self.sliding_log is not None else ()
+        if not scopes:
+            return Reservation.unlimited()
+        assert self.sliding_log is not None
+        num_tokens = job.prompt_tokens_estimate + job.sampling.max_tokens
+        if time.monotonic() < self._down_until:
+            return self._without_redis(job, policy, "it failed moments ago")
+        try:
+            verdict = await self.sliding_log.admit(scopes, job.request_id, num_tokens)
+        except (RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + BREAKER_S
+            return self._without_redis(job, policy, str(exc))
+        headers = ratelimit_headers(verdict.usage)
+        if not verdict.is_admitted:
+            err = refused(REJECT_REASON, _refusal_message(verdict, num_tokens), verdict.retry_after_ms / 1000)
+            err.headers.update(headers)
+            raise err
+        return Reservation(num_tokens, headers, lambda used: self._settle_soon(scopes, job.request_id, used))
+
+    async def idle(self) -> None:
+        """Wait until every pending settle has reached Redis (tests, shutdown)."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+    def _settle_soon(self, scopes: tuple[Scope, ...], request_id: str, used_tokens: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._settle(scopes, request_id, used_tokens))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, scopes: tuple[Scope, ...], request_id: str, used_tokens: int) -> None:
+        assert self.sliding_log is not None
+        try:
+            await self.sliding_log.settle(scopes, request_id, used_tokens)
+        except (RedisError, OSError) as exc:  # the reservation then expires with its window
+            self._warn(f"could not settle a reservation ({exc}); it expires within a minute")
+
+    def _without_redis(self, job: Job, policy: Policy, why: str) -> Reservation:
+        spec = policy.endpoints.get(job.endpoint)
+        mode = spec.on_redis_unavailable if spec is not None else RedisFailMode.CLOSED
+        if mode is RedisFailMode.OPEN:
+            self.num_unchecked += 1
+            self._warn(f"Redis unavailable ({why}); serving endpoint {job.endpoint!r} without rate limits "
+                       f"(on_redis_unavailable: open; {self.num_unchecked} unchecked so far)")
+            return Reservation.unlimited()
+        self.num_refused_unavailable += 1
+        self._warn(f"Redis unavailable ({why}); refusing endpoint {job.endpoint!r} "
+                   "(on_redis_unavailable: closed)")
+        retry = str(int(UNAVAILABLE_RETRY_S))
+        raise APIError(503, f"rate limits cannot be checked right now (Redis unavailable) and endpoint "
+                            f"{job.endpoint!r} refuses unchecked requests; retry shortly",
+                       type="service_unavailable", code="redis-unavailable",
+                       headers={"Retry-After": retry, "x-laneway-reject-reason": "redis-unavailable"})
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= LOG_EVERY_S:
+            self._last_warning = now
+            log.warning(message)
+
+
+def _refusal_message(verdict: Verdict, num_tokens: int) -> str:
+    scope = verdict.blocking
+    assert scope is not None
+    if verdict.is_too_large:
+        return (f"this request needs about {num_tokens} tokens (prompt estimate + max_tokens), more than the "
+                f"{scope.tpm} tokens per minute {scope.name} may use; lower max_tokens or shorten the prompt")
+    usage = next(u for u in verdict.usage if u.scope == scope)
+    if scope.rpm is not None and usage.num_requests >= scope.rpm:
+        what = f"{scope.rpm} requests per minute"
+    else:
+        what = f"{scope.tpm} tokens per minute ({usage.num_tokens} in use, this request needs {num_tokens})"
+    return f"rate limit reached for {scope.name}: {what}; retry after {verdict.retry_after_ms / 1000:.1f}s"

@@ -1,0 +1,121 @@
+"""POST completions and chat completions, for endpoint URLs and the plain /v1 paths."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from gateway import openai_format as fmt
+from gateway.disconnect import ClientGone, unless_disconnected
+from gateway.errors import APIError
+from gateway.intake import build_job
+from gateway.job import Chunk, Job
+from gateway.service import StreamBroken
+from gateway.state import GatewayState
+
+log = logging.getLogger(__name__)
+CLIENT_CLOSED = 499  # nginx's code for "client closed request"; never seen by the client
+
+
+async def completions(request: Request) -> Response:
+    return await _generate(request, "completion")
+
+
+async def chat_completions(request: Request) -> Response:
+    return await _generate(request, "chat")
+
+
+async def _generate(request: Request, kind: str) -> Response:
+    state: GatewayState = request.app.state.laneway
+    job = await build_job(request, kind, state)
+    # Tenant rate limits first (429 / 503 here); their x-ratelimit-* headers go on every
+    # response to a limited tenant, refusals included. meter() settles the reserved tokens.
+    reservation = await state.limiter.admit(job, state.policy_store.policy)
+    try:
+        response = await _respond(request, state, job, reservation.meter(state.service.stream(job)))
+    except APIError as exc:
+        exc.headers.update(reservation.headers)
+        raise
+    response.headers.update(reservation.headers)
+    return response
+
+
+async def _respond(request: Request, state: GatewayState, job: Job,
+                   chunks: AsyncGenerator[Chunk, None]) -> Response:
+    try:
+        # Wait for the first chunk before answering, so refusals (429) and bad input found by
+        # the worker (400) are real HTTP statuses, not events inside a 200 stream.
+        first = await unless_disconnected(request, anext(chunks))
+    except ClientGone:
+        await chunks.aclose()
+        return Response(status_code=CLIENT_CLOSED)
+    except StopAsyncIteration:
+        raise APIError(502, "worker closed the stream without output", type="server_error")
+    model = state.model_name
+    if job.stream:
+        return StreamingResponse(_sse(job, model, first, chunks), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", **_lane_headers(job)})
+    try:
+        return await unless_disconnected(request, _collect(job, model, first, chunks))
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+
+
+async def _collect(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> JSONResponse:
+    body = await collect_body(job, model, first, chunks)
+    return JSONResponse(body, headers=_lane_headers(job))
+
+
+def _lane_headers(job: Job) -> dict[str, str]:
+    """Where the request went and how long it queued there (for clients' own latency reviews)."""
+    headers = {"x-laneway-lane": job.lane.name, "x-laneway-endpoint": job.endpoint}
+    if job.queue_wait_s is not None:
+        headers["x-laneway-queue-wait-ms"] = f"{job.queue_wait_s * 1000.0:.1f}"
+    return headers
+
+
+async def collect_body(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> dict:
+    """The whole non-streaming response body (also used by the Batch API)."""
+    parts, lps, last = [first.text], list(first.logprobs), first
+    try:
+        async for c in chunks:
+            parts.append(c.text)
+            lps.extend(c.logprobs)
+            last = c
+    except StreamBroken as exc:
+        raise APIError(502, f"the worker serving this request failed: {exc}", type="server_error",
+                       code="worker_lost") from exc
+    return fmt.full_body(job, model, "".join(parts), last.finish_reason, last, lps)
+
+
+async def complete(state: GatewayState, job: Job) -> dict:
+    """Run a job to completion without HTTP (Batch API items); raises APIError like a route would."""
+    chunks = state.service.stream(job)
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        raise APIError(502, "worker closed the stream without output", type="server_error") from None
+    try:
+        return await collect_body(job, state.model_name, first, chunks)
+    finally:
+        await chunks.aclose()
+
+
+async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> AsyncIterator[str]:
+    last = first
+    try:
+        yield fmt.stream_event(job, model, first, first=True)
+        async for c in chunks:
+            last = c
+            yield fmt.stream_event(job, model, c, first=False)
+        if job.stream_usage:
+            yield fmt.usage_event(job, model, last)
+        yield fmt.DONE
+    except StreamBroken as exc:
+        yield fmt.error_event(f"the worker serving this request failed: {exc}", "worker_lost")
+        yield fmt.DONE
+    finally:
+        await chunks.aclose()  # client gone mid-stream: cancels the gRPC call, worker frees KV

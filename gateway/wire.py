@@ -1,0 +1,53 @@
+"""The one module converting gateway domain objects to gRPC messages and back."""
+
+from __future__ import annotations
+
+from laneway_proto import worker_pb2 as pb
+from gateway.job import Chunk, Job, WorkerLoad
+
+_FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.FINISH_REASON_ABORT: "abort"}
+
+
+def to_request(job: Job) -> pb.GenerateRequest:
+    s = job.sampling
+    sampling = pb.SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p,
+                                 top_k=s.top_k, stop=list(s.stop), ignore_eos=s.ignore_eos)
+    if s.seed is not None:
+        sampling.seed = s.seed
+    if s.logprobs is not None:
+        sampling.logprobs = s.logprobs
+    lane = pb.LaneInfo(name=job.lane.name, priority=job.lane.priority, preemptible=job.lane.preemptible,
+                       max_seq_share=job.lane.max_seq_share, max_kv_share=job.lane.max_kv_share)
+    req = pb.GenerateRequest(request_id=job.request_id, sampling=sampling, lane=lane, endpoint=job.endpoint,
+                             batch_id=job.batch_id,
+                             deadline_unix_ms=int(job.deadline * 1000) if job.deadline else 0)
+    if job.kind == "chat":
+        assert isinstance(job.prompt, list)
+        req.chat.messages.extend(pb.ChatMessage(role=m["role"], content=m["content"]) for m in job.prompt)
+    elif isinstance(job.prompt, str):
+        req.text = job.prompt
+    else:
+        req.token_ids.ids.extend(job.prompt)
+    return req
+
+
+def from_chunk(c: pb.GenerateChunk) -> Chunk:
+    has_usage = c.HasField("usage")
+    return Chunk(
+        token_ids=list(c.token_ids),
+        text=c.text,
+        finish_reason=_FINISH.get(c.finish_reason),
+        prompt_tokens=c.usage.prompt_tokens if has_usage else c.prompt_tokens,
+        completion_tokens=c.usage.completion_tokens,
+        cached_prompt_tokens=c.usage.cached_prompt_tokens,
+        num_preemptions=c.usage.num_preemptions,
+        logprobs=[(lp.token, lp.logprob, [(t.token, t.logprob) for t in lp.top]) for lp in c.logprobs],
+        has_usage=has_usage,
+    )
+
+
+def from_load(r: pb.LoadReport) -> WorkerLoad:
+    return WorkerLoad(num_running=r.num_running, num_waiting=r.num_waiting,
+                      num_free_kv_blocks=r.num_free_kv_blocks, num_total_kv_blocks=r.num_total_kv_blocks,
+                      num_queued_prefill_tokens=r.num_queued_prefill_tokens,
+                      max_num_seqs=max(1, r.max_num_seqs), is_draining=r.is_draining)

@@ -1,0 +1,92 @@
+"""One gRPC client per worker: generate stream, load, health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from laneway_proto import worker_pb2 as pb
+from laneway_proto import worker_pb2_grpc as pb_grpc
+from gateway.job import Chunk, Job, WorkerLoad
+from gateway.wire import from_chunk, from_load, to_request
+
+log = logging.getLogger(__name__)
+
+
+class WorkerUnavailable(Exception):
+    """The worker could not take or finish the call (down, draining, crashed)."""
+
+
+class WorkerRejected(Exception):
+    """The worker refused the request itself (bad input or full); not retried elsewhere."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
+              grpc.StatusCode.INTERNAL, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+@dataclass
+class ModelInfo:
+    model: str
+    max_model_len: int
+    block_size: int
+    vocab_size: int
+    worker_id: str
+
+
+class WorkerClient:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.channel = grpc.aio.insecure_channel(address, options=[
+            ("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
+            ("grpc.http2.max_pings_without_data", 0), ("grpc.keepalive_permit_without_calls", 1),
+        ])
+        self.stub = pb_grpc.WorkerStub(self.channel)
+        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+        self.info: ModelInfo | None = None
+        self.load = WorkerLoad()
+        self.is_healthy = False
+        self.num_inflight = 0  # calls this gateway has open on the worker
+
+    async def generate(self, job: Job) -> AsyncIterator[Chunk]:
+        """Stream chunks. Raises WorkerUnavailable (retry elsewhere if nothing was received yet)
+        or WorkerRejected (the worker said no for a reason the client must hear)."""
+        call = self.stub.Generate(to_request(job), metadata=tuple(job.trace_headers.items()))
+        self.num_inflight += 1
+        try:
+            async for msg in call:
+                yield from_chunk(msg)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _RETRYABLE:
+                raise WorkerUnavailable(f"worker {self.address}: {exc.code().name}: {exc.details()}") from exc
+            raise WorkerRejected(exc.code(), exc.details() or exc.code().name) from exc
+        finally:
+            self.num_inflight -= 1
+            call.cancel()  # no-op when finished; aborts the worker's sequence when we leave early
+
+    async def refresh(self, timeout: float = 1.0) -> bool:
+        """Health check plus load report; updates is_healthy and load."""
+        try:
+            resp = await self.health_stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            serving = resp.status == health_pb2.HealthCheckResponse.SERVING
+            if serving:
+                if self.info is None:
+                    i = await self.stub.Info(pb.InfoRequest(), timeout=timeout)
+                    self.info = ModelInfo(i.model, i.max_model_len, i.block_size, i.vocab_size, i.worker_id)
+                self.load = from_load(await self.stub.Load(pb.LoadRequest(), timeout=timeout))
+            self.is_healthy = serving and not self.load.is_draining
+        except grpc.aio.AioRpcError:
+            self.is_healthy = False
+        return self.is_healthy
+
+    async def close(self) -> None:
+        await self.channel.close()

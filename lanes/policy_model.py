@@ -1,0 +1,173 @@
+"""The whole policy file: lanes, endpoints, rules, tenants, auth, checked as one.
+
+Field-level checks live on each spec; this module holds the checks that need the whole
+file (does this lane exist? can anybody call at all?). They run only once every field
+is well formed, so a file with type errors shows those first.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, Strict, field_validator, model_validator
+
+from lanes.endpoint import EndpointSpec
+from lanes.lane import LaneKind, LaneSpec
+from lanes.rule import Rule
+from lanes.spec import NAME_EXPECTED, NAME_PATTERN, Problem, Spec, Text, raise_if_any, show_number
+from lanes.tenant_spec import ALL_ENDPOINTS, ANONYMOUS, AuthSpec, TenantSpec
+
+POLICY_VERSION = 1
+_KINDS = {kind.value for kind in LaneKind}
+
+
+class Policy(Spec):
+    """What a Laneway gateway serves, to whom, and how each request is queued."""
+
+    version: Annotated[int, Strict(), Field(json_schema_extra={"const": POLICY_VERSION})]
+    """Format version of this file; 1."""
+    default_endpoint: Text
+    """Endpoint that serves the plain /v1/chat/completions and /v1/completions URLs."""
+    lanes: Annotated[dict[Text, LaneSpec], Field(min_length=1)]
+    endpoints: Annotated[dict[Text, EndpointSpec], Field(min_length=1)]
+    rules: tuple[Rule, ...] = ()
+    """Tried in order, first match wins; unmatched requests use their endpoint's lane."""
+    tenants: dict[Text, TenantSpec] = {}
+    auth: AuthSpec = AuthSpec()
+
+    @field_validator("version")
+    @classmethod
+    def _check_version(cls, version: int) -> int:
+        if version != POLICY_VERSION:
+            raise Problem((), version, f"{POLICY_VERSION} (the only policy format so far)")
+        return version
+
+    @field_validator("lanes", mode="before")
+    @classmethod
+    def _kind_from_name(cls, lanes: Any) -> Any:
+        # A lane named after a kind need not repeat it: `bulk: {priority: 2, ...}`.
+        if not isinstance(lanes, dict):
+            return lanes
+        return {
+            name: {"kind": name, **spec} if isinstance(spec, dict) and name in _KINDS else spec
+            for name, spec in lanes.items()
+        }
+
+    def can_call(self, tenant: str, endpoint: str) -> bool:
+        """Both sides agree: the tenant may call the endpoint, and the endpoint serves the tenant."""
+        spec = self.endpoints.get(endpoint)
+        if spec is None or not spec.can_serve(tenant):
+            return False
+        if tenant == ANONYMOUS:
+            return not self.auth.required
+        tenant_spec = self.tenants.get(tenant)
+        return tenant_spec is not None and tenant_spec.can_call(endpoint)
+
+    @model_validator(mode="after")
+    def _check_whole_file(self) -> Policy:
+        problems = [
+            *self._bad_names(),
+            *self._lane_problems(),
+            *self._endpoint_problems(),
+            *self._rule_problems(),
+            *self._tenant_problems(),
+        ]
+        if self.default_endpoint not in self.endpoints:
+            problems.append(Problem(("default_endpoint",), self.default_endpoint, self._one_of_endpoints()))
+        raise_if_any(problems)
+        return self
+
+    def _bad_names(self) -> list[Problem]:
+        sections: dict[str, dict[str, Any]] = {
+            "lanes": self.lanes,
+            "endpoints": self.endpoints,
+            "tenants": self.tenants,
+        }
+        return [
+            Problem((section, name), name, NAME_EXPECTED)
+            for section, items in sections.items()
+            for name in items
+            if NAME_PATTERN.fullmatch(name) is None
+        ]
+
+    def _lane_problems(self) -> list[Problem]:
+        problems = [
+            Problem(("lanes", name, "kind"), lane.kind.value, f"{name!r} (a lane named after a kind has that kind)")
+            for name, lane in self.lanes.items()
+            if name in _KINDS and lane.kind.value != name
+        ]
+        if all(lane.backfill for lane in self.lanes.values()):
+            expected = "at least one lane with backfill: false (backfill lanes only use capacity others leave idle)"
+            problems.append(Problem(("lanes",), list(self.lanes), expected))
+        return problems
+
+    def _endpoint_problems(self) -> list[Problem]:
+        problems = []
+        for name, endpoint in self.endpoints.items():
+            lane = self.lanes.get(endpoint.lane)
+            ttft = endpoint.slo.ttft_p95_ms
+            if lane is None:
+                problems.append(Problem(("endpoints", name, "lane"), endpoint.lane, self._one_of_lanes()))
+            elif ttft is not None and ttft <= lane.batch_window.min_ms:
+                # The batch window is queue time spent on purpose; it must leave room for the model.
+                window = show_number(lane.batch_window.min_ms)
+                expected = f"more than the batch window of lane {endpoint.lane!r} ({window} ms)"
+                problems.append(Problem(("endpoints", name, "slo", "ttft_p95_ms"), ttft, expected))
+            for i, tenant in enumerate(endpoint.allowed_tenants or ()):
+                if not self._is_tenant(tenant):
+                    loc = ("endpoints", name, "allowed_tenants", i)
+                    problems.append(Problem(loc, tenant, self._one_of_tenants()))
+        return problems
+
+    def _rule_problems(self) -> list[Problem]:
+        problems = []
+        catch_all: int | None = None
+        for i, rule in enumerate(self.rules):
+            if catch_all is not None:
+                expected = f"no rule after rules[{catch_all}], which matches every request"
+                problems.append(Problem(("rules", i), rule.model_dump(exclude_defaults=True), expected))
+            if rule.lane not in self.lanes:
+                problems.append(Problem(("rules", i, "lane"), rule.lane, self._one_of_lanes()))
+            for j, endpoint in enumerate(rule.match.endpoint or ()):
+                if endpoint not in self.endpoints:
+                    loc = ("rules", i, "match", "endpoint", j)
+                    problems.append(Problem(loc, endpoint, self._one_of_endpoints()))
+            for j, tenant in enumerate(rule.match.tenant or ()):
+                if not self._is_tenant(tenant):
+                    problems.append(Problem(("rules", i, "match", "tenant", j), tenant, self._one_of_tenants()))
+            if rule.match.is_catch_all and catch_all is None:
+                catch_all = i
+        return problems
+
+    def _tenant_problems(self) -> list[Problem]:
+        problems = []
+        owner_of_key: dict[str, str] = {}
+        for name, tenant in self.tenants.items():
+            if name == ANONYMOUS:
+                expected = f"a name other than {ANONYMOUS!r}, which means 'no API key'"
+                problems.append(Problem(("tenants", name), name, expected))
+            for i, endpoint in enumerate(tenant.endpoints):
+                if endpoint not in self.endpoints and endpoint != ALL_ENDPOINTS:
+                    expected = self._one_of_endpoints() + ', or "*"'
+                    problems.append(Problem(("tenants", name, "endpoints", i), endpoint, expected))
+            for i, key in enumerate(tenant.keys_sha256):
+                if key in owner_of_key:
+                    expected = f"a key used once (tenant {owner_of_key[key]!r} has it too)"
+                    problems.append(Problem(("tenants", name, "keys_sha256", i), key, expected))
+                owner_of_key.setdefault(key, name)
+        if self.auth.required and not self.tenants:
+            expected = "false, or at least one tenant under tenants (nobody could call)"
+            problems.append(Problem(("auth", "required"), True, expected))
+        return problems
+
+    def _is_tenant(self, name: str) -> bool:
+        return name in self.tenants or name == ANONYMOUS
+
+    def _one_of_lanes(self) -> str:
+        return "one of the lanes: " + ", ".join(self.lanes)
+
+    def _one_of_endpoints(self) -> str:
+        return "one of the endpoints: " + ", ".join(self.endpoints)
+
+    def _one_of_tenants(self) -> str:
+        return "one of the tenants: " + ", ".join([*self.tenants, ANONYMOUS])

@@ -1,0 +1,1 @@
+"""Benchmarks that run whole Laneway deployments side by side (`laneway bench lanes`)."""

@@ -1,0 +1,66 @@
+"""`laneway review TRACES [--compare OTHER] [--policy FILE] [--format ...] [--plot out.png]`.
+
+TRACES is a JSON lines span file or a directory of them (e.g. .laneway/traces, where a
+gateway without a collector writes). Exit status: 0 when every endpoint with a budget is
+within it, 1 when one is over, 2 when the input cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gateway.config import DEFAULT_POLICY
+from laneway.review.endpoint_review import review
+from laneway.review.plot import PlotUnavailable, plot_ttft
+from laneway.review.render import FORMATS, Run, render
+from laneway.review.request_row import RequestRow, request_rows
+from laneway.telemetry import read_spans
+from lanes.policy import Policy, PolicyError, load_policy
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("traces", type=Path, help="a .jsonl span file or a directory of them")
+    p.add_argument("--compare", type=Path, default=None, metavar="OTHER_TRACES",
+                   help="a second run, shown side by side with deltas (second minus first)")
+    p.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="policy whose budgets to judge against")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--plot", type=Path, default=None, metavar="OUT_PNG", help="TTFT distribution per endpoint")
+    p.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(a.policy)
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        loaded = [_load(a.traces)] + ([_load(a.compare)] if a.compare is not None else [])
+    except (FileNotFoundError, OSError) as exc:
+        print(f"laneway review: {exc}", file=sys.stderr)
+        return 2
+    runs = [_run(str(path), rows, num_files, skipped, policy) for path, rows, num_files, skipped in loaded]
+    print(render(runs, a.format))
+    if a.plot is not None:
+        try:
+            plot_ttft([(str(path), rows) for path, rows, _, _ in loaded], policy, a.plot)
+        except PlotUnavailable as exc:
+            print(f"laneway review: {exc}", file=sys.stderr)
+            return 2
+        print(f"\nTTFT distributions written to {a.plot}", file=sys.stderr)
+    return 1 if any(r.over_budget_ms is not None for r in runs[-1].rows) else 0
+
+
+def _load(path: Path) -> tuple[Path, list[RequestRow], int, int]:
+    contents = read_spans([path])
+    if not contents.files:
+        raise FileNotFoundError(f"no .jsonl trace files in {path}")
+    return path, request_rows(contents.spans), len(contents.files), contents.num_skipped_lines
+
+
+def _run(label: str, rows: list[RequestRow], num_files: int, skipped: int, policy: Policy) -> Run:
+    return Run(label=label, rows=review(rows, policy), num_requests=len(rows), num_files=num_files,
+               num_skipped_lines=skipped, start_s=min((r.start_s for r in rows), default=None),
+               end_s=max((r.end_s for r in rows), default=None))

@@ -1,0 +1,198 @@
+"""`laneway serve`: workers and a gateway on one machine, supervised.
+
+Workers are child processes (restarted with backoff if they crash); the gateway runs in
+this process on uvicorn. Children get PDEATHSIG so even a SIGKILL of the launcher leaves
+no orphan worker; on Ctrl-C/SIGTERM the gateway stops first, then workers drain.
+
+Redis (rate limits, Batch API): a private `redis-server` from PATH (Debian's package;
+`make install` installs it) with AOF persistence in the data directory ($LANEWAY_DATA_DIR,
+default ./.laneway), unless --redis-url / LANEWAY_REDIS_URL names one or --no-redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from gateway.config import DEFAULT_POLICY
+from gateway.main import add_edge_arguments, server_config_from_args
+from laneway.parent_watch import child_env
+from laneway.redis_server import RedisServer, RedisServerError, data_dir_from_env
+
+log = logging.getLogger("laneway.serve")
+MIN_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+STABLE_S = 60.0  # a worker that ran this long before dying crashed anew: its backoff starts over
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WorkerProcess:
+    def __init__(self, port: int, args: list[str]) -> None:
+        self.port = port
+        self.args = args
+        self.proc: subprocess.Popen | None = None
+        self.num_restarts = 0
+        self.backoff_s = MIN_BACKOFF_S
+        self.started_at = 0.0
+        self.restart_at: float | None = None  # set while a restart waits out its backoff
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "laneway.cli", "worker", "--port", str(self.port), *self.args]
+        # No preexec_fn: the worker sets its own parent-death signal (laneway/parent_watch.py).
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **child_env()})
+        self.started_at = time.monotonic()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Supervisor:
+    """Restarts crashed workers with exponential backoff (each on its own clock, so one worker
+    in a crash loop never delays another's restart); the gateway's pool refresh re-admits a
+    restarted worker once its health check passes, on the same address."""
+
+    def __init__(self, workers: list[WorkerProcess]) -> None:
+        self.workers = workers
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # stop() never races a restart into an orphan
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            for w in self.workers:
+                w.stop()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                for w in self.workers:
+                    self._check(w, time.monotonic())
+
+    def _check(self, w: WorkerProcess, now: float) -> None:
+        if w.restart_at is None:
+            code = w.proc.poll() if w.proc else None
+            if code is None:
+                return
+            if now - w.started_at >= STABLE_S:
+                w.backoff_s = MIN_BACKOFF_S
+            w.restart_at = now + w.backoff_s
+            log.error("worker on port %d exited with %s; restarting in %.0fs", w.port, code, w.backoff_s)
+        elif now >= w.restart_at:
+            w.restart_at = None
+            w.backoff_s = min(MAX_BACKOFF_S, w.backoff_s * 2)
+            w.num_restarts += 1
+            log.warning("restarting worker on port %d (restart %d)", w.port, w.num_restarts)
+            w.start()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=os.environ.get("LANEWAY_MODEL", "small"),
+                   help="preset (tiny, small) or local HF model directory")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--policy", type=Path, default=Path(os.environ.get("LANEWAY_POLICY", DEFAULT_POLICY)))
+    p.add_argument("--kv-cache-memory", default="512MB")
+    p.add_argument("--worker-arg", action="append", default=[], help="extra argument passed to each worker")
+    p.add_argument("--redis-url", default=os.environ.get("LANEWAY_REDIS_URL") or None,
+                   help="use this Redis instead of starting a private one (default: $LANEWAY_REDIS_URL)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="where the private Redis keeps its AOF (default: $LANEWAY_DATA_DIR or ./.laneway)")
+    p.add_argument("--no-redis", action="store_true",
+                   help="run without Redis: no rate limits, no Batch API")
+    add_edge_arguments(p)
+
+
+def run(a: argparse.Namespace) -> int:
+    from gateway.app import create_app
+    from gateway.config import GatewayConfig
+    from gateway.server import serve
+    from lanes.policy import PolicyError, load_policy
+
+    logging.basicConfig(level=os.environ.get("LANEWAY_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        load_policy(a.policy)
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    threads = max(1, (os.cpu_count() or 1) // a.workers)
+    worker_args = ["--model", a.model, "--kv-cache-memory", a.kv_cache_memory, "--num-threads", str(threads),
+                   *a.worker_arg]
+    try:
+        redis = _private_redis(a)  # first: a missing redis-server stops us before any worker starts
+    except RedisServerError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    workers = [WorkerProcess(free_port(), worker_args) for _ in range(a.workers)]
+    supervisor = Supervisor(workers)
+    supervisor.start()
+    redis_url = redis.url if redis is not None else a.redis_url
+    config = GatewayConfig(worker_addresses=tuple(w.address for w in workers), policy_path=a.policy,
+                           redis_url=redis_url, max_body_bytes=a.max_body_bytes,
+                           request_body_timeout_s=a.request_body_timeout)
+    url = f"http://{a.host}:{a.port}"
+    where = f"private Redis in {redis.data_dir}" if redis else (f"Redis {redis_url}" if redis_url else "no Redis")
+    print(f"\nLaneway: gateway {url}, {a.workers} worker(s) serving {a.model!r}, policy {a.policy}, {where}\n"
+          f"Try:\n  curl {url}/v1/completions -H 'Content-Type: application/json' "
+          f"-d '{{\"prompt\": \"Hello\", \"max_tokens\": 16}}'\n", flush=True)
+    try:
+        _wait_ready(workers, timeout_s=120)
+        serve(create_app(config), server_config_from_args(a))  # SIGTERM: the gateway drains, then workers do
+    except KeyboardInterrupt:
+        pass
+    finally:
+        supervisor.stop()
+        if redis is not None:
+            redis.stop()
+    return 0
+
+
+def _private_redis(a: argparse.Namespace) -> RedisServer | None:
+    """Start the private Redis unless one is named (--redis-url) or none is wanted (--no-redis)."""
+    if a.redis_url or a.no_redis:
+        return None
+    return RedisServer((a.data_dir or data_dir_from_env()) / "redis").start()
+
+
+def _wait_ready(workers: list[WorkerProcess], timeout_s: float) -> None:
+    """Block until each worker's port accepts connections (the model is loaded)."""
+    deadline = time.monotonic() + timeout_s
+    for w in workers:
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", w.port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)

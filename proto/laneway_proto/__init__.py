@@ -1,0 +1,1 @@
+"""Generated gRPC/protobuf stubs for the gateway-worker contract (see worker.proto)."""

@@ -1,0 +1,91 @@
+"""Admission at arrival (queue depth, predicted wait) and expiry while queued."""
+
+import pytest
+
+from gateway.errors import APIError
+from tests.gateway.lanes.factories import running
+
+pytestmark = pytest.mark.anyio
+
+
+def refusal_of(task) -> APIError:
+    assert task.done(), "the job should have been refused by now"
+    exc = task.exception()
+    assert isinstance(exc, APIError), f"expected an APIError, got {exc!r}"
+    return exc
+
+
+async def test_a_full_queue_refuses_at_once_with_429_and_reason():
+    async with running(is_healthy=False) as rig:  # interactive: max_queue_depth 8
+        _, queued = await rig.submit_many("inline", 8)
+        assert not any(t.done() for t in queued), "8 fit: the rate is unknown, so nothing predicts a wait"
+
+        err = refusal_of(await rig.submit(rig.job("inline")))
+        assert err.status == 429 and err.code == "queue-full"
+        assert err.headers["x-laneway-reject-reason"] == "queue-full"
+        assert int(err.headers["Retry-After"]) >= 1
+        stats = rig.stats("interactive")
+        assert (stats.queue_depth, stats.num_refused) == (8, {"queue-full": 1})
+
+
+async def _learn_half_a_second_per_job(rig) -> None:
+    """Four chat jobs wait 2 s for a worker, then leave together: 0.5 s per job."""
+    rig.pool.is_healthy = False
+    _, tasks = await rig.submit_many("chat", 4)
+    await rig.until(ms=2000)
+    rig.pool.set_healthy(True)
+    await rig.clock.advance(0)
+    assert all(t.done() for t in tasks)
+    assert rig.stats("streaming").seconds_per_job == pytest.approx(0.5)
+    rig.pool.is_healthy = False
+
+
+async def test_a_predicted_wait_over_the_endpoint_budget_is_refused_with_that_wait():
+    async with running() as rig:  # chat: slo.ttft_p95_ms 2000 in lane streaming (max wait 5000 ms)
+        await _learn_half_a_second_per_job(rig)
+        _, admitted = await rig.submit_many("chat", 5)  # the 5th sees 4 ahead: 2.0 s, just within
+        assert not any(t.done() for t in admitted)
+
+        err = refusal_of(await rig.submit(rig.job("chat")))  # 5 ahead: 2.5 s > 2.0 s
+        assert err.status == 429 and err.code == "budget"
+        assert err.headers["x-laneway-reject-reason"] == "budget"
+        assert err.headers["Retry-After"] == "3", "Retry-After is the predicted wait, rounded up"
+        assert "slo.ttft_p95_ms" in err.message and "2500 ms" in err.message
+        assert rig.stats("streaming").num_refused == {"budget": 1}
+
+
+async def test_a_predicted_wait_over_the_clients_own_deadline_is_refused():
+    async with running() as rig:
+        await _learn_half_a_second_per_job(rig)
+        await rig.submit_many("chat", 2)  # 1.0 s of queue ahead
+        err = refusal_of(await rig.submit(rig.job("chat", deadline_ms=800)))
+        assert err.code == "budget" and "deadline" in err.message
+        patient = await rig.submit(rig.job("chat", deadline_ms=1200))
+        assert not patient.done()
+
+
+async def test_a_job_whose_deadline_passes_while_queued_is_refused_not_dropped():
+    async with running(is_healthy=False) as rig:  # interactive: max_queue_wait_ms 1000
+        task = await rig.submit(rig.job("inline"))
+        await rig.until(ms=999)
+        assert not task.done(), "no healthy worker: the job waits"
+        await rig.until(ms=1000)
+        err = refusal_of(task)
+        assert err.status == 429 and err.code == "deadline"
+        assert err.headers["x-laneway-reject-reason"] == "deadline"
+        stats = rig.stats("interactive")
+        assert (stats.queue_depth, stats.num_dispatched, stats.num_refused) == (0, 0, {"deadline": 1})
+        rig.pool.set_healthy(True)
+        await rig.clock.advance(0)
+        assert rig.pool.picks == [], "an expired job is never dispatched"
+
+
+async def test_queued_jobs_leave_as_soon_as_a_worker_becomes_healthy():
+    async with running(is_healthy=False) as rig:
+        job = rig.job("inline")
+        task = await rig.submit(job)
+        await rig.until(ms=300)
+        assert not task.done()
+        rig.pool.set_healthy(True)  # sets pool.changed, as a refresh would
+        await rig.clock.advance(0)
+        assert task.done() and job.dispatched_at == rig.t(300)

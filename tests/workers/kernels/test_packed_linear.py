@@ -1,0 +1,63 @@
+"""Pre-packed oneDNN linears (kernels/packed_linear.py) give exactly F.linear's results."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from workers.kernels.packed_linear import pack_weight, packed_linear
+from workers.layers.linear import Linear
+from workers.models.config import ModelConfig
+from workers.models.llama import build_model
+
+needs_packing = pytest.mark.skipif(pack_weight(torch.zeros(2, 2, dtype=torch.bfloat16)) is None,
+                                   reason="no oneDNN bfloat16 weight packing here")
+
+
+@needs_packing
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize(("out_features", "in_features"), [(1280, 768), (768, 3072), (320, 768), (40, 24)])
+def test_bitwise_equal_to_f_linear(bias, out_features, in_features):
+    dtype = torch.bfloat16
+    gen = torch.Generator().manual_seed(0)
+    weight = (torch.randn(out_features, in_features, generator=gen) * 0.02).to(dtype)
+    b = torch.randn(out_features, generator=gen).to(dtype) if bias else None
+    packed = pack_weight(weight)
+    for rows in (1, 2, 7, 16, 64, 300):  # one packing serves every batch size
+        x = torch.randn(rows, in_features, generator=gen).to(dtype)
+        assert torch.equal(packed_linear(x, packed, b), F.linear(x, weight, b)), f"{rows} rows"
+
+
+@needs_packing
+def test_rows_never_affect_each_other():
+    """Batch invariance (a row's result is the same alone or among 300 others), which also
+    makes padding small inputs up to MIN_ROWS exact."""
+    gen = torch.Generator().manual_seed(1)
+    weight = (torch.randn(6144, 768, generator=gen) * 0.02).to(torch.bfloat16)
+    packed = pack_weight(weight)
+    x = torch.randn(300, 768, generator=gen).to(torch.bfloat16)
+    together = packed_linear(x, packed, None)
+    for row in (0, 1, 2, 3, 150, 299):
+        assert torch.equal(packed_linear(x[row:row + 1], packed, None), together[row:row + 1])
+    assert packed_linear(x[:2], packed, None).shape == (2, 6144)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_other_dtypes_are_not_packed(dtype):
+    layer = Linear(8, 4, bias=False, dtype=dtype)
+    assert not layer.pack() and layer.packed is None
+
+
+@needs_packing
+def test_packed_model_gives_the_same_logits():
+    config = replace(ModelConfig.preset("tiny"), dtype="bfloat16")
+    plain, packed = build_model(config, seed=1), build_model(config, seed=1)
+    assert packed.pack_weights() == 4 * config.num_layers + 1  # qkv, o, gate_up, down; tied head
+    x = torch.randn(5, config.hidden_size).to(torch.bfloat16)
+    with torch.inference_mode():
+        for layer_plain, layer_packed in zip(plain.model.layers, packed.model.layers):
+            assert torch.equal(layer_plain.mlp(x), layer_packed.mlp(x))
+        assert torch.equal(plain.compute_logits(x), packed.compute_logits(x))

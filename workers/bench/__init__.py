@@ -1,0 +1,1 @@
+"""Benchmarks of one worker's engine in-process (`laneway bench engine`)."""

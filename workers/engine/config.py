@@ -1,0 +1,42 @@
+"""Frozen engine configuration, validated once at start-up.
+
+Facts discovered at run time (number of KV blocks that fit the memory budget) live in
+`CacheRuntime`, never mutated back into config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    max_num_seqs: int = 64  # cap on sequences in one step
+    max_num_batched_tokens: int = 512  # per-step token budget (decodes + prefill chunks)
+    max_model_len: int = 2048
+
+    def __post_init__(self) -> None:
+        assert self.max_num_seqs > 0, "max_num_seqs must be positive"
+        assert self.max_num_batched_tokens > 0, "max_num_batched_tokens must be positive"
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    block_size: int = 16
+    kv_cache_memory_bytes: int | None = None  # None: use kv_cache_memory_fraction of free memory
+    kv_cache_memory_fraction: float = 0.1
+    enable_prefix_caching: bool = True
+
+    def __post_init__(self) -> None:
+        assert self.block_size > 0, "block_size must be positive"
+        assert 0.0 < self.kv_cache_memory_fraction <= 0.9, "kv_cache_memory_fraction in (0, 0.9]"
+
+
+@dataclass(frozen=True)
+class CacheRuntime:
+    num_blocks: int
+    block_size: int
+
+    @property
+    def num_slots(self) -> int:
+        return self.num_blocks * self.block_size

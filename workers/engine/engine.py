@@ -1,0 +1,146 @@
+"""The engine: one step plans a forward pass, runs it, and turns samples into outputs.
+
+Scheduler and block manager are pure Python; the model runner and sampler hold all torch
+work. The engine loop (engine_loop.py) calls `step()` on its own thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence as Seq
+from dataclasses import dataclass
+
+from workers.engine.detokenizer import IncrementalDetokenizer
+from workers.engine.outputs import RequestOutput, Usage
+from workers.engine.scheduler import Scheduler
+from workers.engine.scheduler_output import SchedulerOutput
+from workers.engine.sequence import SeqStatus, Sequence
+
+# (logits rows for the seqs that sample, those seqs) -> one token id per seq, plus logprobs
+SampleFn = Callable[[object, list[Sequence]], object]
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """One engine step that ran the model, for metrics (handed to `Engine.on_step`)."""
+
+    num_seqs: int  # sequences in the forward pass: the batch size
+    num_batched_tokens: int
+    num_preempted: int
+    duration_s: float  # schedule + forward + sample + postprocess
+
+
+class Engine:
+    def __init__(self, scheduler: Scheduler, runner, sample_fn: SampleFn, tokenizer) -> None:
+        self.scheduler = scheduler
+        self.runner = runner
+        self.sample_fn = sample_fn
+        self.tokenizer = tokenizer
+        self.num_steps = 0
+        self.num_preemptions = 0  # since start; read by the metrics endpoint on another thread
+        # Called on the engine thread after each step that ran the model: keep it to a few
+        # counter updates (workers/telemetry does), never I/O.
+        self.on_step: Callable[[StepStats], None] | None = None
+
+    def add(self, seq: Sequence) -> None:
+        seq.detokenizer = IncrementalDetokenizer(self.tokenizer, seq.token_ids[: seq.num_prompt_tokens],
+                                                 stop=seq.sampling.stop)
+        self.scheduler.add(seq)
+
+    def abort(self, seq_id: str) -> bool:
+        return self.scheduler.abort(seq_id)
+
+    def has_work(self) -> bool:
+        return self.scheduler.has_unfinished
+
+    def step(self) -> list[RequestOutput]:
+        started = time.perf_counter()
+        out = self.scheduler.schedule()
+        sampled = self._execute(out)
+        outputs = self._postprocess(out, sampled)
+        self._report(out, time.perf_counter() - started)
+        return outputs
+
+    def _report(self, out: SchedulerOutput, duration_s: float) -> None:
+        self.num_preemptions += len(out.preempted)
+        if self.on_step is not None and not out.is_empty:
+            self.on_step(StepStats(num_seqs=len(out.scheduled), num_batched_tokens=out.num_batched_tokens,
+                                   num_preempted=len(out.preempted), duration_s=duration_s))
+
+    def _execute(self, out: SchedulerOutput) -> dict[str, int]:
+        if out.is_empty:
+            return {}
+        now = time.time()
+        for s in out.scheduled:
+            if s.seq.first_scheduled_time is None:
+                s.seq.first_scheduled_time = now
+            if s.seq.first_token_time is None:
+                s.seq.num_prefill_chunks += 1
+        logits = self.runner.run(out)
+        sampling_seqs = [s.seq for s in out.scheduled if s.needs_sample]
+        if not sampling_seqs:
+            return {}
+        result = self.sample_fn(logits, sampling_seqs)
+        for seq, lp in zip(sampling_seqs, result.logprobs):
+            if lp is not None:
+                seq.output_logprobs.append(lp)
+        self.num_steps += 1
+        return {seq.seq_id: tok for seq, tok in zip(sampling_seqs, result.token_ids)}
+
+    def _postprocess(self, out: SchedulerOutput, sampled: dict[str, int]) -> list[RequestOutput]:
+        outputs = [self._finish_output(seq, []) for seq in out.aborted]
+        now = time.time()
+        for seq in self.scheduler.postprocess(out, sampled):
+            new_ids = [sampled[seq.seq_id]] if seq.seq_id in sampled else []
+            if new_ids and seq.first_token_time is None:
+                seq.first_token_time = now
+            outputs.append(self._output(seq, new_ids))
+        return outputs
+
+    def _output(self, seq: Sequence, new_ids: list[int]) -> RequestOutput:
+        detok = seq.detokenizer
+        assert detok is not None, f"sequence {seq.seq_id} was added without a detokenizer"
+        # The eos token ends the text; it is counted but never rendered.
+        renderable = [t for t in new_ids if not self._is_eos(seq, t)]
+        step = detok.step(renderable)
+        text = step.text_delta
+        if step.stop_matched and not seq.status.is_finished:
+            self.scheduler.finish(seq, SeqStatus.FINISHED_STOPPED)
+        if seq.status.is_finished:
+            return self._finish_output(seq, new_ids, text)
+        lps = seq.output_logprobs[-len(new_ids):] if new_ids and seq.sampling.logprobs is not None else []
+        return RequestOutput(seq.seq_id, new_ids, text, logprobs=lps)
+
+    def _finish_output(self, seq: Sequence, new_ids: list[int], text: str = "") -> RequestOutput:
+        if seq.finish_time is None:
+            seq.finish_time = time.time()
+        if seq.detokenizer is not None and seq.status is not SeqStatus.FINISHED_ABORTED:
+            text += seq.detokenizer.flush()
+        queue_s = (seq.first_scheduled_time or time.time()) - seq.arrival_time
+        usage = Usage(
+            prompt_tokens=seq.num_prompt_tokens,
+            completion_tokens=seq.num_output_tokens,
+            cached_prompt_tokens=seq.num_cached_tokens,
+            num_preemptions=seq.num_preemptions,
+            queue_ms=queue_s * 1000.0,
+        )
+        lps = seq.output_logprobs[-len(new_ids):] if new_ids and seq.sampling.logprobs is not None else []
+        return RequestOutput(seq.seq_id, new_ids, text, finish_reason=seq.status.finish_reason,
+                             usage=usage, logprobs=lps)
+
+    @staticmethod
+    def _is_eos(seq: Sequence, token_id: int) -> bool:
+        return (token_id == seq.eos_token_id and not seq.sampling.ignore_eos) or token_id in seq.sampling.stop_token_ids
+
+
+def drain(engine: Engine, seqs: Seq[Sequence], max_steps: int = 100_000) -> dict[str, list[RequestOutput]]:
+    """Run the engine until idle and collect outputs per sequence (offline use and tests)."""
+    for seq in seqs:
+        engine.add(seq)
+    collected: dict[str, list[RequestOutput]] = {s.seq_id: [] for s in seqs}
+    for _ in range(max_steps):
+        if not engine.has_work():
+            return collected
+        for o in engine.step():
+            collected.setdefault(o.seq_id, []).append(o)
+    raise AssertionError(f"engine still busy after {max_steps} steps")

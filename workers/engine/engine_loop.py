@@ -1,0 +1,117 @@
+"""Runs the engine on a plain thread; the async gRPC side talks to it through a hand-off queue.
+
+Commands (add, abort) cross into the thread through `_inbox`; outputs cross back through
+each sequence's `on_output` callback, which the servicer binds to its event loop with
+`call_soon_threadsafe`. The thread sleeps on the inbox when there is no work.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+from workers.engine.engine import Engine
+from workers.engine.outputs import RequestOutput
+from workers.engine.sequence import Sequence
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadSnapshot:
+    num_running: int = 0
+    num_waiting: int = 0
+    num_free_kv_blocks: int = 0
+    num_total_kv_blocks: int = 0
+    num_queued_prefill_tokens: int = 0
+
+
+class EngineLoop:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="engine-loop", daemon=True)
+        self._stopping = threading.Event()
+        self._live: dict[str, Sequence] = {}  # routing only: id -> the one Sequence object
+        self.load = self._snapshot()
+        self.fatal_error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._inbox.put(("wake", None))
+        self._thread.join(timeout)
+
+    def add(self, seq: Sequence) -> None:
+        self._inbox.put(("add", seq))
+
+    def abort(self, seq_id: str) -> None:
+        self._inbox.put(("abort", seq_id))
+
+    def is_live(self, seq_id: str) -> bool:
+        return seq_id in self._live
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self._drain_inbox(block=not self.engine.has_work())
+                if self.engine.has_work():
+                    self._deliver(self.engine.step())
+                self.load = self._snapshot()
+        except BaseException as exc:  # the model failed: fail every request, loudly
+            log.exception("engine loop crashed")
+            self.fatal_error = exc
+            for seq in list(self._live.values()):
+                self._send(seq, RequestOutput(seq.seq_id, [], "", finish_reason="abort",
+                                              error=f"engine failure: {exc.__class__.__name__}"))
+            self._live.clear()
+
+    def _drain_inbox(self, block: bool) -> None:
+        try:
+            item = self._inbox.get(timeout=0.5) if block else self._inbox.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._apply(*item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _apply(self, kind: str, arg: object) -> None:
+        if kind == "add":
+            assert isinstance(arg, Sequence)
+            self._live[arg.seq_id] = arg
+            self.engine.add(arg)
+        elif kind == "abort":
+            assert isinstance(arg, str)
+            self.engine.abort(arg)
+
+    def _deliver(self, outputs: list[RequestOutput]) -> None:
+        for out in outputs:
+            seq = self._live.get(out.seq_id)
+            if seq is None:
+                continue
+            if out.is_finished:
+                del self._live[out.seq_id]
+            self._send(seq, out)
+
+    @staticmethod
+    def _send(seq: Sequence, out: RequestOutput) -> None:
+        if seq.on_output is not None:
+            seq.on_output(out)
+
+    def _snapshot(self) -> LoadSnapshot:
+        sched = self.engine.scheduler
+        bm = sched.block_manager
+        return LoadSnapshot(
+            num_running=sched.num_running,
+            num_waiting=sched.num_waiting,
+            num_free_kv_blocks=bm.num_free_blocks,
+            num_total_kv_blocks=bm.num_total_blocks,
+            num_queued_prefill_tokens=sched.num_queued_prefill_tokens,
+        )

@@ -1,0 +1,145 @@
+"""One `Sequence` carries a request through the worker: queue, schedule, KV, sampling, output.
+
+Nothing else keeps per-request facts. The scheduling rule reads only two counters:
+`num_computed_tokens` (tokens whose K/V are in the paged cache) and `num_tokens`
+(prompt + generated tokens known so far). Prefill, chunked prefill, prefix-cache hits,
+recompute after preemption and decode are all "let the first catch up with the second".
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workers.engine.detokenizer import IncrementalDetokenizer
+
+_arrival_counter = itertools.count()
+
+
+class SeqStatus(IntEnum):
+    """Ordered: every status >= FINISHED_STOPPED is a finished one."""
+
+    WAITING = 0
+    RUNNING = 1
+    FINISHED_STOPPED = 10
+    FINISHED_LENGTH = 11
+    FINISHED_ABORTED = 12
+
+    @property
+    def is_finished(self) -> bool:
+        return self >= SeqStatus.FINISHED_STOPPED
+
+    @property
+    def finish_reason(self) -> str | None:
+        return _FINISH_REASONS.get(self)
+
+
+_FINISH_REASONS = {
+    SeqStatus.FINISHED_STOPPED: "stop",
+    SeqStatus.FINISHED_LENGTH: "length",
+    SeqStatus.FINISHED_ABORTED: "abort",
+}
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Validated at the edge (gRPC servicer); the engine trusts these values."""
+
+    max_tokens: int = 16
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0  # 1 means off
+    top_k: int = 0  # 0 means off
+    seed: int | None = None  # same seed -> same tokens, whatever else is in the batch
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    ignore_eos: bool = False
+    logprobs: int | None = None  # None: no logprobs; k >= 0: sampled token plus top-k
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class LanePolicy:
+    """What the gateway's lane says about how this request may be scheduled."""
+
+    name: str = "default"
+    priority: int = 0  # lower number is served first
+    preemptible: bool = True
+    max_seq_share: float = 1.0  # share of max_num_seqs this lane may hold while running
+    max_kv_share: float = 1.0  # share of KV blocks this lane may hold
+
+
+@dataclass(eq=False)
+class Sequence:
+    seq_id: str
+    token_ids: list[int]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    lane: LanePolicy = field(default_factory=LanePolicy)
+    deadline: float | None = None  # unix seconds; earlier deadlines go first within a priority
+    eos_token_id: int | None = None
+
+    status: SeqStatus = SeqStatus.WAITING
+    num_prompt_tokens: int = 0
+    num_computed_tokens: int = 0
+    num_cached_tokens: int = 0  # prompt tokens served from the prefix cache at the last admission
+    block_table: list[int] = field(default_factory=list)
+    num_preemptions: int = 0
+    arrival_time: float = field(default_factory=time.time)
+    arrival_order: int = field(default_factory=lambda: next(_arrival_counter))
+    first_scheduled_time: float | None = None
+    # Set by the engine for traces and metrics (read once the sequence ends, off the engine thread).
+    first_token_time: float | None = None
+    finish_time: float | None = None
+    num_prefill_chunks: int = 0  # steps that computed part of the prompt before the first token
+    # Log-probabilities of sampled tokens, one entry per output token when requested:
+    # (logprob of sampled token, [(token_id, logprob), ...] top-k alternatives).
+    output_logprobs: list[tuple[float, list[tuple[int, float]]]] = field(default_factory=list)
+    # Output plumbing owned by the engine loop: text state and where outputs go.
+    detokenizer: IncrementalDetokenizer | None = None
+    on_output: Callable[[Any], None] | None = None
+    trace_context: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert self.token_ids, f"sequence {self.seq_id} has an empty prompt"
+        if self.num_prompt_tokens == 0:
+            self.num_prompt_tokens = len(self.token_ids)
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def num_output_tokens(self) -> int:
+        return self.num_tokens - self.num_prompt_tokens
+
+    @property
+    def output_token_ids(self) -> list[int]:
+        return self.token_ids[self.num_prompt_tokens :]
+
+    @property
+    def num_uncomputed_tokens(self) -> int:
+        return self.num_tokens - self.num_computed_tokens
+
+    @property
+    def is_prefill(self) -> bool:
+        """True while more than the last sampled token remains to be computed."""
+        return self.num_uncomputed_tokens > 1
+
+    @property
+    def priority(self) -> int:
+        return self.lane.priority
+
+    def sort_key(self) -> tuple[int, float, int]:
+        """Priority, then earliest deadline, then arrival (preempted seqs keep their place)."""
+        deadline = self.deadline if self.deadline is not None else float("inf")
+        return (self.lane.priority, deadline, self.arrival_order)
+
+    def append_token(self, token_id: int) -> None:
+        self.token_ids.append(token_id)

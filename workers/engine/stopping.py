@@ -1,0 +1,18 @@
+"""When a sequence is done after a new token. Stop strings need text, so the detokenizer
+checks them outside and calls Scheduler.finish()."""
+
+from __future__ import annotations
+
+from workers.engine.sequence import Sequence, SeqStatus
+
+
+def finish_status(seq: Sequence, max_model_len: int) -> SeqStatus | None:
+    """Status for seq after its last token was appended, or None to keep going."""
+    token_id = seq.token_ids[-1]
+    if token_id in seq.sampling.stop_token_ids:
+        return SeqStatus.FINISHED_STOPPED
+    if token_id == seq.eos_token_id and not seq.sampling.ignore_eos:
+        return SeqStatus.FINISHED_STOPPED
+    if seq.num_output_tokens >= seq.sampling.max_tokens or seq.num_tokens >= max_model_len:
+        return SeqStatus.FINISHED_LENGTH
+    return None

@@ -1,0 +1,124 @@
+"""Llama-family decoder (Llama, Mistral, Qwen2) over a flattened token batch and a paged KV pool.
+
+Module names mirror Hugging Face's (model.layers.N.self_attn...), except that q/k/v and
+gate/up are fused; the loader maps the split checkpoint tensors onto the fused rows.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from workers.kernels.metadata import AttentionMetadata
+from workers.kernels.packed_linear import pack_weight, packed_linear
+from workers.layers.attention import Attention
+from workers.layers.linear import Linear
+from workers.layers.mlp import SwiGLU
+from workers.layers.norm import RMSNorm
+from workers.layers.rotary import RotaryEmbedding
+from workers.models.config import ModelConfig
+
+KVCache = tuple[torch.Tensor, torch.Tensor]  # (k_cache, v_cache), each (num_blocks, block_size, Hkv, D)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        dtype = getattr(torch, config.dtype)
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps, dtype)
+        self.self_attn = Attention(config)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps, dtype)
+        self.mlp = SwiGLU(config.hidden_size, config.intermediate_size, dtype)
+
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_cache: KVCache, md: AttentionMetadata
+    ) -> torch.Tensor:  # (T, hidden)
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache, md)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class LlamaModel(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        dtype = getattr(torch, config.dtype)
+        embeddings = torch.empty(config.vocab_size, config.hidden_size, dtype=dtype)  # set by init/loader
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, _weight=embeddings, _freeze=True)
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps, dtype)
+
+
+class LlamaForCausalLM(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model = LlamaModel(config)
+        # Tied checkpoints reuse the embedding matrix (compute_logits reads it directly).
+        dtype = getattr(torch, config.dtype)
+        self.lm_head = (
+            None if config.tie_word_embeddings else Linear(config.hidden_size, config.vocab_size, False, dtype)
+        )
+        self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling)
+        self.tied_head_packed: torch.Tensor | None = None  # the embedding matrix packed as a head
+
+    def pack_weights(self) -> int:
+        """Pre-pack every matmul weight for fast CPU inference (see kernels/packed_linear.py).
+
+        Call once the weights are final; returns how many were packed (0 where packing does
+        not apply, e.g. float32 or CUDA). Packed copies sit beside the plain weights: for
+        bfloat16 on CPU the weights take twice their size in memory."""
+        num_packed = sum(m.pack() for m in self.modules() if isinstance(m, Linear))
+        if self.lm_head is None:
+            self.tied_head_packed = pack_weight(self.model.embed_tokens.weight)
+            num_packed += self.tied_head_packed is not None
+        return num_packed
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (T,)
+        positions: torch.Tensor,  # (T,)
+        kv_caches: list[KVCache],  # one per layer
+        md: AttentionMetadata,
+    ) -> torch.Tensor:  # (T, hidden)
+        assert len(kv_caches) == len(self.model.layers), (
+            f"{len(kv_caches)} KV caches for {len(self.model.layers)} layers"
+        )
+        x = self.model.embed_tokens(input_ids)  # (T, hidden)
+        cos, sin = self.rotary.lookup(positions, x.dtype)  # (T, 1, D) each, shared by all layers
+        for layer, kv_cache in zip(self.model.layers, kv_caches):
+            x = layer(x, cos, sin, kv_cache, md)
+        return self.model.norm(x)
+
+    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:  # (N, hidden) -> (N, V) float32
+        if self.lm_head is not None:
+            return self.lm_head(hidden).float()
+        if self.tied_head_packed is not None:
+            return packed_linear(hidden, self.tied_head_packed, None).float()
+        return torch.nn.functional.linear(hidden, self.model.embed_tokens.weight).float()
+
+
+def build_model(config: ModelConfig, seed: int = 0, device: torch.device | str = "cpu") -> LlamaForCausalLM:
+    """Seeded random weights: the same config and seed give identical weights on any machine.
+
+    Normal(0, 0.02) matrices (residual-out projections scaled down by depth, as GPT-2 does,
+    so the residual stream stays O(1)), ones for norms, small normal biases.
+    """
+    model = empty_model(config, device)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    residual_std = 0.02 / (2 * config.num_layers) ** 0.5
+    with torch.no_grad():
+        for name, param in model.named_parameters():  # registration order: deterministic
+            if name.endswith("norm.weight"):
+                values = torch.ones(param.shape)
+            elif name.endswith(("o_proj.weight", "down_proj.weight")):
+                values = torch.randn(param.shape, generator=generator) * residual_std
+            else:
+                values = torch.randn(param.shape, generator=generator) * 0.02
+            param.copy_(values)
+    return model.eval()
+
+
+def empty_model(config: ModelConfig, device: torch.device | str = "cpu") -> LlamaForCausalLM:
+    """Allocated in config.dtype on `device`, uninitialised: the caller fills every parameter."""
+    with torch.device(device):  # every layer allocates with torch.empty, so nothing is initialised twice
+        model = LlamaForCausalLM(config)
+    return model.eval()

@@ -1,0 +1,103 @@
+"""`load_model(spec)`: a preset name or a local Hugging Face checkpoint directory.
+
+A directory must hold config.json, safetensors weights (one file or index-listed shards)
+and tokenizer.json. Anything missing or unsupported is a ModelLoadError that names it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from workers.models.config import PRESETS, SUPPORTED_DTYPES, ModelConfig
+from workers.models.errors import ModelLoadError
+from workers.models.llama import LlamaForCausalLM, build_model, empty_model
+from workers.models.weights import load_weights
+from workers.tokenizer import ByteTokenizer, ChatTemplateError, HFTokenizer, Tokenizer
+
+
+def load_model(
+    spec: str, dtype: str | torch.dtype | None = None, device: torch.device | str = "cpu", seed: int = 0
+) -> tuple[LlamaForCausalLM, ModelConfig, Tokenizer]:
+    """dtype None keeps the preset's or checkpoint's own; seed only matters for presets."""
+    if spec in PRESETS:
+        config = PRESETS[spec]
+        if dtype is not None:
+            config = config.with_dtype(_dtype_name(dtype))
+        return build_model(config, seed, device), config, ByteTokenizer(config.vocab_size)
+
+    path = Path(spec)
+    if not path.is_dir():
+        raise ModelLoadError(f"{spec!r} is neither a model preset ({', '.join(PRESETS)}) nor a directory")
+    config = read_model_config(path)
+    if dtype is not None:
+        config = config.with_dtype(_dtype_name(dtype))
+    files = _weight_files(path)
+    tokenizer = _read_tokenizer(path, config)
+    model = empty_model(config, device)
+    load_weights(model, files)
+    return model, config, tokenizer
+
+
+def read_model_config(path: Path) -> ModelConfig:
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise ModelLoadError(f"no config.json in {path}")
+    try:
+        raw = json.loads(config_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"{config_path} is not valid JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"{config_path} must hold a JSON object")
+    config = ModelConfig.from_hf_config(raw, source=str(config_path))
+    return replace(config, name=str(path))
+
+
+def _weight_files(path: Path) -> list[Path]:
+    index_path = path / "model.safetensors.index.json"
+    if index_path.is_file():
+        try:
+            weight_map = json.loads(index_path.read_text())["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ModelLoadError(f"{index_path}: no readable 'weight_map' ({e})") from None
+        files = [path / name for name in sorted(set(weight_map.values()))]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise ModelLoadError(f"{index_path} lists shards that are not in {path}: {', '.join(missing)}")
+        return files
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        other = " (found PyTorch .bin weights: convert them to safetensors)" if any(path.glob("*.bin")) else ""
+        raise ModelLoadError(f"no *.safetensors weights in {path}{other}")
+    return files
+
+
+def _read_tokenizer(path: Path, config: ModelConfig) -> HFTokenizer:
+    if not (path / "tokenizer.json").is_file():
+        raise ModelLoadError(f"no tokenizer.json in {path} (only fast tokenizers are supported)")
+    try:
+        tokenizer = HFTokenizer.from_dir(path, eos_token_id=config.eos_token_id, bos_token_id=config.bos_token_id)
+    except ChatTemplateError as e:
+        raise ModelLoadError(
+            f"{path}: bad chat template in tokenizer_config.json or chat_template.jinja: {e}"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"{path / 'tokenizer_config.json'} is not valid JSON: {e}") from None
+    except Exception as e:  # the Rust tokenizer raises plain Exception on a bad file
+        raise ModelLoadError(f"{path / 'tokenizer.json'} cannot be read: {e}") from None
+    if tokenizer.vocab_size > config.vocab_size:
+        raise ModelLoadError(
+            f"{path / 'tokenizer.json'} has {tokenizer.vocab_size} tokens but config.json vocab_size "
+            f"is {config.vocab_size}: ids past the embedding table cannot be served"
+        )
+    return tokenizer
+
+
+def _dtype_name(dtype: str | torch.dtype) -> str:
+    name = str(dtype).removeprefix("torch.")
+    if name not in SUPPORTED_DTYPES:
+        raise ModelLoadError(f"dtype {dtype!r} is not supported (supported: {', '.join(SUPPORTED_DTYPES)})")
+    return name

@@ -1,0 +1,112 @@
+"""Fit a LinearCost to measured passes by weighted least squares.
+
+Each row is one measured pass: its StepShape and its seconds. The fit minimises the
+*relative* error (rows weighted by 1/time^2): passes range from a few ms (decode, B=1) to
+hundreds (long prefills), and a plain fit would let the long ones decide everything.
+A term the rows cannot tell apart from another (pure-decode rows have num_seqs ==
+num_tokens) is an error naming both, never a silently arbitrary split.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from workers.sim.linear_cost import LinearCost
+from workers.sim.step_shape import StepShape
+
+TERMS = ("fixed", "per_token", "per_kv_token", "per_pair", "per_seq")
+HOST_TERMS = ("fixed", "per_seq", "per_token")  # host work: per sequence (sampling, detokenizing), per token
+
+
+def default_terms(rows: list[MeasuredStep]) -> tuple[str, ...]:
+    """The terms these rows can tell apart: per_kv_token only if the context per sequence
+    varies (one context makes KV tokens a multiple of tokens), per_pair only if some row
+    is a prefill chunk (decode rows have pairs == KV tokens)."""
+    contexts = [r.shape.kv_tokens_read / r.shape.num_seqs for r in rows if r.shape.num_seqs]
+    terms: tuple[str, ...] = ("fixed", "per_token")
+    if contexts and max(contexts) > 1.25 * min(contexts):
+        terms += ("per_kv_token",)
+    if any(r.shape.attention_pairs != r.shape.kv_tokens_read for r in rows):
+        terms += ("per_pair",)
+    return terms
+
+
+class FitError(ValueError):
+    """The rows cannot determine the requested terms."""
+
+
+@dataclass(frozen=True)
+class MeasuredStep:
+    shape: StepShape
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Fit:
+    cost: LinearCost
+    num_rows: int
+    rms_rel_error: float  # sqrt(mean((pred - meas) / meas)^2)
+    max_rel_error: float
+    residuals: tuple[float, ...]  # (pred - meas) / meas, per row in input order
+
+    def summary(self) -> str:
+        return (f"{self.cost.describe()}\n  fit over {self.num_rows} passes: RMS relative error "
+                f"{self.rms_rel_error:.1%}, worst {self.max_rel_error:.1%}")
+
+
+def _features(shape: StepShape, terms: tuple[str, ...]) -> list[float]:
+    value = {"fixed": 1.0, "per_token": shape.num_tokens, "per_kv_token": shape.kv_tokens_read,
+             "per_pair": shape.attention_pairs, "per_seq": shape.num_seqs}
+    return [float(value[t]) for t in terms]
+
+
+def fit_linear_cost(rows: list[MeasuredStep], terms: tuple[str, ...] | None = None, source: str = "") -> Fit:
+    terms = default_terms(rows) if terms is None else terms
+    unknown = [t for t in terms if t not in TERMS]
+    if unknown:
+        raise FitError(f"unknown terms {unknown}; choose from {', '.join(TERMS)}")
+    if len(rows) < len(terms):
+        raise FitError(f"{len(rows)} measured passes cannot fit {len(terms)} terms ({', '.join(terms)})")
+    bad = [r for r in rows if r.seconds <= 0]
+    if bad:
+        raise FitError(f"a measured pass took {bad[0].seconds} s; times must be positive")
+    n = len(terms)
+    x = [[f / r.seconds for f in _features(r.shape, terms)] for r in rows]  # rows scaled by 1/time
+    # Scale columns to unit size so the normal equations stay well conditioned.
+    scale = [max(abs(row[j]) for row in x) or 1.0 for j in range(n)]
+    xs = [[row[j] / scale[j] for j in range(n)] for row in x]
+    ata = [[sum(r[i] * r[j] for r in xs) for j in range(n)] for i in range(n)]
+    atb = [sum(r[i] for r in xs) for i in range(n)]  # targets are time/time = 1
+    coef_scaled = _solve(ata, atb, terms)
+    coef = dict(zip(terms, (c / s for c, s in zip(coef_scaled, scale))))
+    cost = LinearCost(fixed_s=coef.get("fixed", 0.0), per_token_s=coef.get("per_token", 0.0),
+                      per_kv_token_s=coef.get("per_kv_token", 0.0), per_pair_s=coef.get("per_pair", 0.0),
+                      per_seq_s=coef.get("per_seq", 0.0), source=source)
+    residuals = tuple((_predict(coef, r.shape, terms) - r.seconds) / r.seconds for r in rows)
+    return Fit(cost, len(rows), math.sqrt(sum(e * e for e in residuals) / len(rows)),
+               max(abs(e) for e in residuals), residuals)
+
+
+def _predict(coef: dict[str, float], shape: StepShape, terms: tuple[str, ...]) -> float:
+    return sum(coef[t] * f for t, f in zip(terms, _features(shape, terms)))
+
+
+def _solve(a: list[list[float]], b: list[float], terms: tuple[str, ...]) -> list[float]:
+    """Gaussian elimination with partial pivoting; a near-zero pivot names the dependent term."""
+    n = len(b)
+    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
+        if abs(m[pivot][col]) < 1e-9 * max(1.0, max(abs(v) for row in a for v in row)):
+            raise FitError(f"the measurements cannot separate term {terms[col]!r} from {', '.join(terms[:col])}: "
+                           f"vary the shapes (batch sizes, contexts, prefill chunks) or drop the term")
+        m[col], m[pivot] = m[pivot], m[col]
+        for r in range(col + 1, n):
+            f = m[r][col] / m[col][col]
+            for c in range(col, n + 1):
+                m[r][c] -= f * m[col][c]
+    out = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        out[r] = (m[r][n] - sum(m[r][c] * out[c] for c in range(r + 1, n))) / m[r][r]
+    return out

@@ -1,0 +1,89 @@
+"""A Hugging Face `tokenizer.json` (Rust `tokenizers`) with the checkpoint's chat template."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer as RustTokenizer
+
+from workers.tokenizer.base import ChatTemplateError
+from workers.tokenizer.chat_template import ChatTemplate
+
+_SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token")
+
+
+class HFTokenizer:
+    def __init__(
+        self,
+        tokenizer: RustTokenizer,
+        special_tokens: dict[str, str | None],
+        chat_template: str | None,
+        eos_token_id: int | None = None,
+        bos_token_id: int | None = None,
+    ) -> None:
+        """special_tokens: bos_token/eos_token/... strings; the ids fall back to the arguments
+        (a model's config.json) when the tokenizer does not name them."""
+        self._tokenizer = tokenizer
+        self._bos_token_id = _token_id(tokenizer, special_tokens.get("bos_token"), bos_token_id)
+        self._eos_token_id = _token_id(tokenizer, special_tokens.get("eos_token"), eos_token_id)
+        self._chat_template = ChatTemplate(chat_template, special_tokens) if chat_template else None
+
+    @classmethod
+    def from_dir(
+        cls, path: str | Path, eos_token_id: int | None = None, bos_token_id: int | None = None
+    ) -> HFTokenizer:
+        """Reads tokenizer.json (required), tokenizer_config.json and chat_template.jinja (optional)."""
+        path = Path(path)
+        tokenizer = RustTokenizer.from_file(str(path / "tokenizer.json"))
+        config_path = path / "tokenizer_config.json"
+        config: dict[str, Any] = json.loads(config_path.read_text()) if config_path.exists() else {}
+        special_tokens = {key: _token_content(config.get(key)) for key in _SPECIAL_TOKEN_KEYS}
+        template_path = path / "chat_template.jinja"  # transformers 5 saves the template beside the config
+        chat_template = template_path.read_text() if template_path.exists() else _config_template(config)
+        return cls(tokenizer, special_tokens, chat_template, eos_token_id, bos_token_id)
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return self._bos_token_id
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._eos_token_id
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        return self._tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def apply_chat_template(self, messages: list[dict[str, Any]]) -> str:
+        if self._chat_template is None:
+            raise ChatTemplateError("this model's tokenizer has no chat template; use the completions API")
+        return self._chat_template.render(messages, add_generation_prompt=True)
+
+
+def _token_content(value: Any) -> str | None:
+    """tokenizer_config.json writes special tokens as strings or as AddedToken objects."""
+    if isinstance(value, dict):
+        return value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _token_id(tokenizer: RustTokenizer, token: str | None, fallback: int | None) -> int | None:
+    token_id = tokenizer.token_to_id(token) if token is not None else None
+    return token_id if token_id is not None else fallback
+
+
+def _config_template(config: dict[str, Any]) -> str | None:
+    template = config.get("chat_template")
+    if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    return template if isinstance(template, str) else None

@@ -1,0 +1,129 @@
+"""The one module converting gRPC messages to engine objects and back (worker side)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+
+from laneway_proto import worker_pb2 as pb
+from workers.engine.outputs import RequestOutput
+from workers.engine.sequence import LanePolicy, SamplingParams, Sequence
+
+MAX_LOGPROBS = 20
+_FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
+
+
+class InvalidRequest(ValueError):
+    """Bad input from the caller; the servicer maps it to INVALID_ARGUMENT with this message."""
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    max_model_len: int
+    vocab_size: int
+    eos_token_ids: tuple[int, ...]  # the first is the sequence's eos; the rest stop like stop tokens
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self.eos_token_ids[0] if self.eos_token_ids else None
+
+
+def to_sequence(req: pb.GenerateRequest, tokenizer, limits: ModelLimits) -> Sequence:
+    prompt_ids = _prompt_ids(req, tokenizer)
+    sampling = _sampling(req.sampling, limits)
+    extra_eos = tuple(t for t in limits.eos_token_ids[1:] if t not in sampling.stop_token_ids)
+    if extra_eos and not sampling.ignore_eos:
+        sampling = dataclasses.replace(sampling, stop_token_ids=sampling.stop_token_ids + extra_eos)
+    if not prompt_ids:
+        raise InvalidRequest("prompt is empty")
+    if len(prompt_ids) >= limits.max_model_len:
+        raise InvalidRequest(f"prompt has {len(prompt_ids)} tokens; this model's context length is "
+                             f"{limits.max_model_len} (prompt must be shorter to leave room for output)")
+    bad = [t for t in prompt_ids if not 0 <= t < limits.vocab_size]
+    if bad:
+        raise InvalidRequest(f"token id {bad[0]} is outside the vocabulary [0, {limits.vocab_size})")
+    room = limits.max_model_len - len(prompt_ids)
+    if sampling.max_tokens > room:
+        raise InvalidRequest(f"max_tokens={sampling.max_tokens} plus the prompt's {len(prompt_ids)} tokens "
+                             f"exceeds this model's context length of {limits.max_model_len}")
+    lane = req.lane
+    return Sequence(
+        seq_id=req.request_id or uuid.uuid4().hex,
+        token_ids=prompt_ids,
+        sampling=sampling,
+        lane=LanePolicy(
+            name=lane.name or "default",
+            priority=lane.priority,
+            preemptible=lane.preemptible,
+            max_seq_share=lane.max_seq_share or 1.0,
+            max_kv_share=lane.max_kv_share or 1.0,
+        ),
+        deadline=req.deadline_unix_ms / 1000.0 if req.deadline_unix_ms else None,
+        eos_token_id=limits.eos_token_id,
+    )
+
+
+def _prompt_ids(req: pb.GenerateRequest, tokenizer) -> list[int]:
+    which = req.WhichOneof("prompt")
+    if which == "text":
+        return tokenizer.encode(req.text)
+    if which == "token_ids":
+        return list(req.token_ids.ids)
+    if which == "chat":
+        if not req.chat.messages:
+            raise InvalidRequest("messages is empty")
+        messages = [{"role": m.role, "content": m.content} for m in req.chat.messages]
+        try:
+            rendered = tokenizer.apply_chat_template(messages)
+        except ValueError as exc:  # ChatTemplateError: the template refused these messages
+            raise InvalidRequest(f"chat template: {exc}") from None
+        # HF templates usually render BOS themselves; add it only when the template did not.
+        ids = tokenizer.encode(rendered, add_special_tokens=False)
+        bos = tokenizer.bos_token_id
+        return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
+    raise InvalidRequest("request has no prompt (text, token_ids or chat)")
+
+
+def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:
+    if sp.max_tokens < 1:
+        raise InvalidRequest(f"max_tokens must be at least 1, got {sp.max_tokens}")
+    if not 0.0 <= sp.temperature <= 2.0:
+        raise InvalidRequest(f"temperature must be in [0, 2], got {sp.temperature}")
+    top_p = sp.top_p or 1.0
+    if not 0.0 < top_p <= 1.0:
+        raise InvalidRequest(f"top_p must be in (0, 1], got {sp.top_p}")
+    if sp.top_k < 0:
+        raise InvalidRequest(f"top_k must be >= 0, got {sp.top_k}")
+    logprobs = sp.logprobs if sp.HasField("logprobs") else None
+    if logprobs is not None and not 0 <= logprobs <= MAX_LOGPROBS:
+        raise InvalidRequest(f"logprobs must be in [0, {MAX_LOGPROBS}], got {logprobs}")
+    bad_stop = [t for t in sp.stop_token_ids if not 0 <= t < limits.vocab_size]
+    if bad_stop:
+        raise InvalidRequest(f"stop token id {bad_stop[0]} is outside the vocabulary")
+    return SamplingParams(
+        max_tokens=sp.max_tokens,
+        temperature=sp.temperature,
+        top_p=top_p,
+        top_k=sp.top_k,
+        seed=sp.seed if sp.HasField("seed") else None,
+        stop=tuple(s for s in sp.stop if s),
+        stop_token_ids=tuple(sp.stop_token_ids),
+        ignore_eos=sp.ignore_eos,
+        logprobs=logprobs,
+    )
+
+
+def to_chunk(out: RequestOutput, tokenizer) -> pb.GenerateChunk:
+    chunk = pb.GenerateChunk(token_ids=out.token_ids, text=out.text,
+                             finish_reason=_FINISH.get(out.finish_reason or "", pb.FINISH_REASON_UNSPECIFIED))
+    for token_id, (logprob, top) in zip(out.token_ids, out.logprobs):
+        chunk.logprobs.append(pb.TokenLogprob(
+            token_id=token_id, token=tokenizer.decode([token_id]), logprob=logprob,
+            top=[pb.TopLogprob(token_id=t, token=tokenizer.decode([t]), logprob=lp) for t, lp in top]))
+    if out.usage is not None:
+        u = out.usage
+        chunk.usage.CopyFrom(pb.Usage(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
+                                      cached_prompt_tokens=u.cached_prompt_tokens,
+                                      num_preemptions=u.num_preemptions, queue_ms=u.queue_ms))
+    return chunk
