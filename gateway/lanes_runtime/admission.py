@@ -2,7 +2,14 @@
 
 A job is refused (429) rather than queued when the queue is full or when the wait it
 would see is already predicted to break a budget: the lane's longest legal wait, the
-endpoint's TTFT p95 budget, or the job's own deadline. Refusing now, with a Retry-After
+endpoint's TTFT p95 budget, or the job's own deadline.
+
+Two predictions, and the larger one counts. The lane queue's: jobs queued here times how
+fast the lane dispatches. The workers': jobs queued here plus jobs already dispatched
+that have not produced a first token (they wait in a worker's own queue, or prefill),
+times how fast the lane's jobs reach their first token. A lane that dispatches at once
+(no window, no backfill) never builds a gateway queue under overload, so only the second
+prediction sees the backlog that forms inside the workers. Refusing now, with a Retry-After
 the client can act on, beats admitting work that is doomed to expire in the queue.
 """
 
@@ -27,8 +34,11 @@ class Refusal:
 
 def check_admission(*, lane_name: str, lane: LaneSpec, endpoint_name: str, endpoint: EndpointSpec | None,
                     num_queued: int, seconds_per_job: float | None, deadline: float | None,
-                    now: float) -> Refusal | None:
-    """None admits. `seconds_per_job` is how fast the lane drains (None: not measured yet)."""
+                    now: float, num_unstarted: int = 0,
+                    seconds_per_first_token: float | None = None) -> Refusal | None:
+    """None admits. `seconds_per_job` is how fast the lane dispatches, `seconds_per_first_token`
+    how fast its dispatched jobs start streaming (None: not measured yet); `num_unstarted`
+    counts the lane's dispatched jobs still waiting for their first token."""
     if num_queued >= lane.max_queue_depth:
         return Refusal(QUEUE_FULL,
                        f"lane {lane_name!r} already holds {num_queued} queued requests "
@@ -37,9 +47,13 @@ def check_admission(*, lane_name: str, lane: LaneSpec, endpoint_name: str, endpo
     if deadline is not None and deadline <= now:
         return Refusal(DEADLINE, "the request's deadline passed before it reached the lane queue",
                        retry_after_s=0.0)
-    if seconds_per_job is None:
-        return None  # no batch has left this lane yet: nothing to predict from, so admit
-    predicted_wait_s = num_queued * seconds_per_job
+    predictions = [num_queued * seconds_per_job if seconds_per_job is not None else 0.0,
+                   (num_queued + num_unstarted) * seconds_per_first_token
+                   if seconds_per_first_token is not None else 0.0]
+    predicted_wait_s = max(predictions)  # nothing measured yet: nothing to predict from, so admit
+    if predicted_wait_s <= 0.0:
+        return None
+    num_ahead = num_queued + (num_unstarted if predictions[1] > predictions[0] else 0)
     budgets = [(lane.max_queue_wait_ms / 1000.0, f"lane {lane_name!r} max_queue_wait_ms")]
     if endpoint is not None and endpoint.slo.ttft_p95_ms is not None:
         budgets.append((endpoint.slo.ttft_p95_ms / 1000.0, f"endpoint {endpoint_name!r} slo.ttft_p95_ms"))
@@ -50,5 +64,5 @@ def check_admission(*, lane_name: str, lane: LaneSpec, endpoint_name: str, endpo
         return None
     return Refusal(BUDGET,
                    f"predicted queue wait in lane {lane_name!r} is {predicted_wait_s * 1000:.0f} ms "
-                   f"({num_queued} requests ahead), over {what} ({budget_s * 1000:.0f} ms)",
+                   f"({num_ahead} requests ahead), over {what} ({budget_s * 1000:.0f} ms)",
                    retry_after_s=predicted_wait_s)

@@ -101,7 +101,8 @@ class LaneDispatcher:
         refusal = check_admission(
             lane_name=lane.name, lane=lane.spec, endpoint_name=job.endpoint,
             endpoint=self.policy.endpoints.get(job.endpoint), num_queued=len(lane.queue),
-            seconds_per_job=lane.rate.seconds_per_job, deadline=job.deadline, now=now)
+            seconds_per_job=lane.rate.seconds_per_job, deadline=job.deadline, now=now,
+            num_unstarted=len(lane.unstarted), seconds_per_first_token=lane.start_rate.seconds_per_job)
         if refusal is not None:
             raise self._refuse(lane, refusal)
         future: asyncio.Future[WorkerClient] = asyncio.get_running_loop().create_future()
@@ -121,13 +122,17 @@ class LaneDispatcher:
         assert lane is not None and job.request_id in lane.in_flight_ids, (
             f"{job.request_id}: released but not in flight in lane {job.lane.name!r}")
         lane.in_flight_ids.remove(job.request_id)
+        lane.unstarted.pop(job.request_id, None)  # failed or cancelled before its first token
         lane.num_completed += completed
         self._pump()  # a free slot may be what a backfill lane waits for
 
     def observe(self, job: Job, ttft_s: float) -> None:
-        """A request's time to first token, for the lane's auto window."""
+        """A request's first token: the lane's start rate (admission) and its auto window."""
         lane = self._lanes.get(job.lane.name)
-        if lane is None or not lane.window.is_auto:
+        if lane is None:
+            return
+        lane.mark_started(job.request_id, self.clock.now())
+        if not lane.window.is_auto:
             return
         endpoint = self.policy.endpoints.get(job.endpoint)
         budget_ms = endpoint.slo.ttft_p95_ms if endpoint is not None else None
@@ -225,6 +230,7 @@ class LaneDispatcher:
             job.batch_id = batch_id
             job.batch_size = len(batch)
             lane.in_flight_ids.add(job.request_id)
+            lane.unstarted[job.request_id] = now
             waiter.future.set_result(worker)
         lane.rate.record(num_jobs=len(batch), oldest_enqueued_at=batch[0].enqueued_at, now=now)
         lane.num_dispatched += len(batch)

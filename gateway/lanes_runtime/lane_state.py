@@ -24,7 +24,9 @@ class LaneState:
         self.spec = spec
         self.queue = LaneQueue()
         self.window = WindowController(spec.batch_window)
-        self.rate = DrainRate()
+        self.rate = DrainRate()  # dispatches: how fast the lane queue empties
+        self.start_rate = DrainRate()  # first tokens: how fast dispatched jobs start streaming
+        self.unstarted: dict[str, float] = {}  # dispatched, no first token yet: request id -> dispatched at
         self.wakeup = asyncio.Event()  # arrivals, cancellations, reloads: the flusher re-plans
         self.flusher: asyncio.Task[None] | None = None
         self.in_flight_ids: set[str] = set()
@@ -62,6 +64,15 @@ class LaneState:
         times = [t for t in (self.ready_at(), self.queue.earliest_deadline()) if t is not None and t > now]
         return min(times, default=None)
 
+    def mark_started(self, request_id: str, now: float) -> None:
+        """A dispatched job produced its first token: one more sample of the start rate."""
+        dispatched_at = self.unstarted.pop(request_id, None)
+        if dispatched_at is None:
+            return
+        # Busy since the oldest job still waiting to start, like DrainRate's batches.
+        oldest = min([dispatched_at, *self.unstarted.values()])
+        self.start_rate.record(num_jobs=1, oldest_enqueued_at=oldest, now=now)
+
     def stats(self) -> LaneStats:
         return LaneStats(
             queue_depth=len(self.queue),
@@ -71,4 +82,6 @@ class LaneState:
             num_refused=dict(self.num_refused),
             last_batch_size=self.last_batch_size,
             seconds_per_job=self.rate.seconds_per_job,
+            num_unstarted=len(self.unstarted),
+            seconds_per_first_token=self.start_rate.seconds_per_job,
         )

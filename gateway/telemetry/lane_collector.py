@@ -40,6 +40,12 @@ class LaneCollector(Collector):
                                        "batch.", labels=["lane"])
         drain = GaugeMetricFamily("laneway_lane_drain_seconds_per_request", "Busy seconds per dispatched request "
                                   "(what admission predicts waits from).", labels=["lane"])
+        unstarted = GaugeMetricFamily("laneway_lane_unstarted_requests", "Requests dispatched from the lane that "
+                                      "have no first token yet (queued inside a worker, or prefilling).",
+                                      labels=["lane"])
+        start = GaugeMetricFamily("laneway_lane_start_seconds_per_request", "Busy seconds per dispatched request "
+                                  "reaching its first token (admission's view of the workers' backlog).",
+                                  labels=["lane"])
         dispatched = CounterMetricFamily("laneway_lane_dispatched_requests", "Requests dispatched from the lane.",
                                          labels=["lane"])
         for name, stats in sorted(self.lanes().items()):
@@ -48,9 +54,12 @@ class LaneCollector(Collector):
             in_flight.add_metric([name], stats.num_in_flight)
             last_batch.add_metric([name], stats.last_batch_size)
             dispatched.add_metric([name], stats.num_dispatched)
+            unstarted.add_metric([name], stats.num_unstarted)
             if stats.seconds_per_job is not None:
                 drain.add_metric([name], stats.seconds_per_job)
-        yield from (depth, window, in_flight, last_batch, drain, dispatched)
+            if stats.seconds_per_first_token is not None:
+                start.add_metric([name], stats.seconds_per_first_token)
+        yield from (depth, window, in_flight, last_batch, drain, unstarted, start, dispatched)
 
     def _budget_metrics(self) -> Iterator[Metric]:
         # Labelled by endpoint only: a budget is the endpoint's, whatever lane rules send it to.

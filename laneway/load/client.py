@@ -59,6 +59,7 @@ async def stream_request(client: httpx.AsyncClient, url: str, body: dict, endpoi
                 await r.aread()
                 res.reject_reason = r.headers.get("x-laneway-reject-reason")
                 res.error = _error_message(r.text)
+                res.finished_at = time.perf_counter() - t0
                 return res
             if "x-laneway-queue-wait-ms" in r.headers:
                 res.queue_wait_ms = float(r.headers["x-laneway-queue-wait-ms"])

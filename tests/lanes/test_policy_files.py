@@ -24,7 +24,13 @@ def test_the_shipped_policies_are_found() -> None:
 def test_policy_file_loads(path: Path) -> None:
     policy = load_policy(path)
     assert policy.default_endpoint in policy.endpoints
-    assert {lane.kind for lane in policy.lanes.values()} == set(LaneKind), "each kind of work has a lane"
+    kinds = {lane.kind for lane in policy.lanes.values()}
+    if path.parent.name == "bench" and path.name.startswith("global-"):
+        # The product-blind baselines deliberately put every endpoint in one shared lane.
+        assert len(policy.lanes) == 1
+        assert {spec.lane for spec in policy.endpoints.values()} == set(policy.lanes)
+    else:
+        assert kinds == set(LaneKind), "each kind of work has a lane"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.relative_to(POLICIES).as_posix())

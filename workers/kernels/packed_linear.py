@@ -14,8 +14,10 @@ import torch
 import torch.nn.functional as F
 
 # oneDNN picks its kernel by row count; for 1-3 rows it picks a slower one than for 4 (about
-# 15% on the small preset's decode matmuls), so fewer rows are padded to this many. Rows
-# never affect each other's results (bitwise, checked in tests), so padding is exact.
+# 15% on the small preset's decode matmuls), so fewer rows are padded to this many. The
+# padded rows never change the real rows' results (checked in tests). Larger changes of row
+# count may switch kernels and move the last bit, as with F.linear: bfloat16 matmuls on
+# this path are not batch invariant (float32 ones, which the exactness tests use, are).
 MIN_ROWS = 4
 # The row count oneDNN tunes the packed layout for; it leaves results unchanged.
 _PACK_FOR_ROWS = 16

@@ -3,7 +3,7 @@
 import pytest
 
 from gateway.errors import APIError
-from tests.gateway.lanes.factories import running
+from tests.gateway.lanes.factories import make_policy, running
 
 pytestmark = pytest.mark.anyio
 
@@ -89,3 +89,47 @@ async def test_queued_jobs_leave_as_soon_as_a_worker_becomes_healthy():
         rig.pool.set_healthy(True)  # sets pool.changed, as a refresh would
         await rig.clock.advance(0)
         assert task.done() and job.dispatched_at == rig.t(300)
+
+
+async def _dispatch_now(rig, endpoint: str, n: int) -> list:
+    """n jobs that leave their lane at once (window 0): they wait inside a worker, unseen by the lane queue."""
+    jobs, tasks = await rig.submit_many(endpoint, n)
+    await rig.clock.advance(0)
+    assert all(t.done() and t.exception() is None for t in tasks), "a window of 0 dispatches at once"
+    return jobs
+
+
+async def test_a_backlog_inside_the_workers_is_refused_even_though_the_lane_queue_is_empty():
+    # The lane dispatches at once, so under overload its own queue stays empty and the
+    # backlog forms in the workers. Jobs that start one per 0.5 s teach admission that.
+    policy = make_policy(lanes={"streaming": {"batch_window_ms": 0}})
+    async with running(policy) as rig:  # chat: slo.ttft_p95_ms 2000
+        jobs = await _dispatch_now(rig, "chat", 2)
+        for i, job in enumerate(jobs, start=1):
+            await rig.until(ms=500 * i)
+            rig.dispatcher.observe(job, ttft_s=0.5 * i)
+        stats = rig.stats("streaming")
+        assert stats.seconds_per_first_token == pytest.approx(0.5)
+        assert (stats.queue_depth, stats.num_unstarted) == (0, 0)
+
+        await _dispatch_now(rig, "chat", 4)  # 0..3 unstarted ahead: within budget
+        await _dispatch_now(rig, "chat", 1)  # ... and so is this one: it saw 4 ahead
+        err = refusal_of(await rig.submit(rig.job("chat")))  # 5 ahead: 2.5 s > 2.0 s
+        assert err.status == 429 and err.code == "budget"
+        assert "5 requests ahead" in err.message and "2500 ms" in err.message and "slo.ttft_p95_ms" in err.message
+        assert rig.stats("streaming").num_unstarted == 5, "the refused job never reached a worker"
+
+
+async def test_jobs_that_start_or_fail_stop_counting_as_backlog():
+    policy = make_policy(lanes={"streaming": {"batch_window_ms": 0}})
+    async with running(policy) as rig:
+        first, second = await _dispatch_now(rig, "chat", 2)
+        assert rig.stats("streaming").num_unstarted == 2
+        await rig.until(ms=300)
+        rig.dispatcher.observe(first, ttft_s=0.3)
+        assert rig.stats("streaming").num_unstarted == 1
+        rig.dispatcher.release(second, completed=False)  # failed before its first token
+        rig.dispatcher.release(first, completed=True)
+        stats = rig.stats("streaming")
+        assert (stats.num_unstarted, stats.num_in_flight) == (0, 0)
+        assert stats.seconds_per_first_token == pytest.approx(0.3)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workers.kernels.packed_linear import pack_weight, packed_linear
+from workers.kernels.packed_linear import MIN_ROWS, pack_weight, packed_linear
 from workers.layers.linear import Linear
 from workers.models.config import ModelConfig
 from workers.models.llama import build_model
@@ -32,17 +32,20 @@ def test_bitwise_equal_to_f_linear(bias, out_features, in_features):
 
 
 @needs_packing
-def test_rows_never_affect_each_other():
-    """Batch invariance (a row's result is the same alone or among 300 others), which also
-    makes padding small inputs up to MIN_ROWS exact."""
+def test_padding_small_inputs_is_exact():
+    """1-3 rows are padded to MIN_ROWS: each row's result is what a MIN_ROWS batch gives it.
+    (Across larger changes of row count oneDNN may switch kernels and move the last bit,
+    as F.linear does: bfloat16 matmuls are not batch invariant here; float32 ones are.)"""
     gen = torch.Generator().manual_seed(1)
     weight = (torch.randn(6144, 768, generator=gen) * 0.02).to(torch.bfloat16)
     packed = pack_weight(weight)
-    x = torch.randn(300, 768, generator=gen).to(torch.bfloat16)
-    together = packed_linear(x, packed, None)
-    for row in (0, 1, 2, 3, 150, 299):
-        assert torch.equal(packed_linear(x[row:row + 1], packed, None), together[row:row + 1])
-    assert packed_linear(x[:2], packed, None).shape == (2, 6144)
+    x = torch.randn(MIN_ROWS, 768, generator=gen).to(torch.bfloat16)
+    full = packed_linear(x, packed, None)
+    for rows in range(1, MIN_ROWS):
+        out = packed_linear(x[:rows], packed, None)
+        assert out.shape == (rows, 6144)
+        assert torch.equal(out, full[:rows]), f"{rows} rows"
+        assert torch.equal(out, F.linear(F.pad(x[:rows], (0, 0, 0, MIN_ROWS - rows)), weight)[:rows])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
