@@ -24,7 +24,7 @@ def load_policy(path: str | Path) -> Policy:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise PolicyError(source, [f"{source}: cannot read the file: {err.strerror or err}"]) from None
-    except UnicodeDecodeError as err:
+    except UnicodeDecodeError:
         raise PolicyError(source, [f"{source}: cannot read the file: not UTF-8 text"]) from None
     return parse_policy(text, source)
 

@@ -13,13 +13,9 @@ from pathlib import Path
 
 import httpx
 
+from laneway.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -36,7 +32,9 @@ class Proc:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> Proc:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        # Trace files and a launched Redis go beside the log, not into the checkout's .laneway.
+        data_dir = str(self.log_path.parent / "laneway-data")
+        env = {"LANEWAY_DATA_DIR": data_dir, **os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.popen = subprocess.Popen(self.cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                                           start_new_session=True)

@@ -22,6 +22,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from laneway.ports import free_port
+
 DEFAULT_DATA_DIR = Path(".laneway")
 INSTALL_HINT = ("redis-server was not found on PATH; install Debian's package (`apt-get install redis-server`, "
                 "which `make install` does), or point Laneway at an existing Redis with --redis-url / "
@@ -34,12 +36,6 @@ class RedisServerError(RuntimeError):
 
 def data_dir_from_env() -> Path:
     return Path(os.environ.get("LANEWAY_DATA_DIR") or DEFAULT_DATA_DIR)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _die_with_parent() -> None:

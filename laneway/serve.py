@@ -24,18 +24,13 @@ from pathlib import Path
 from gateway.config import DEFAULT_POLICY
 from gateway.main import add_edge_arguments, server_config_from_args
 from laneway.parent_watch import child_env
+from laneway.ports import free_port
 from laneway.redis_server import RedisServer, RedisServerError, data_dir_from_env
 
 log = logging.getLogger("laneway.serve")
 MIN_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 STABLE_S = 60.0  # a worker that ran this long before dying crashed anew: its backoff starts over
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class WorkerProcess:

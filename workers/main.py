@@ -35,6 +35,7 @@ class WorkerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
     dtype: str | None = None  # None: the model's own (presets: tiny float32, small bfloat16)
+    device: str = "auto"  # auto: cuda when torch sees a GPU, else cpu; or any torch device ("cuda:1")
     scheduler: SchedulerConfig = SchedulerConfig()
     cache: CacheConfig = CacheConfig()
     num_threads: int | None = None
@@ -54,9 +55,15 @@ def parse_size(text: str) -> int:
     t = text.strip().lower()
     num = t.rstrip("abgikm")
     unit = t[len(num):]
-    if unit not in units or not num:
-        raise argparse.ArgumentTypeError(f"cannot read size {text!r}; use e.g. 512MB or 2GiB")
-    return int(float(num) * units[unit])
+    try:
+        if unit not in units:
+            raise ValueError(unit)
+        size = float(num)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cannot read size {text!r}; use e.g. 512MB or 2GiB") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
+    return int(size * units[unit])
 
 
 def build_engine(cfg: WorkerConfig):
@@ -77,9 +84,10 @@ def build_engine(cfg: WorkerConfig):
 
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    model, model_config, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
+    device = resolve_device(cfg.device)
+    model, model_config, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=device)
     dtype = next(model.parameters()).dtype
-    memory = cfg.cache.kv_cache_memory_bytes or _memory_fraction(cfg.cache.kv_cache_memory_fraction)
+    memory = cfg.cache.kv_cache_memory_bytes or _memory_fraction(cfg.cache.kv_cache_memory_fraction, device)
     num_blocks = num_blocks_for_memory(model_config, cfg.cache.block_size, dtype, memory)
     max_len = min(cfg.scheduler.max_model_len, model_config.max_position_embeddings)
     sched_cfg = SchedulerConfig(max_num_seqs=cfg.scheduler.max_num_seqs,
@@ -89,15 +97,38 @@ def build_engine(cfg: WorkerConfig):
         raise SystemExit(f"KV cache of {memory} bytes holds {num_blocks} blocks of {cfg.cache.block_size} "
                          f"tokens, less than one full-length sequence ({max_len}); raise --kv-cache-memory")
     runtime = CacheRuntime(num_blocks=num_blocks, block_size=cfg.cache.block_size)
-    runner = ModelRunner(model, model_config, runtime, dtype, torch.device("cpu"))
+    runner = ModelRunner(model, model_config, runtime, dtype, device)
     block_manager = BlockManager(num_blocks, cfg.cache.block_size, cfg.cache.enable_prefix_caching)
     engine = Engine(Scheduler(sched_cfg, block_manager), runner, sample, tokenizer)
-    log.info("model %s: %d KV blocks of %d tokens (%.1f MB)", cfg.model, num_blocks, cfg.cache.block_size,
-             memory / 1e6)
+    log.info("model %s on %s: %d KV blocks of %d tokens (%.1f MB)", cfg.model, device, num_blocks,
+             cfg.cache.block_size, memory / 1e6)
     return EngineLoop(engine), tokenizer, model_config, sched_cfg
 
 
-def _memory_fraction(fraction: float) -> int:
+def resolve_device(name: str):
+    """--device: 'auto' takes the GPU when torch sees one; an unusable device is a clear error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise SystemExit(f"--device {name!r}: {e}") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name!r}: torch sees no CUDA device here (a CPU build, or no GPU)")
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device {name!r}: only cpu and cuda are supported")
+    return device
+
+
+def _memory_fraction(fraction: float, device) -> int:
+    """A share of the memory free now: the GPU's for cuda, the host's for cpu."""
+    if device.type == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free * fraction)
     pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return int(pages * fraction)
 
@@ -165,6 +196,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051)
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--kv-cache-memory", type=parse_size, default=None,
                    help="KV pool size, e.g. 256MB (default: a fraction of free memory)")
@@ -189,7 +221,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(a: argparse.Namespace) -> WorkerConfig:
     return WorkerConfig(
-        model=a.model, host=a.host, port=a.port, dtype=a.dtype, num_threads=a.num_threads,
+        model=a.model, host=a.host, port=a.port, dtype=a.dtype, device=a.device, num_threads=a.num_threads,
         scheduler=SchedulerConfig(max_num_seqs=a.max_num_seqs, max_num_batched_tokens=a.max_num_batched_tokens,
                                   max_model_len=a.max_model_len),
         cache=CacheConfig(block_size=a.block_size, kv_cache_memory_bytes=a.kv_cache_memory,

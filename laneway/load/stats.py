@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
+
+from laneway.telemetry.percentile import percentile as nearest_rank
 
 if TYPE_CHECKING:  # annotations only: plans use these summaries without an HTTP client
     from laneway.load.client import RequestResult
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in [0, 100]); None for no data."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-    return ordered[rank - 1]
+    """Nearest-rank percentile (q in [0, 100]) of unsorted values; None for no data."""
+    return nearest_rank(sorted(values), q) if values else None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lanes import RequestFeatures, classify
+from lanes.classify import RequestFeatures, classify
 from lanes.classify import UnknownEndpointError
 from tests.lanes.factories import make_policy, with_change
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from lanes import LaneKind, LaneSpec
+from lanes.lane import LaneKind, LaneSpec
 from tests.lanes.factories import make_policy
 
 LANE = {"kind": "bulk", "priority": 2, "max_batch_size": 64, "max_queue_depth": 10, "max_queue_wait_ms": 1000}

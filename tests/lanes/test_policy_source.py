@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lanes import PolicyError, PolicySource
+from lanes import PolicyError
+from lanes.policy_source import PolicySource
 from tests.lanes.factories import POLICY_YAML, with_change
 
 NEW_WINDOW = with_change("batch_window_ms: 10\n", "batch_window_ms: 20\n")

@@ -8,14 +8,21 @@ K/V row once, in place, and keeps q, the scores and the output in registers.
 It is built with the host compiler through torch.utils.cpp_extension (cached on disk,
 keyed by source, flags and CPU), so it needs g++ and ninja. Without them, or with
 LANEWAY_CPU_KERNELS=0, `decode_kernel()` is None and the plain torch path runs.
+
+torch guards a build with a plain `lock` file that a killed build leaves behind, and every
+later load then waits on it forever. Builds here run under an flock instead, which the
+kernel releases when its holder dies: whoever holds it knows any `lock` file is stale.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,12 +44,26 @@ def decode_kernel() -> DecodeKernel | None:
         from torch.utils.cpp_extension import load
 
         # -march=native: the build is only valid on this CPU, so the CPU is part of its name.
-        load(name=f"laneway_cpu_kernels_{_cpu_fingerprint()}", sources=[str(_SOURCE)],
-             extra_cflags=["-O3", "-march=native", "-fopenmp"], is_python_module=False, verbose=False)
+        name = f"laneway_cpu_kernels_{_cpu_fingerprint()}"
+        with _build_dir(name) as build_dir:
+            load(name=name, sources=[str(_SOURCE)], build_directory=str(build_dir),
+                 extra_cflags=["-O3", "-march=native", "-fopenmp"], is_python_module=False, verbose=False)
     except Exception as e:  # no compiler, no ninja, a failed build: all mean "use the torch path"
         log.warning("CPU decode-attention kernel unavailable, using plain torch attention (%s)", e)
         return None
     return torch.ops.laneway.decode_attention
+
+
+@contextlib.contextmanager
+def _build_dir(name: str) -> Iterator[Path]:
+    """The extension's build directory, held exclusively (one build at a time per machine)."""
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions") / "laneway"
+    build_dir = root / name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{name}.flock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        (build_dir / "lock").unlink(missing_ok=True)  # left by a build that was killed
+        yield build_dir
 
 
 def _cpu_fingerprint() -> str:

@@ -1,0 +1,39 @@
+"""`laneway worker` arguments that decide where and how the engine runs."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from workers.main import add_arguments, config_from_args, parse_size, resolve_device
+
+
+def args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_auto_device_follows_what_torch_sees():
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == want
+    assert config_from_args(args()).device == "auto"
+    assert config_from_args(args("--device", "cpu")).device == "cpu"
+
+
+def test_a_device_that_cannot_serve_is_a_clear_error():
+    with pytest.raises(SystemExit, match="--device 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            resolve_device("cuda:0")
+
+
+def test_sizes_read_with_units_and_bad_ones_name_the_text():
+    assert parse_size("512MB") == 512 * 10**6 and parse_size("2GiB") == 2 * 2**30 and parse_size("1000") == 1000
+    with pytest.raises(argparse.ArgumentTypeError, match="'lots'"):
+        parse_size("lots")
+    with pytest.raises(argparse.ArgumentTypeError, match="positive"):
+        parse_size("0MB")
