@@ -81,6 +81,7 @@ class Item:
 class Claimed:
     entry_id: str
     item: Item
+    deliveries: int = 1  # how many times the group has handed this line out, this time included
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,19 @@ class ItemQueue:
                 return [], "0-0"
             raise
         next_cursor, entries = resp[0], resp[1]
-        return [Claimed(eid, Item.from_fields(f)) for eid, f in entries if f], next_cursor
+        entries = [(eid, f) for eid, f in entries if f]
+        deliveries = await self._deliveries(batch_id, [eid for eid, _ in entries])
+        return [Claimed(eid, Item.from_fields(f), n) for (eid, f), n in zip(entries, deliveries)], next_cursor
+
+    async def _deliveries(self, batch_id: str, entry_ids: list[str]) -> list[int]:
+        """Each pending entry's delivery count (XAUTOCLAIM has just counted its own)."""
+        if not entry_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for eid in entry_ids:
+            pipe.xpending_range(keys.items_key(batch_id), keys.GROUP, min=eid, max=eid, count=1)
+        rows = await pipe.execute()
+        return [row[0]["times_delivered"] if row else 1 for row in rows]
 
     async def refresh(self, batch_id: str, consumer: str, entry_ids: list[str]) -> list[str]:
         """Keep our claims alive; returns the entry ids we no longer own."""

@@ -16,6 +16,8 @@ from gateway.batches.item_queue import Answer
 
 EXPIRED = ("batch_expired", "This request could not be executed before the completion window expired.")
 CANCELLED = ("batch_cancelled", "This request was not executed because the batch was cancelled.")
+GAVE_UP = ("too_many_attempts", "This request was started {n} times and no attempt finished (each time the "
+            "gateway running it died or failed); it is not retried again.")
 
 
 def _line_id() -> str:

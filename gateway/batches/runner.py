@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 from gateway.batches.batch_store import BatchStore
 from gateway.batches.finish import finish
 from gateway.batches.item_queue import Answer, Claimed
-from gateway.batches.output import response_answer
+from gateway.batches.output import GAVE_UP, response_answer, unrun_answer
 from gateway.batches.records import BatchRecord, BatchStatus
 from gateway.batches.target import on_bulk_lane
 from gateway.batches.validate import LineError, capped, check_bodies, parse_lines
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.25
 MAX_WORKER_LOST = 3
+MAX_DELIVERIES = 5  # a line handed out more often than this (its runners died or failed) gets an error
 NEVER_RAN = {429, 503}
 WORKER_LOST = 502
 LOG_EVERY_S = 10.0
@@ -172,11 +173,17 @@ class BatchRunner:
     async def _run(self, batch: BatchRecord, claimed: Claimed) -> None:
         item = claimed.item
         try:
-            if not await self.store.items.is_answered(batch.id, item.custom_id):
+            if await self.store.items.is_answered(batch.id, item.custom_id):
+                answer = response_answer(item.custom_id, 200, "", {})  # only acks; the stored answer stays
+            elif claimed.deliveries > MAX_DELIVERIES:
+                # A poison line (it kills or breaks whoever runs it) must not loop until the batch expires.
+                log.error("%s: line %d (%s) was started %d times without finishing; answering it with an error",
+                          batch.id, item.line, item.custom_id, claimed.deliveries - 1)
+                code, message = GAVE_UP
+                answer = unrun_answer(item.custom_id, (code, message.format(n=claimed.deliveries - 1)))
+            else:
                 answer = await self._execute(batch, item.body, item.custom_id)
                 self.num_items_run += 1
-            else:
-                answer = response_answer(item.custom_id, 200, "", {})  # only acks; the stored answer stays
             await self._save(batch.id, item.custom_id, answer, claimed.entry_id)
         except asyncio.CancelledError:
             raise

@@ -209,6 +209,38 @@ async def test_lines_claimed_by_a_gateway_that_died_are_taken_over(redis: TestRe
     assert len(taken) == 3 and all(fake.servicer.prompts[p] == 2 for p in taken)  # started twice, answered once
 
 
+async def test_a_line_that_never_finishes_is_answered_with_an_error_after_max_deliveries(
+        redis: TestRedis, fake: RunningFake, tmp_path: Path) -> None:
+    # A poison line (here: the runner fails on it every time) is handed out again after each
+    # failure; past MAX_DELIVERIES it gets an error answer instead of looping until expiry.
+    from gateway.batches.runner import MAX_DELIVERIES
+
+    config = make_config(make_policy(tmp_path), [fake.address], redis.url, batch_claim_idle_s=0.1)
+    attempts: Counter[str] = Counter()
+    async with gateway_app(config) as (client, state):
+        runner = state.batch_runner
+        assert runner is not None
+        execute = runner._execute
+
+        async def poisoned(batch, body, custom_id):
+            attempts[custom_id] += 1
+            if custom_id == "req-1":
+                raise RuntimeError("this line breaks whoever runs it")
+            return await execute(batch, body, custom_id)
+
+        runner._execute = poisoned  # type: ignore[method-assign]
+        batch_id = (await create(client, await upload(client, completion_lines(3), BETA), BETA))["id"]
+        batch = await wait_for(client, batch_id, BETA, timeout_s=20)
+        output = await lines_of(client, batch["output_file_id"], BETA)
+        errors = await lines_of(client, batch["error_file_id"], BETA)
+    assert batch["status"] == "completed"
+    assert batch["request_counts"] == {"total": 3, "completed": 2, "failed": 1}
+    assert _answers(output, errors) == {"req-0": 1, "req-1": 1, "req-2": 1}
+    (poison,) = errors
+    assert poison["custom_id"] == "req-1" and poison["error"]["code"] == "too_many_attempts"
+    assert attempts["req-1"] == MAX_DELIVERIES and attempts["req-0"] == attempts["req-2"] == 1
+
+
 async def test_without_redis_the_batch_api_says_why_and_generation_still_works(fake: RunningFake,
                                                                                tmp_path: Path) -> None:
     config = make_config(make_policy(tmp_path, rpm=1), [fake.address], None)

@@ -25,6 +25,12 @@ async def fake() -> AsyncIterator[RunningFake]:
     await worker.server.stop(0)
 
 
+def _sample(exposition: str, name: str) -> float:
+    values = [float(line.split()[-1]) for line in exposition.splitlines() if line.startswith(name + " ")]
+    assert len(values) == 1, f"{name} not exposed exactly once"
+    return values[0]
+
+
 def _completion(prompt: str = "hello", max_tokens: int = 4) -> dict:
     return {"prompt": prompt, "max_tokens": max_tokens}
 
@@ -103,6 +109,9 @@ async def test_redis_outage_fails_open_or_closed_per_endpoint_then_recovers(redi
         assert closed.status_code == 503 and closed.headers["retry-after"] == "1"
         assert "Redis" in closed.json()["error"]["message"]
         assert state.limiter.num_unchecked >= 1 and state.limiter.num_refused_unavailable >= 1
+        scraped = (await client.get("/metrics")).text
+        assert _sample(scraped, "laneway_ratelimit_unchecked_requests_total") >= 1
+        assert _sample(scraped, "laneway_ratelimit_unavailable_refusals_total") == state.limiter.num_refused_unavailable
         redis.start()
         deadline = time.monotonic() + 5
         while (r := await client.post(strict, json=_completion(), headers=ALPHA)).status_code != 200:
