@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,16 +133,22 @@ def test_random_disconnects_leave_no_running_sequences_or_kv(cluster) -> None:
 def test_killing_a_worker_loses_no_request_that_had_not_started(cluster) -> None:
     base, workers, tmp = cluster
     victim = workers[1]
+    assert victim.popen is not None
+    # "Started" is judged on the client's side, which lags the worker: the victim is frozen
+    # first (SIGSTOP: it sends nothing more), tokens already on their way get this long to
+    # arrive, and only then is it decided which requests had started, and the victim killed.
+    in_flight_s = 0.5
 
-    async def one(client: httpx.AsyncClient, i: int, started: dict[int, bool]) -> str:
-        req = {"prompt": f"job {i}", "max_tokens": 150, "stream": True, "ignore_eos": True}
+    async def one(client: httpx.AsyncClient, i: int, started: set[int]) -> str:
+        req = {"prompt": f"job {i}", "max_tokens": 400, "stream": True, "ignore_eos": True}
         events: list[str] = []
         async with client.stream("POST", f"{base}/v1/endpoints/chat/completions", json=req) as r:
             if r.status_code != 200:
                 return f"status {r.status_code}"
             async for line in r.aiter_lines():
                 if line.startswith("data: "):
-                    started[i] = True
+                    if '"error"' not in line:
+                        started.add(i)
                     events.append(line[6:])
         assert events[-1] == "[DONE]", "every stream ends, even a broken one"
         if any('"error"' in e for e in events[:-1]):
@@ -150,17 +157,21 @@ def test_killing_a_worker_loses_no_request_that_had_not_started(cluster) -> None
         return last["choices"][0]["finish_reason"]
 
     async def main() -> None:
-        started: dict[int, bool] = {}
+        started: set[int] = set()
         async with httpx.AsyncClient(timeout=120) as client:
             tasks = [asyncio.create_task(one(client, i, started)) for i in range(24)]
             await asyncio.sleep(0.6)
-            not_started_at_kill = {i for i in range(24) if not started.get(i)}
+            victim.popen.send_signal(signal.SIGSTOP)
+            await asyncio.sleep(in_flight_s)
+            started_at_kill = set(started)
             victim.kill()
             results = await asyncio.gather(*tasks)
+        unstarted = set(range(24)) - started_at_kill
+        assert unstarted, "every request had started before the kill (8 sequence slots, 24 requests): nothing proved"
         for i, outcome in enumerate(results):
             assert outcome in {"length", "error-event"}, (i, outcome)
-            if i in not_started_at_kill:
-                assert outcome == "length", f"request {i} had not started and must complete elsewhere"
+            if i in unstarted:
+                assert outcome == "length", f"request {i} had not started when the worker died: it must finish elsewhere"
         assert "length" in results
 
     asyncio.run(main())
