@@ -65,8 +65,13 @@ def test_child_dies_when_its_launcher_is_killed() -> None:
 def test_without_the_launcher_marker_nothing_is_armed(monkeypatch: pytest.MonkeyPatch) -> None:
     from laneway import parent_watch
 
+    import ctypes
+
     monkeypatch.delenv(parent_watch.PARENT_PID_ENV, raising=False)
     parent_watch.die_with_parent()  # a worker started by hand: no signal, no exit
+    signal_on_parent_death = ctypes.c_int(-1)
+    assert ctypes.CDLL("libc.so.6", use_errno=True).prctl(2, ctypes.byref(signal_on_parent_death)) == 0  # GET_PDEATHSIG
+    assert signal_on_parent_death.value == 0, "nothing may be armed without the launcher's marker"
 
 
 def test_a_child_whose_launcher_is_already_gone_exits() -> None:
