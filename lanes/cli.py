@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lanes.advice import advice
 from lanes.api_key import hash_api_key
 from lanes.policy_errors import PolicyError
 from lanes.policy_load import load_policy
@@ -27,6 +28,8 @@ def check(path: str | Path) -> int:
         return 1
     counts = f"{len(policy.lanes)} lanes, {len(policy.endpoints)} endpoints, {len(policy.tenants)} tenants"
     print(f"OK: {path}: {counts}")
+    for note in advice(policy):
+        print(f"note: {path}: {note}")
     return 0
 
 

@@ -14,6 +14,7 @@ import logging
 import threading
 from pathlib import Path
 
+from lanes.advice import advice
 from lanes.policy_errors import PolicyError
 from lanes.policy_load import parse_policy
 from lanes.policy_model import Policy
@@ -29,6 +30,7 @@ class PolicySource:
         text = self._read()
         self._current = parse_policy(text, str(self.path))
         self._seen = _fingerprint(text)  # last content validated, good or refused
+        self._log_advice()
 
     @property
     def current(self) -> Policy:
@@ -65,7 +67,12 @@ class PolicySource:
         if policy != self._current:
             self._current = policy  # the one atomic step readers can observe
             log.info("policy reloaded from %s", self.path)
+            self._log_advice()
         return True
+
+    def _log_advice(self) -> None:
+        for note in advice(self._current):
+            log.warning("%s: %s", self.path, note)
 
     def _read(self) -> str:
         try:

@@ -76,3 +76,20 @@ def test_main_hash_key_reads_stdin_when_no_argument(
 def test_main_schema_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "Laneway policy"
+
+
+def test_check_notes_an_auto_window_with_no_budget_to_steer_by(capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    # In the test policy, rules can send chat (ttft budget 1000 ms) to bulk: its auto window has a budget.
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY_YAML)
+    assert cli.check(path) == 0
+    assert "note:" not in capsys.readouterr().out
+    # Without the rules, only nightly-labeling (no TTFT budget) reaches bulk.
+    path.write_text(POLICY_YAML[:POLICY_YAML.index("\nrules:")] + POLICY_YAML[POLICY_YAML.index("\ntenants:"):])
+    assert cli.check(path) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("OK: ")
+    assert out[1:] == [f"note: {path}: lanes.bulk.batch_window_ms: auto, but no endpoint that reaches lane 'bulk' "
+                       "has slo.ttft_p95_ms, so the window will widen to its max (250 ms) and stay there; a fixed "
+                       "window says the same thing plainly"]

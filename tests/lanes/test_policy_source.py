@@ -86,3 +86,15 @@ def test_comment_only_edit_keeps_the_same_policy_object(policy_file: Path) -> No
     policy_file.write_text("# edited\n" + POLICY_YAML)
     assert not source.poll()  # content changed, policy did not: nothing to swap
     assert source.current is first
+
+
+def test_advice_on_a_loaded_policy_is_logged(tmp_path, caplog) -> None:
+    from tests.lanes.factories import POLICY_YAML
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY_YAML[:POLICY_YAML.index("\nrules:")] + POLICY_YAML[POLICY_YAML.index("\ntenants:"):])
+    with caplog.at_level("WARNING", logger="laneway.policy"):
+        PolicySource(path)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: lanes.bulk.batch_window_ms: auto, but no endpoint that reaches lane 'bulk' has slo.ttft_p95_ms, "
+        "so the window will widen to its max (250 ms) and stay there; a fixed window says the same thing plainly"]
