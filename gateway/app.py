@@ -26,7 +26,6 @@ from gateway.lanes_runtime import LaneDispatcher
 from gateway.service import Dispatcher, GenerationService, ImmediateDispatcher
 from gateway.state import GatewayState
 from gateway.telemetry import GatewayTelemetry, TelemetryMiddleware
-from gateway.telemetry.limiter_collector import LimiterCollector
 from gateway.telemetry.metrics_route import metrics
 from gateway.telemetry.telemetry import SERVICE_NAME
 from laneway.telemetry import TracingConfig
@@ -69,8 +68,8 @@ def create_app(config: GatewayConfig) -> Starlette:
         state = GatewayState(config, policy_store, pool, GenerationService(pool, dispatcher, telemetry))
         app.state.laneway = state
         telemetry.watch(policy=lambda: policy_store.policy, model_name=lambda: state.model_name,
-                        lanes=dispatcher.snapshot if isinstance(dispatcher, LaneDispatcher) else None)
-        telemetry.metrics.registry.register(LimiterCollector(lambda: state.limiter))
+                        lanes=dispatcher.snapshot if isinstance(dispatcher, LaneDispatcher) else None,
+                        limiter=lambda: state.limiter)
         policy_store.watch(config.policy_poll_interval_s)
         _on_sighup(policy_store)
         try:

@@ -32,9 +32,10 @@ class Proc:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> Proc:
-        # Trace files and a launched Redis go beside the log, not into the checkout's .laneway.
+        # Trace files and a launched Redis go beside the log: not into the checkout's .laneway,
+        # and not shared with processes of other tests (an `env` entry still overrides it).
         data_dir = str(self.log_path.parent / "laneway-data")
-        env = {"LANEWAY_DATA_DIR": data_dir, **os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        env = {**os.environ, "LANEWAY_DATA_DIR": data_dir, "PYTHONUNBUFFERED": "1", **self.env}
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.popen = subprocess.Popen(self.cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                                           start_new_session=True)

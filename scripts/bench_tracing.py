@@ -107,7 +107,7 @@ def run(a: argparse.Namespace) -> int:
     procs: list[Proc] = []
     try:
         if a.real_worker:
-            os.environ["LANEWAY_DATA_DIR"] = str(tmp / "worker")  # its own traces, the same for both sides
+            # Its traces go beside its log (laneway.procs), the same for both sides.
             worker = start_worker(tmp, "--max-num-seqs", "64", name="worker")
         else:
             port = free_port()

@@ -14,6 +14,7 @@ import signal
 import socket
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,6 +25,9 @@ from workers.engine.engine_loop import EngineLoop
 from laneway.telemetry import TracingConfig
 from workers.servicer import WorkerServicer
 from workers.telemetry import WorkerTelemetry
+
+if TYPE_CHECKING:  # torch is imported only when an engine is built (sim workers never need it)
+    import torch
 
 log = logging.getLogger("laneway.worker")
 SERVICE_NAME = "laneway.worker.v1.Worker"
@@ -105,7 +109,7 @@ def build_engine(cfg: WorkerConfig):
     return EngineLoop(engine), tokenizer, model_config, sched_cfg
 
 
-def resolve_device(name: str):
+def resolve_device(name: str) -> torch.device:
     """--device: 'auto' takes the GPU when torch sees one; an unusable device is a clear error."""
     import torch
 
@@ -122,7 +126,7 @@ def resolve_device(name: str):
     return device
 
 
-def _memory_fraction(fraction: float, device) -> int:
+def _memory_fraction(fraction: float, device: torch.device) -> int:
     """A share of the memory free now: the GPU's for cuda, the host's for cpu."""
     if device.type == "cuda":
         import torch

@@ -47,13 +47,13 @@ def check_admission(*, lane_name: str, lane: LaneSpec, endpoint_name: str, endpo
     if deadline is not None and deadline <= now:
         return Refusal(DEADLINE, "the request's deadline passed before it reached the lane queue",
                        retry_after_s=0.0)
-    predictions = [num_queued * seconds_per_job if seconds_per_job is not None else 0.0,
-                   (num_queued + num_unstarted) * seconds_per_first_token
-                   if seconds_per_first_token is not None else 0.0]
-    predicted_wait_s = max(predictions)  # nothing measured yet: nothing to predict from, so admit
+    # An unmeasured rate predicts nothing (0 s): with neither measured, admit.
+    lane_wait_s = num_queued * (seconds_per_job or 0.0)
+    worker_wait_s = (num_queued + num_unstarted) * (seconds_per_first_token or 0.0)
+    predicted_wait_s = max(lane_wait_s, worker_wait_s)
     if predicted_wait_s <= 0.0:
         return None
-    num_ahead = num_queued + (num_unstarted if predictions[1] > predictions[0] else 0)
+    num_ahead = num_queued + num_unstarted if worker_wait_s > lane_wait_s else num_queued
     budgets = [(lane.max_queue_wait_ms / 1000.0, f"lane {lane_name!r} max_queue_wait_ms")]
     if endpoint is not None and endpoint.slo.ttft_p95_ms is not None:
         budgets.append((endpoint.slo.ttft_p95_ms / 1000.0, f"endpoint {endpoint_name!r} slo.ttft_p95_ms"))

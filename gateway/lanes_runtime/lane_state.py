@@ -26,7 +26,8 @@ class LaneState:
         self.window = WindowController(spec.batch_window)
         self.rate = DrainRate()  # dispatches: how fast the lane queue empties
         self.start_rate = DrainRate()  # first tokens: how fast dispatched jobs start streaming
-        self.unstarted: dict[str, float] = {}  # dispatched, no first token yet: request id -> dispatched at
+        self.unstarted: dict[str, float] = {}  # dispatched, no first token yet: request id -> dispatched at,
+        # in dispatch order
         self.wakeup = asyncio.Event()  # arrivals, cancellations, reloads: the flusher re-plans
         self.flusher: asyncio.Task[None] | None = None
         self.in_flight_ids: set[str] = set()
@@ -66,11 +67,12 @@ class LaneState:
 
     def mark_started(self, request_id: str, now: float) -> None:
         """A dispatched job produced its first token: one more sample of the start rate."""
-        dispatched_at = self.unstarted.pop(request_id, None)
-        if dispatched_at is None:
+        if request_id not in self.unstarted:
             return
-        # Busy since the oldest job still waiting to start, like DrainRate's batches.
-        oldest = min([dispatched_at, *self.unstarted.values()])
+        # Busy since the oldest job still waiting to start, like DrainRate's batches. Jobs are
+        # added in dispatch order, so the dict's first entry is the oldest.
+        oldest = next(iter(self.unstarted.values()))
+        del self.unstarted[request_id]
         self.start_rate.record(num_jobs=1, oldest_enqueued_at=oldest, now=now)
 
     def stats(self) -> LaneStats:

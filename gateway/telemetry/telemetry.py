@@ -15,7 +15,9 @@ from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.job import Job
+from gateway.ratelimit import RateLimiter
 from gateway.telemetry.lane_collector import LaneCollector, LaneSnapshot
+from gateway.telemetry.limiter_collector import LimiterCollector
 from gateway.telemetry.metrics import GatewayMetrics
 from gateway.telemetry.request_trace import CURRENT, RequestTrace
 from laneway.telemetry import TracingConfig, build_tracer_provider
@@ -48,11 +50,13 @@ class GatewayTelemetry:
         return cls(TracingConfig.disabled(SERVICE_NAME))
 
     def watch(self, *, policy: Callable[[], Policy], lanes: LaneSnapshot | None,
-              model_name: Callable[[], str]) -> None:
+              model_name: Callable[[], str], limiter: Callable[[], RateLimiter] | None = None) -> None:
         self._policy = policy
         self._lanes = lanes
         self._model_name = model_name
         self.metrics.registry.register(LaneCollector(policy, lanes))
+        if limiter is not None:
+            self.metrics.registry.register(LimiterCollector(limiter))
 
     def shutdown(self) -> None:
         """Flush queued spans and stop the export thread."""

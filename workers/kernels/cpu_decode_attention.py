@@ -22,8 +22,7 @@ import functools
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
