@@ -7,8 +7,6 @@ bos/eos/pad, then reserved ids up to vocab_size, so every id a preset can emit d
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
-
 from workers.models.errors import ModelLoadError
 
 SUPPORTED_DTYPES = ("float32", "bfloat16", "float16")
@@ -53,13 +51,6 @@ class ModelConfig:
         )
         assert self.head_dim % 2 == 0, f"rotary embedding needs an even head_dim, got {self.head_dim}"
         assert self.dtype in SUPPORTED_DTYPES, f"dtype {self.dtype!r} not in {SUPPORTED_DTYPES}"
-
-    @classmethod
-    def from_hf_config(cls, hf_config: dict[str, Any], source: str = "config.json") -> ModelConfig:
-        """Map a Hugging Face config.json; unsupported fields raise ModelLoadError naming them."""
-        from workers.models.hf_config import parse_hf_config
-
-        return parse_hf_config(hf_config, source)
 
     @classmethod
     def preset(cls, name: str) -> ModelConfig:

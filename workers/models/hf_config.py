@@ -17,7 +17,8 @@ _MODEL_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "q
 _MISSING = object()
 
 
-def parse_hf_config(cfg: dict[str, Any], source: str) -> ModelConfig:
+def parse_hf_config(cfg: dict[str, Any], source: str = "config.json") -> ModelConfig:
+    """Map a Hugging Face config.json; unsupported fields raise ModelLoadError naming `source` and the field."""
     arch = _architecture(cfg, source)
     num_heads = _int(cfg, "num_attention_heads", source)
     num_kv_heads = _int(cfg, "num_key_value_heads", source, default=num_heads)

@@ -14,6 +14,7 @@ import torch
 
 from workers.models.config import PRESETS, SUPPORTED_DTYPES, ModelConfig
 from workers.models.errors import ModelLoadError
+from workers.models.hf_config import parse_hf_config
 from workers.models.llama import LlamaForCausalLM, build_model, empty_model
 from workers.models.weights import load_weights
 from workers.tokenizer import ByteTokenizer, ChatTemplateError, HFTokenizer, Tokenizer
@@ -52,7 +53,7 @@ def read_model_config(path: Path) -> ModelConfig:
         raise ModelLoadError(f"{config_path} is not valid JSON: {e}") from None
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{config_path} must hold a JSON object")
-    config = ModelConfig.from_hf_config(raw, source=str(config_path))
+    config = parse_hf_config(raw, source=str(config_path))
     return replace(config, name=str(path))
 
 

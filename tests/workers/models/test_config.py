@@ -6,6 +6,7 @@ import pytest
 
 from workers.models.config import PRESETS, ModelConfig, RopeScaling
 from workers.models.errors import ModelLoadError
+from workers.models.hf_config import parse_hf_config
 from workers.models.llama import build_model
 
 LLAMA = {
@@ -45,7 +46,7 @@ def test_parameter_count_matches_the_built_model(name):
 
 
 def test_llama_mapping_transformers5_layout():
-    config = ModelConfig.from_hf_config(LLAMA)
+    config = parse_hf_config(LLAMA)
     assert (config.num_layers, config.num_heads, config.num_kv_heads, config.head_dim) == (2, 4, 2, 16)
     assert config.rope_theta == 500000.0 and config.rope_scaling is None
     assert config.eos_token_ids == (2, 9) and config.eos_token_id == 2 and config.bos_token_id == 1
@@ -61,18 +62,18 @@ def test_llama3_scaling_in_transformers4_layout_and_explicit_head_dim():
         "torch_dtype": "float16",
         "head_dim": 24,
     }
-    config = ModelConfig.from_hf_config(raw)
+    config = parse_hf_config(raw)
     assert config.rope_scaling == RopeScaling(8.0, 1.0, 4.0, 64)
     assert config.head_dim == 24 and config.q_size == 96 and config.dtype == "float16"
 
 
 def test_qwen2_and_mistral():
-    qwen = ModelConfig.from_hf_config({**LLAMA, "architectures": ["Qwen2ForCausalLM"], "use_sliding_window": False,
+    qwen = parse_hf_config({**LLAMA, "architectures": ["Qwen2ForCausalLM"], "use_sliding_window": False,
                                         "sliding_window": 32, "tie_word_embeddings": True})
     assert qwen.attention_bias and qwen.tie_word_embeddings and qwen.max_position_embeddings == 512
-    mistral = ModelConfig.from_hf_config({**LLAMA, "architectures": ["MistralForCausalLM"], "sliding_window": 256})
+    mistral = parse_hf_config({**LLAMA, "architectures": ["MistralForCausalLM"], "sliding_window": 256})
     assert not mistral.attention_bias and mistral.max_position_embeddings == 256
-    without_window = ModelConfig.from_hf_config(
+    without_window = parse_hf_config(
         {**LLAMA, "architectures": ["MistralForCausalLM"], "sliding_window": None}
     )
     assert without_window.max_position_embeddings == 512
@@ -97,10 +98,10 @@ def test_qwen2_and_mistral():
 )
 def test_unsupported_fields_are_named(change, message):
     with pytest.raises(ModelLoadError, match=rf"/ckpt/config.json: .*{message}"):
-        ModelConfig.from_hf_config({**LLAMA, **change}, source="/ckpt/config.json")
+        parse_hf_config({**LLAMA, **change}, source="/ckpt/config.json")
 
 
 def test_missing_field_is_named():
     raw = {k: v for k, v in LLAMA.items() if k != "num_hidden_layers"}
     with pytest.raises(ModelLoadError, match="required field 'num_hidden_layers' is missing"):
-        ModelConfig.from_hf_config(raw)
+        parse_hf_config(raw)
