@@ -18,6 +18,7 @@ from laneway_proto import worker_pb2 as pb
 from laneway_proto import worker_pb2_grpc as pb_grpc
 from workers.engine.engine_loop import EngineLoop
 from workers.engine.outputs import RequestOutput
+from workers.engine.tokenizer import Tokenizer
 from workers.telemetry import StreamEnd, WorkerTelemetry
 from workers.wire import InvalidRequest, ModelLimits, to_chunk, to_sequence
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class WorkerServicer(pb_grpc.WorkerServicer):
-    def __init__(self, loop: EngineLoop, tokenizer, limits: ModelLimits, model_name: str, block_size: int,
+    def __init__(self, loop: EngineLoop, tokenizer: Tokenizer, limits: ModelLimits, model_name: str, block_size: int,
                  max_num_seqs: int, worker_id: str, max_waiting: int = 4096,
                  telemetry: WorkerTelemetry | None = None) -> None:
         self.loop = loop

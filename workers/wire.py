@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from laneway_proto import worker_pb2 as pb
 from workers.engine.outputs import RequestOutput
 from workers.engine.sequence import LanePolicy, SamplingParams, Sequence
+from workers.engine.tokenizer import Tokenizer
 
 MAX_LOGPROBS = 20
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
@@ -29,7 +30,7 @@ class ModelLimits:
         return self.eos_token_ids[0] if self.eos_token_ids else None
 
 
-def to_sequence(req: pb.GenerateRequest, tokenizer, limits: ModelLimits) -> Sequence:
+def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits) -> Sequence:
     prompt_ids = _prompt_ids(req, tokenizer)
     sampling = _sampling(req.sampling, limits)
     extra_eos = tuple(t for t in limits.eos_token_ids[1:] if t not in sampling.stop_token_ids)
@@ -64,7 +65,7 @@ def to_sequence(req: pb.GenerateRequest, tokenizer, limits: ModelLimits) -> Sequ
     )
 
 
-def _prompt_ids(req: pb.GenerateRequest, tokenizer) -> list[int]:
+def _prompt_ids(req: pb.GenerateRequest, tokenizer: Tokenizer) -> list[int]:
     which = req.WhichOneof("prompt")
     if which == "text":
         return tokenizer.encode(req.text)
@@ -114,7 +115,7 @@ def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:
     )
 
 
-def to_chunk(out: RequestOutput, tokenizer) -> pb.GenerateChunk:
+def to_chunk(out: RequestOutput, tokenizer: Tokenizer) -> pb.GenerateChunk:
     chunk = pb.GenerateChunk(token_ids=out.token_ids, text=out.text,
                              finish_reason=_FINISH.get(out.finish_reason or "", pb.FINISH_REASON_UNSPECIFIED))
     for token_id, (logprob, top) in zip(out.token_ids, out.logprobs):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from workers.bench.setup import kv_bytes_per_token, make_engine, weight_bytes
 from workers.bench.timed_model import TimedModel
 from workers.engine.sequence import SamplingParams, Sequence
+from workers.engine.tokenizer import Tokenizer
 from workers.models.config import ModelConfig
 from workers.models.llama import LlamaForCausalLM
 
@@ -37,7 +38,7 @@ class DecodePoint:
         return self.bytes_per_step / (self.step_ms / 1e3) / (bandwidth_gbps * 1e9)
 
 
-def measure_decode_curve(model: LlamaForCausalLM, config: ModelConfig, tokenizer, *, batch_sizes: list[int],
+def measure_decode_curve(model: LlamaForCausalLM, config: ModelConfig, tokenizer: Tokenizer, *, batch_sizes: list[int],
                          context: int, num_steps: int, seed: int = 0) -> list[DecodePoint]:
     """One engine per batch size, all prefilled first; then the measured steps go round
     robin (one step of each batch size in turn, `num_steps` rounds), so a burst of load
@@ -69,8 +70,8 @@ class DecodeRun:
 
     WARMUP = 3
 
-    def __init__(self, model: LlamaForCausalLM, config: ModelConfig, tokenizer, batch_size: int, context: int,
-                 num_steps: int, rng: random.Random) -> None:
+    def __init__(self, model: LlamaForCausalLM, config: ModelConfig, tokenizer: Tokenizer, batch_size: int,
+                 context: int, num_steps: int, rng: random.Random) -> None:
         self.batch_size = batch_size
         # Early sequences decode while later ones prefill (chunked prefill under the token
         # budget), so leave room for those extra tokens as well.

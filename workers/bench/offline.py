@@ -14,6 +14,7 @@ from workers.bench.setup import make_engine
 from workers.bench.workload import Request
 from workers.engine.engine import drain
 from workers.engine.sequence import SamplingParams, Sequence
+from workers.engine.tokenizer import Tokenizer
 from workers.models.config import ModelConfig
 from workers.models.llama import LlamaForCausalLM
 
@@ -29,7 +30,7 @@ class ThroughputResult:
         return self.output_tokens / self.seconds
 
 
-def laneway_offline(model: LlamaForCausalLM, config: ModelConfig, tokenizer, requests: list[Request], *,
+def laneway_offline(model: LlamaForCausalLM, config: ModelConfig, tokenizer: Tokenizer, requests: list[Request], *,
                     max_num_seqs: int, max_num_batched_tokens: int) -> ThroughputResult:
     longest = max(len(r.prompt) + r.output_len for r in requests)
     # A pool that holds max_num_seqs sequences of the longest request: what a worker sized

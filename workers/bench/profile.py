@@ -9,11 +9,12 @@ from __future__ import annotations
 import random
 
 from workers.bench.decode_curve import DecodeRun
+from workers.engine.tokenizer import Tokenizer
 from workers.models.config import ModelConfig
 from workers.models.llama import LlamaForCausalLM
 
 
-def profile_decode(model: LlamaForCausalLM, config: ModelConfig, tokenizer, *, batch_size: int, context: int,
+def profile_decode(model: LlamaForCausalLM, config: ModelConfig, tokenizer: Tokenizer, *, batch_size: int, context: int,
                    num_steps: int = 10, row_limit: int = 12, seed: int = 0) -> str:
     """The profiler's table of ops by self CPU time over `num_steps` pure decode steps."""
     from torch.profiler import ProfilerActivity, profile

@@ -23,7 +23,8 @@ needs `decode`; end-of-sequence and stop *token* handling belongs to the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+
+from workers.engine.tokenizer import Decoder
 
 REPLACEMENT_CHAR = "\ufffd"
 # Prompt tokens decoded as context in front of the first output token.
@@ -35,10 +36,6 @@ _MAX_HELD_TOKENS = 8
 _NUM_RESYNC_CANDIDATES = 4
 
 
-class Tokenizer(Protocol):
-    def decode(self, ids: list[int]) -> str: ...
-
-
 @dataclass(frozen=True)
 class DetokStep:
     text_delta: str
@@ -48,7 +45,7 @@ class DetokStep:
 class IncrementalDetokenizer:
     def __init__(
         self,
-        tokenizer: Tokenizer,
+        tokenizer: Decoder,
         prompt_ids: list[int],
         stop: tuple[str, ...] = (),
         *,

@@ -9,15 +9,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence as Seq
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from workers.engine.detokenizer import IncrementalDetokenizer
 from workers.engine.outputs import RequestOutput, Usage
+from workers.engine.runner import Runner
 from workers.engine.scheduler import Scheduler
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.engine.sequence import SeqStatus, Sequence
+from workers.engine.tokenizer import Tokenizer
 
-# (logits rows for the seqs that sample, those seqs) -> one token id per seq, plus logprobs
-SampleFn = Callable[[object, list[Sequence]], object]
+if TYPE_CHECKING:  # annotations only: the engine loop stays torch-free
+    import torch
+
+    from workers.sampling.result import SampleResult
+
+# (logits (N, V) of the seqs that sample, those N seqs) -> one token id per seq, plus logprobs
+SampleFn = Callable[["torch.Tensor", list[Sequence]], "SampleResult"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ class StepStats:
 
 
 class Engine:
-    def __init__(self, scheduler: Scheduler, runner, sample_fn: SampleFn, tokenizer) -> None:
+    def __init__(self, scheduler: Scheduler, runner: Runner, sample_fn: SampleFn, tokenizer: Tokenizer) -> None:
         self.scheduler = scheduler
         self.runner = runner
         self.sample_fn = sample_fn

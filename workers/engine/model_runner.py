@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from workers.engine.config import CacheRuntime
+from workers.engine.runner import RunnerStats
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.engine.sequence import Sequence
 from workers.kernels.cpu_decode_attention import decode_kernel
@@ -20,13 +21,6 @@ from workers.kernels.kv_cache import allocate_kv_cache
 from workers.kernels.metadata import AttentionMetadata
 from workers.models.config import ModelConfig
 from workers.models.llama import LlamaForCausalLM
-
-
-@dataclass
-class RunnerStats:
-    num_steps: int = 0
-    num_computed_tokens: int = 0  # tokens forwarded; prefix-cache hits never show up here
-    num_sampled: int = 0  # logits rows returned
 
 
 @dataclass(frozen=True)
@@ -45,6 +39,8 @@ def sampled_seqs(out: SchedulerOutput) -> list[Sequence]:
 
 
 class ModelRunner:
+    """The engine's Runner (workers/engine/runner.py) for a real model."""
+
     def __init__(
         self,
         model: LlamaForCausalLM,

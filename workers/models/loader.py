@@ -12,12 +12,13 @@ from pathlib import Path
 
 import torch
 
+from workers.engine.tokenizer import Tokenizer
 from workers.models.config import PRESETS, SUPPORTED_DTYPES, ModelConfig
 from workers.models.errors import ModelLoadError
 from workers.models.hf_config import parse_hf_config
 from workers.models.llama import LlamaForCausalLM, build_model, empty_model
 from workers.models.weights import load_weights
-from workers.tokenizer import ByteTokenizer, ChatTemplateError, HFTokenizer, Tokenizer
+from workers.tokenizer import ByteTokenizer, ChatTemplateError, HFTokenizer
 
 
 def load_model(

@@ -1,4 +1,4 @@
-"""Stands in for ModelRunner: the same `run(out) -> logits` contract, with no model.
+"""Stands in for ModelRunner: the engine's Runner protocol (workers/engine/runner.py), with no model.
 
 It asks the cost model how long this pass would take on the simulated hardware, sleeps
 that long (a sleeping engine thread costs no CPU, so thousands of streams are cheap), and
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from workers.engine.runner import RunnerStats
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.sim.step_shape import StepCost, shape_of
 
@@ -22,10 +23,7 @@ _LETTERS = range(ord("a"), ord("z") + 1)  # byte-tokenizer ids of 'a'..'z'
 
 
 @dataclass
-class SimRunnerStats:
-    num_steps: int = 0
-    num_computed_tokens: int = 0
-    num_sampled: int = 0
+class SimRunnerStats(RunnerStats):
     simulated_s: float = 0.0  # sum of predicted pass times
 
 

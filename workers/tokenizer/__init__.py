@@ -1,5 +1,7 @@
-from workers.tokenizer.base import ChatTemplateError, Tokenizer
+"""Tokenizers that match the engine's Tokenizer protocol (workers/engine/tokenizer.py)."""
+
 from workers.tokenizer.byte import ByteTokenizer
+from workers.tokenizer.errors import ChatTemplateError
 from workers.tokenizer.hf import HFTokenizer
 
-__all__ = ["ByteTokenizer", "ChatTemplateError", "HFTokenizer", "Tokenizer"]
+__all__ = ["ByteTokenizer", "ChatTemplateError", "HFTokenizer"]

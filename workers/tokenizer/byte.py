@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from workers.tokenizer.base import ChatTemplateError
+from workers.tokenizer.errors import ChatTemplateError
 
 BOS_ID, EOS_ID, PAD_ID = 256, 257, 258
 _SPECIAL_NAMES = {BOS_ID: "<|bos|>", EOS_ID: "<|eos|>", PAD_ID: "<|pad|>"}

@@ -16,7 +16,7 @@ from jinja2 import nodes
 from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from workers.tokenizer.base import ChatTemplateError
+from workers.tokenizer.errors import ChatTemplateError
 
 
 class _GenerationBlock(Extension):

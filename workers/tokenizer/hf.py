@@ -9,7 +9,7 @@ from typing import Any
 
 from tokenizers import Tokenizer as RustTokenizer
 
-from workers.tokenizer.base import ChatTemplateError
+from workers.tokenizer.errors import ChatTemplateError
 from workers.tokenizer.chat_template import ChatTemplate
 
 _SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token")
