@@ -1,7 +1,8 @@
 """`laneway worker`: one process serving one model over gRPC.
 
-Builds the engine (model, KV pool, block manager, scheduler) once at start-up, then serves
-the Worker service and the standard health service until SIGTERM/SIGINT, draining first.
+Builds the engine once at start-up (workers/build.py, from the WorkerConfig of
+workers/config.py), then serves the Worker service and the standard health service until
+SIGTERM/SIGINT, draining first.
 """
 
 from __future__ import annotations
@@ -13,128 +14,19 @@ import os
 import signal
 import socket
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from laneway_proto import worker_pb2_grpc as pb_grpc
-from workers.engine.config import CacheConfig, CacheRuntime, SchedulerConfig
-from workers.engine.engine_loop import EngineLoop
-from laneway.telemetry import TracingConfig
+from workers.build import build_engine
+from workers.config import WorkerConfig, parse_size
+from workers.engine.config import CacheConfig, SchedulerConfig
 from workers.servicer import WorkerServicer
 from workers.telemetry import WorkerTelemetry
 
-if TYPE_CHECKING:  # torch is imported only when an engine is built (sim workers never need it)
-    import torch
-
 log = logging.getLogger("laneway.worker")
 SERVICE_NAME = "laneway.worker.v1.Worker"
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    model: str = "tiny"
-    host: str = "127.0.0.1"
-    port: int = 50051
-    dtype: str | None = None  # None: the model's own (presets: tiny float32, small bfloat16)
-    device: str = "auto"  # auto: cuda when torch sees a GPU, else cpu; or any torch device ("cuda:1")
-    scheduler: SchedulerConfig = SchedulerConfig()
-    cache: CacheConfig = CacheConfig()
-    num_threads: int | None = None
-    drain_timeout_s: float = 10.0  # running streams get this long after the server stops accepting RPCs
-    drain_delay_s: float = 0.0  # before that, NOT_SERVING + refusing new work while health probes still answer
-    registry_url: str | None = None  # Redis to announce this worker in (gateways discover it there)
-    advertise: str | None = None  # host:port gateways should dial; default host:port above
-    registry_ttl_s: float = 6.0  # a worker silent this long leaves the gateways' rotation
-    metrics_port: int = 0  # Prometheus /metrics on host:metrics_port; 0: not served
-    tracing: TracingConfig | None = None  # None: from the environment (OTEL_*, LANEWAY_TRACE_*)
-
-
-def parse_size(text: str) -> int:
-    """'64MB', '1.5GiB', '1000000' -> bytes."""
-    units = {"k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
-             "g": 10**9, "gb": 10**9, "gib": 2**30, "": 1, "b": 1}
-    t = text.strip().lower()
-    num = t.rstrip("abgikm")
-    unit = t[len(num):]
-    try:
-        if unit not in units:
-            raise ValueError(unit)
-        size = float(num)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"cannot read size {text!r}; use e.g. 512MB or 2GiB") from None
-    if size <= 0:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
-    return int(size * units[unit])
-
-
-def build_engine(cfg: WorkerConfig):
-    """Load the model and size the KV pool; returns (EngineLoop, tokenizer, model_config)."""
-    if cfg.model.startswith("sim:"):  # SIMULATED: cost-model forward passes, same engine (workers/sim)
-        from workers.sim.build import build_sim_engine
-
-        return build_sim_engine(cfg)
-    import torch
-
-    from workers.engine.block_manager import BlockManager
-    from workers.engine.engine import Engine
-    from workers.engine.model_runner import ModelRunner
-    from workers.engine.scheduler import Scheduler
-    from workers.kernels.kv_cache import num_blocks_for_memory
-    from workers.models.loader import load_model
-    from workers.sampling.sampler import sample
-
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    device = resolve_device(cfg.device)
-    model, model_config, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=device)
-    dtype = next(model.parameters()).dtype
-    memory = cfg.cache.kv_cache_memory_bytes or _memory_fraction(cfg.cache.kv_cache_memory_fraction, device)
-    num_blocks = num_blocks_for_memory(model_config, cfg.cache.block_size, dtype, memory)
-    max_len = min(cfg.scheduler.max_model_len, model_config.max_position_embeddings)
-    sched_cfg = SchedulerConfig(max_num_seqs=cfg.scheduler.max_num_seqs,
-                                max_num_batched_tokens=cfg.scheduler.max_num_batched_tokens,
-                                max_model_len=max_len)
-    if num_blocks * cfg.cache.block_size < max_len:
-        raise SystemExit(f"KV cache of {memory} bytes holds {num_blocks} blocks of {cfg.cache.block_size} "
-                         f"tokens, less than one full-length sequence ({max_len}); raise --kv-cache-memory")
-    runtime = CacheRuntime(num_blocks=num_blocks, block_size=cfg.cache.block_size)
-    runner = ModelRunner(model, model_config, runtime, dtype, device)
-    block_manager = BlockManager(num_blocks, cfg.cache.block_size, cfg.cache.enable_prefix_caching)
-    engine = Engine(Scheduler(sched_cfg, block_manager), runner, sample, tokenizer)
-    log.info("model %s on %s: %d KV blocks of %d tokens (%.1f MB)", cfg.model, device, num_blocks,
-             cfg.cache.block_size, memory / 1e6)
-    return EngineLoop(engine), tokenizer, model_config, sched_cfg
-
-
-def resolve_device(name: str) -> torch.device:
-    """--device: 'auto' takes the GPU when torch sees one; an unusable device is a clear error."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise SystemExit(f"--device {name!r}: {e}") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name!r}: torch sees no CUDA device here (a CPU build, or no GPU)")
-    if device.type not in ("cpu", "cuda"):
-        raise SystemExit(f"--device {name!r}: only cpu and cuda are supported")
-    return device
-
-
-def _memory_fraction(fraction: float, device: torch.device) -> int:
-    """A share of the memory free now: the GPU's for cuda, the host's for cpu."""
-    if device.type == "cuda":
-        import torch
-
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free * fraction)
-    pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return int(pages * fraction)
 
 
 async def serve(cfg: WorkerConfig) -> None:

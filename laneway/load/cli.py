@@ -24,6 +24,7 @@ from laneway.load.report import endpoint_verdict, render_table, run_json, summar
 from laneway.load.sweep import SweepSpec, curves, parse_sweep, render_curves
 from laneway.load.workload import Workload
 from laneway.load.workload_file import WorkloadError, load_workload
+from workers.config import is_sim_model
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -120,7 +121,7 @@ def _banner(target: Target, workload: Workload) -> str:
     text = f"laneway load: {workload.source} -> {target.base_url} ({names}; {workload.duration_s:.0f}s of arrivals)"
     try:
         models = httpx.get(f"{target.base_url.rstrip('/')}/v1/models", timeout=2.0, headers=target.headers).json()
-        sims = [m["id"] for m in models.get("data", []) if str(m.get("id", "")).startswith("sim:")]
+        sims = [m["id"] for m in models.get("data", []) if is_sim_model(str(m.get("id", "")))]
     except (httpx.HTTPError, ValueError, AttributeError, TypeError):
         sims = []
     if sims:

@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from workers.main import parse_size
+from workers.config import parse_size
 from workers.sim.presets import PRESETS, get_preset
 
 

@@ -7,7 +7,9 @@ import argparse
 import pytest
 import torch
 
-from workers.main import add_arguments, config_from_args, parse_size, resolve_device
+from workers.build import resolve_device
+from workers.config import parse_size
+from workers.main import add_arguments, config_from_args
 
 
 def args(*argv: str) -> argparse.Namespace:

@@ -1,6 +1,6 @@
 """The engine under test: the real scheduler, model runner and sampler around one model.
 
-Built like `workers.main.build_engine`, but around an already-loaded model, so every
+Built like `workers.build.build_engine`, but around an already-loaded model, so every
 benchmark in a run shares the same weights and each gets a fresh KV pool.
 """
 
@@ -13,6 +13,7 @@ from workers.engine.config import CacheRuntime, SchedulerConfig
 from workers.engine.engine import Engine
 from workers.engine.model_runner import ModelRunner
 from workers.engine.scheduler import Scheduler
+from workers.engine.tokenizer import Tokenizer
 from workers.kernels.kv_cache import block_bytes
 from workers.models.config import ModelConfig
 from workers.models.llama import LlamaForCausalLM
@@ -21,7 +22,7 @@ from workers.sampling.sampler import sample
 BLOCK_SIZE = 16
 
 
-def make_engine(model: LlamaForCausalLM, config: ModelConfig, tokenizer, *, num_tokens: int,
+def make_engine(model: LlamaForCausalLM, config: ModelConfig, tokenizer: Tokenizer, *, num_tokens: int,
                 max_num_seqs: int, max_num_batched_tokens: int = 512, max_model_len: int = 2048) -> Engine:
     """An engine whose KV pool holds `num_tokens` tokens (rounded up to whole blocks).
 

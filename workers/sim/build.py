@@ -1,8 +1,9 @@
 """`laneway worker --model sim:PRESET`: the real engine around a simulated forward pass.
 
-Same Scheduler, BlockManager, Engine, EngineLoop and gRPC service as `build_engine`; only
-the ModelRunner is swapped for SimRunner and the KV pool is sized from the preset's free
-memory (or --kv-cache-memory), so the KV cliff is where the preset's hardware puts it.
+Same Scheduler, BlockManager, Engine, EngineLoop and gRPC service as `build_engine`
+(workers/build.py, which hands `sim:` models here); only the ModelRunner is swapped for
+SimRunner and the KV pool is sized from the preset's free memory (or --kv-cache-memory),
+so the KV cliff is where the preset's hardware puts it.
 """
 
 from __future__ import annotations
@@ -11,29 +12,24 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from workers.build import BuiltEngine
+from workers.config import SIM_PREFIX
 from workers.engine.block_manager import BlockManager
-from workers.engine.config import SchedulerConfig
 from workers.engine.engine import Engine
 from workers.engine.engine_loop import EngineLoop
 from workers.engine.scheduler import Scheduler
 from workers.models.config import PRESETS as MODEL_PRESETS
-from workers.models.config import ModelConfig
 from workers.sim.presets import get_preset
 from workers.sim.sim_runner import SimRunner
 from workers.tokenizer.byte import ByteTokenizer
 
 if TYPE_CHECKING:
-    from workers.main import WorkerConfig
+    from workers.config import WorkerConfig
 
 log = logging.getLogger("laneway.worker")
-SIM_PREFIX = "sim:"
 
 
-def is_sim_model(spec: str) -> bool:
-    return spec.startswith(SIM_PREFIX)
-
-
-def build_sim_engine(cfg: WorkerConfig) -> tuple[EngineLoop, ByteTokenizer, ModelConfig, SchedulerConfig]:
+def build_sim_engine(cfg: WorkerConfig) -> BuiltEngine:
     from workers.sampling.sampler import sample
 
     preset = get_preset(cfg.model[len(SIM_PREFIX):])
@@ -54,4 +50,4 @@ def build_sim_engine(cfg: WorkerConfig) -> tuple[EngineLoop, ByteTokenizer, Mode
                 "(%.1f GB of K/V at %d bytes/token); tokens are meaningless", cfg.model, preset.description,
                 preset.cost.describe(), num_blocks, block_size,
                 num_blocks * block_size * preset.kv_bytes_per_token / 1e9, preset.kv_bytes_per_token)
-    return EngineLoop(engine), tokenizer, model_config, sched_cfg
+    return BuiltEngine(EngineLoop(engine), tokenizer, model_config, sched_cfg)

@@ -1,6 +1,6 @@
 """`laneway calibrate --measure`: time real forward passes of the real engine, in-process.
 
-Builds the engine with `workers.main.build_engine` (the same model, KV pool, scheduler
+Builds the engine with `workers.build.build_engine` (the same model, KV pool, scheduler
 and runner a worker serves) and times every pass around `ModelRunner.run`, the part the
 simulator replaces, with its StepShape. Two kinds of rows:
 
@@ -26,12 +26,20 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from workers.build import build_engine
+from workers.config import WorkerConfig
 from workers.engine.config import CacheConfig, SchedulerConfig
+from workers.engine.engine import StepStats
+from workers.engine.runner import Runner, RunnerStats
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.engine.sequence import SamplingParams, Sequence
 from workers.sim.calibrate import MeasuredStep
 from workers.sim.step_shape import StepShape, shape_of
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,16 @@ class _TimingRunner:
     """Forwards to the real runner; records each pass's shape and wall time, and (through
     Engine.on_step) the whole step's, so the host share is step minus pass."""
 
-    def __init__(self, runner) -> None:
+    def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.passes: list[MeasuredStep] = []
         self.steps: list[float] = []
 
-    def on_step(self, stats) -> None:
+    @property
+    def stats(self) -> RunnerStats:
+        return self.runner.stats
+
+    def on_step(self, stats: StepStats) -> None:
         self.steps.append(stats.duration_s)
 
     def clear(self) -> None:
@@ -73,20 +85,15 @@ class _TimingRunner:
         assert len(self.steps) == len(self.passes), "a step without its pass"
         return [MeasuredStep(p.shape, max(1e-6, t - p.seconds)) for p, t in zip(self.passes, self.steps)]
 
-    def run(self, out: SchedulerOutput):
+    def run(self, out: SchedulerOutput) -> torch.Tensor:
         shape = shape_of(out)
         start = time.perf_counter()
         logits = self.runner.run(out)
         self.passes.append(MeasuredStep(shape, time.perf_counter() - start))
         return logits
 
-    def __getattr__(self, name: str):
-        return getattr(self.runner, name)
-
 
 def measure(plan: MeasurePlan, progress: Callable[[str], None] = print) -> Measurement:
-    from workers.main import WorkerConfig, build_engine
-
     longest = max([*plan.prefill_lengths, *(c for _, c in plan.decode_points)]) + plan.num_decode_steps + 8
     cfg = WorkerConfig(model=plan.model, num_threads=plan.num_threads,
                        scheduler=SchedulerConfig(max_num_seqs=max(b for b, _ in plan.decode_points),
@@ -94,8 +101,7 @@ def measure(plan: MeasurePlan, progress: Callable[[str], None] = print) -> Measu
                                                  max_model_len=max(2048, longest)),
                        cache=CacheConfig(kv_cache_memory_bytes=plan.kv_cache_memory_bytes,
                                          enable_prefix_caching=False))  # random prompts; a hit skips work
-    loop, _tokenizer, _config, _sched = build_engine(cfg)
-    engine = loop.engine
+    engine = build_engine(cfg).loop.engine
     timing = _TimingRunner(engine.runner)
     engine.runner = timing
     engine.on_step = timing.on_step

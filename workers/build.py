@@ -1,0 +1,103 @@
+"""Build a worker's engine from its WorkerConfig: model, KV pool, block manager, scheduler.
+
+Shared by the process entry point (workers/main.py), `laneway calibrate --measure`
+(workers/sim/measure.py) and tests, none of which should need the others to build one.
+torch is imported only when a real model is built; a SIMULATED worker never loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, NamedTuple
+
+from workers.config import WorkerConfig, is_sim_model
+from workers.engine.config import CacheRuntime, SchedulerConfig
+from workers.engine.engine_loop import EngineLoop
+from workers.engine.tokenizer import Tokenizer
+from workers.models.config import ModelConfig
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("laneway.worker")
+
+
+class BuiltEngine(NamedTuple):
+    """What a worker serves with; unpacks as (loop, tokenizer, model_config, scheduler_config)."""
+
+    loop: EngineLoop  # not started: the caller starts it once telemetry is attached
+    tokenizer: Tokenizer
+    model_config: ModelConfig  # vocab and eos ids the wire checks requests against
+    scheduler_config: SchedulerConfig  # as served: max_model_len capped by the model's positions
+
+
+def build_engine(cfg: WorkerConfig) -> BuiltEngine:
+    """Load the model (or a SIMULATED preset, for `sim:` models) and size the KV pool.
+
+    Returns the engine loop (not started), the model's tokenizer, its ModelConfig and the
+    SchedulerConfig actually in force (cfg.scheduler with max_model_len capped by the model).
+    A KV pool too small for one full-length sequence is a SystemExit naming the flag to raise."""
+    if is_sim_model(cfg.model):  # SIMULATED: cost-model forward passes, same engine (workers/sim)
+        from workers.sim.build import build_sim_engine
+
+        return build_sim_engine(cfg)
+    import torch
+
+    from workers.engine.block_manager import BlockManager
+    from workers.engine.engine import Engine
+    from workers.engine.model_runner import ModelRunner
+    from workers.engine.scheduler import Scheduler
+    from workers.kernels.kv_cache import num_blocks_for_memory
+    from workers.models.loader import load_model
+    from workers.sampling.sampler import sample
+
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device = resolve_device(cfg.device)
+    model, model_config, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=device)
+    dtype = next(model.parameters()).dtype
+    memory = cfg.cache.kv_cache_memory_bytes or _memory_fraction(cfg.cache.kv_cache_memory_fraction, device)
+    num_blocks = num_blocks_for_memory(model_config, cfg.cache.block_size, dtype, memory)
+    max_len = min(cfg.scheduler.max_model_len, model_config.max_position_embeddings)
+    sched_cfg = SchedulerConfig(max_num_seqs=cfg.scheduler.max_num_seqs,
+                                max_num_batched_tokens=cfg.scheduler.max_num_batched_tokens,
+                                max_model_len=max_len)
+    if num_blocks * cfg.cache.block_size < max_len:
+        raise SystemExit(f"KV cache of {memory} bytes holds {num_blocks} blocks of {cfg.cache.block_size} "
+                         f"tokens, less than one full-length sequence ({max_len}); raise --kv-cache-memory")
+    runtime = CacheRuntime(num_blocks=num_blocks, block_size=cfg.cache.block_size)
+    runner = ModelRunner(model, model_config, runtime, dtype, device)
+    block_manager = BlockManager(num_blocks, cfg.cache.block_size, cfg.cache.enable_prefix_caching)
+    engine = Engine(Scheduler(sched_cfg, block_manager), runner, sample, tokenizer)
+    log.info("model %s on %s: %d KV blocks of %d tokens (%.1f MB)", cfg.model, device, num_blocks,
+             cfg.cache.block_size, memory / 1e6)
+    return BuiltEngine(EngineLoop(engine), tokenizer, model_config, sched_cfg)
+
+
+def resolve_device(name: str) -> torch.device:
+    """--device: 'auto' takes the GPU when torch sees one; an unusable device is a clear error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise SystemExit(f"--device {name!r}: {e}") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name!r}: torch sees no CUDA device here (a CPU build, or no GPU)")
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device {name!r}: only cpu and cuda are supported")
+    return device
+
+
+def _memory_fraction(fraction: float, device: torch.device) -> int:
+    """A share of the memory free now: the GPU's for cuda, the host's for cpu."""
+    if device.type == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free * fraction)
+    pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return int(pages * fraction)
