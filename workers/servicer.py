@@ -18,9 +18,10 @@ from laneway_proto import worker_pb2 as pb
 from laneway_proto import worker_pb2_grpc as pb_grpc
 from workers.engine.engine_loop import EngineLoop
 from workers.engine.outputs import RequestOutput
+from workers.engine.request_error import InvalidRequest
 from workers.engine.tokenizer import Tokenizer
 from workers.telemetry import StreamEnd, WorkerTelemetry
-from workers.wire import InvalidRequest, ModelLimits, to_chunk, to_sequence
+from workers.wire import ModelLimits, to_chunk, to_sequence
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,9 @@ class WorkerServicer(pb_grpc.WorkerServicer):
                                 f"worker queue is full ({self.max_waiting} waiting)")
         try:
             seq = to_sequence(request, self.tokenizer, self.limits)
+            self.loop.engine.scheduler.check_admissible(seq)  # fixed sizes only: safe off the engine thread
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        scheduler = self.loop.engine.scheduler
-        if not scheduler.can_ever_fit(seq):  # pure arithmetic on fixed sizes: safe off the engine thread
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"request needs {scheduler.max_blocks_needed(seq)} KV blocks at full length; "
-                                f"this worker has {scheduler.block_manager.num_total_blocks}")
         if self.telemetry is not None:  # the gateway's traceparent: worker spans join its trace
             seq.trace_context = self.telemetry.carrier(context.invocation_metadata())
         outputs: asyncio.Queue[RequestOutput] = asyncio.Queue()
@@ -73,6 +70,10 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             first = True
             while not finished:
                 out = await outputs.get()
+                if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
+                    finished = True
+                    reason, error = "error", out.invalid_request
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, out.invalid_request)
                 if out.error is not None:
                     finished = True
                     reason, error = "error", out.error

@@ -1,4 +1,8 @@
-"""The one module converting gRPC messages to engine objects and back (worker side)."""
+"""The one module converting gRPC messages to engine objects and back (worker side).
+
+Bad input raises InvalidRequest (workers/engine/request_error.py) naming the value: from
+here for what the model limits decide, from the domain types built here for the rest.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,11 @@ from dataclasses import dataclass
 
 from laneway_proto import worker_pb2 as pb
 from workers.engine.outputs import RequestOutput
+from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import LanePolicy, SamplingParams, Sequence
 from workers.engine.tokenizer import Tokenizer
 
-MAX_LOGPROBS = 20
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
-
-
-class InvalidRequest(ValueError):
-    """Bad input from the caller; the servicer maps it to INVALID_ARGUMENT with this message."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,11 @@ def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimi
         seq_id=req.request_id or uuid.uuid4().hex,
         token_ids=prompt_ids,
         sampling=sampling,
-        lane=LanePolicy(
+        lane=LanePolicy(  # shares outside (0, 1] raise InvalidRequest
             name=lane.name or "default",
             priority=lane.priority,
             preemptible=lane.preemptible,
-            max_seq_share=lane.max_seq_share or 1.0,
+            max_seq_share=lane.max_seq_share or 1.0,  # proto3 default 0: unset
             max_kv_share=lane.max_kv_share or 1.0,
         ),
         deadline=req.deadline_unix_ms / 1000.0 if req.deadline_unix_ms else None,
@@ -87,32 +87,22 @@ def _prompt_ids(req: pb.GenerateRequest, tokenizer: Tokenizer) -> list[int]:
 
 
 def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:
-    if sp.max_tokens < 1:
-        raise InvalidRequest(f"max_tokens must be at least 1, got {sp.max_tokens}")
-    if not 0.0 <= sp.temperature <= 2.0:
-        raise InvalidRequest(f"temperature must be in [0, 2], got {sp.temperature}")
-    top_p = sp.top_p or 1.0
-    if not 0.0 < top_p <= 1.0:
-        raise InvalidRequest(f"top_p must be in (0, 1], got {sp.top_p}")
-    if sp.top_k < 0:
-        raise InvalidRequest(f"top_k must be >= 0, got {sp.top_k}")
-    logprobs = sp.logprobs if sp.HasField("logprobs") else None
-    if logprobs is not None and not 0 <= logprobs <= MAX_LOGPROBS:
-        raise InvalidRequest(f"logprobs must be in [0, {MAX_LOGPROBS}], got {logprobs}")
-    bad_stop = [t for t in sp.stop_token_ids if not 0 <= t < limits.vocab_size]
-    if bad_stop:
-        raise InvalidRequest(f"stop token id {bad_stop[0]} is outside the vocabulary")
-    return SamplingParams(
+    """Proto defaults to domain values; SamplingParams checks the ranges (InvalidRequest)."""
+    sampling = SamplingParams(
         max_tokens=sp.max_tokens,
         temperature=sp.temperature,
-        top_p=top_p,
+        top_p=sp.top_p or 1.0,  # proto3 default 0: unset
         top_k=sp.top_k,
         seed=sp.seed if sp.HasField("seed") else None,
         stop=tuple(s for s in sp.stop if s),
         stop_token_ids=tuple(sp.stop_token_ids),
         ignore_eos=sp.ignore_eos,
-        logprobs=logprobs,
+        logprobs=sp.logprobs if sp.HasField("logprobs") else None,
     )
+    bad_stop = [t for t in sampling.stop_token_ids if not 0 <= t < limits.vocab_size]
+    if bad_stop:
+        raise InvalidRequest(f"stop token id {bad_stop[0]} is outside the vocabulary")
+    return sampling
 
 
 def to_chunk(out: RequestOutput, tokenizer: Tokenizer) -> pb.GenerateChunk:

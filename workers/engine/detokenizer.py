@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workers.engine.request_error import InvalidRequest
 from workers.engine.tokenizer import Decoder
 
 REPLACEMENT_CHAR = "\ufffd"
@@ -140,7 +141,8 @@ class _StopMatcher:
     """
 
     def __init__(self, stop: tuple[str, ...]) -> None:
-        assert all(stop), f"stop strings must be non-empty, got {stop!r}"
+        if not all(stop):  # request input (SamplingParams refuses it first on the serving path)
+            raise InvalidRequest(f"stop strings must be non-empty, got {stop!r}")
         self._stop = stop
         self._held = ""  # a suffix of the stream that is a proper prefix of some stop string
         self.is_matched = False

@@ -51,6 +51,7 @@ class Engine:
         self.on_step: Callable[[StepStats], None] | None = None
 
     def add(self, seq: Sequence) -> None:
+        """Raises InvalidRequest, queueing nothing, for a request this worker cannot take."""
         seq.detokenizer = IncrementalDetokenizer(self.tokenizer, seq.token_ids[: seq.num_prompt_tokens],
                                                  stop=seq.sampling.stop)
         self.scheduler.add(seq)

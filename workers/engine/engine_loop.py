@@ -3,6 +3,9 @@
 Commands (add, abort) cross into the thread through `_inbox`; outputs cross back through
 each sequence's `on_output` callback, which the servicer binds to its event loop with
 `call_soon_threadsafe`. The thread sleeps on the inbox when there is no work.
+
+A request the engine refuses (InvalidRequest from `Engine.add`) gets one final output
+naming why, and the thread carries on; anything else escaping a step fails every request.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 
 from workers.engine.engine import Engine
 from workers.engine.outputs import RequestOutput
+from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import Sequence
 
 log = logging.getLogger(__name__)
@@ -31,7 +35,8 @@ class LoadSnapshot:
 class EngineLoop:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        # A Sequence to add, a seq_id to abort, or None to wake the thread (stop).
+        self._inbox: queue.SimpleQueue[Sequence | str | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="engine-loop", daemon=True)
         self._stopping = threading.Event()
         self._live: dict[str, Sequence] = {}  # routing only: id -> the one Sequence object
@@ -43,14 +48,14 @@ class EngineLoop:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
-        self._inbox.put(("wake", None))
+        self._inbox.put(None)
         self._thread.join(timeout)
 
     def add(self, seq: Sequence) -> None:
-        self._inbox.put(("add", seq))
+        self._inbox.put(seq)
 
     def abort(self, seq_id: str) -> None:
-        self._inbox.put(("abort", seq_id))
+        self._inbox.put(seq_id)
 
     def is_live(self, seq_id: str) -> bool:
         return seq_id in self._live
@@ -76,20 +81,25 @@ class EngineLoop:
         except queue.Empty:
             return
         while True:
-            self._apply(*item)
+            self._apply(item)
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 return
 
-    def _apply(self, kind: str, arg: object) -> None:
-        if kind == "add":
-            assert isinstance(arg, Sequence)
-            self._live[arg.seq_id] = arg
-            self.engine.add(arg)
-        elif kind == "abort":
-            assert isinstance(arg, str)
-            self.engine.abort(arg)
+    def _apply(self, item: Sequence | str | None) -> None:
+        if isinstance(item, Sequence):
+            self._add(item)
+        elif isinstance(item, str):
+            self.engine.abort(item)
+
+    def _add(self, seq: Sequence) -> None:
+        try:
+            self.engine.add(seq)
+        except InvalidRequest as exc:  # this request's fault: refuse it alone, keep serving
+            self._send(seq, RequestOutput(seq.seq_id, [], "", finish_reason="abort", invalid_request=str(exc)))
+            return
+        self._live[seq.seq_id] = seq  # only once accepted: a refused duplicate never reroutes the original
 
     def _deliver(self, outputs: list[RequestOutput]) -> None:
         for out in outputs:

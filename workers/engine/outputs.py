@@ -22,7 +22,8 @@ class RequestOutput:
     finish_reason: str | None = None  # "stop" | "length" | "abort" on the last output
     usage: Usage | None = None  # on the last output only
     logprobs: list[tuple[float, list[tuple[int, float]]]] = field(default_factory=list)
-    error: str | None = None  # set when the engine failed this request (e.g. model error)
+    error: str | None = None  # set when the engine failed this request (e.g. model error): INTERNAL
+    invalid_request: str | None = None  # set when the engine refused this request's input: INVALID_ARGUMENT
 
     @property
     def is_finished(self) -> bool:

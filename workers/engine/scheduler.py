@@ -13,6 +13,7 @@ from workers.engine.config import SchedulerConfig
 from workers.engine.lane_caps import LaneOccupancy, lane_block_ids, lane_has_room
 from workers.engine.preemption import may_preempt_to_admit, may_preempt_to_grow, victims_in_order
 from workers.engine.prefix_cache import PrefixMatch
+from workers.engine.request_error import InvalidRequest
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.engine.sequence import Sequence, SeqStatus
 from workers.engine.step_plan import StepPlan
@@ -70,6 +71,18 @@ class Scheduler:
         """False for a request that could never finish in this cache: reject it at the edge."""
         return self.max_blocks_needed(seq) <= self.block_manager.num_total_blocks
 
+    def check_admissible(self, seq: Sequence) -> None:
+        """Raise InvalidRequest for a request this worker could never serve.
+
+        Reads only sizes fixed at start-up, so the servicer calls it at the edge too, off the
+        engine thread; `add` calls it again, because the engine must never trust its caller."""
+        if seq.num_tokens >= self.config.max_model_len:  # room for at least one generated token
+            raise InvalidRequest(f"prompt has {seq.num_tokens} tokens; this worker's max_model_len is "
+                                 f"{self.config.max_model_len} (prompt must be shorter to leave room for output)")
+        if not self.can_ever_fit(seq):
+            raise InvalidRequest(f"request needs {self.max_blocks_needed(seq)} KV blocks at full length; "
+                                 f"this worker has {self.block_manager.num_total_blocks}")
+
     def lane_occupancy(self) -> dict[str, LaneOccupancy]:
         names = {seq.lane.name for seq in self._running} | {seq.lane.name for seq in self._waiting}
         return {
@@ -84,21 +97,17 @@ class Scheduler:
     # -- commands from outside ---------------------------------------------------------
 
     def add(self, seq: Sequence) -> None:
-        # Requests are validated at the edge; these asserts catch an edge that let one through.
-        assert seq.seq_id not in self._seqs, f"duplicate seq_id {seq.seq_id}"
+        """Queue a new request; InvalidRequest (nothing queued) for one this worker cannot take.
+
+        SamplingParams and LanePolicy validate themselves; what depends on this worker (its
+        context length, its KV pool, the ids it is running) is checked here."""
+        if seq.seq_id in self._seqs:  # ids come from the caller: a clash is input, not a bug
+            raise InvalidRequest(f"duplicate request_id {seq.seq_id!r}: a request with this id is still "
+                                 "running on this worker")
+        self.check_admissible(seq)
+        # A new Sequence from the wire is always WAITING and empty; anything else is a bug here.
         assert seq.status == SeqStatus.WAITING, f"{seq.seq_id} added as {seq.status.name}"
         assert seq.num_computed_tokens == 0 and not seq.block_table, f"{seq.seq_id} added with KV"
-        assert seq.sampling.max_tokens > 0, f"{seq.seq_id}: max_tokens must be positive"
-        # Room for at least one generated token.
-        assert seq.num_tokens < self.config.max_model_len, (
-            f"{seq.seq_id}: {seq.num_tokens} prompt tokens, max_model_len {self.config.max_model_len}"
-        )
-        for share in (seq.lane.max_seq_share, seq.lane.max_kv_share):
-            assert 0.0 < share <= 1.0, f"lane {seq.lane.name}: shares must be in (0, 1], got {share}"
-        assert self.can_ever_fit(seq), (
-            f"{seq.seq_id} may need {self.max_blocks_needed(seq)} KV blocks, the cache has "
-            f"{self.block_manager.num_total_blocks}: it could never finish"
-        )
         self._seqs[seq.seq_id] = seq
         self._waiting.add(seq)
 

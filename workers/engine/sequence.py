@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from workers.engine.request_error import InvalidRequest
+
 if TYPE_CHECKING:
     from workers.engine.detokenizer import IncrementalDetokenizer
 
 _arrival_counter = itertools.count()
+MAX_LOGPROBS = 20  # alternatives per token a request may ask for
 
 
 class SeqStatus(IntEnum):
@@ -48,7 +51,9 @@ _FINISH_REASONS = {
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Validated at the edge (gRPC servicer); the engine trusts these values."""
+    """A request's sampling choices, valid by construction: bad values raise InvalidRequest here,
+    so the sampler and detokenizer on the engine thread never meet one. Limits that depend on
+    the model (stop token ids inside the vocabulary) are the wire module's to check."""
 
     max_tokens: int = 16
     temperature: float = 0.0  # 0 means greedy
@@ -59,6 +64,21 @@ class SamplingParams:
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
     logprobs: int | None = None  # None: no logprobs; k >= 0: sampled token plus top-k
+
+    def __post_init__(self) -> None:
+        # Written so that NaN fails every range check.
+        if not self.max_tokens >= 1:
+            raise InvalidRequest(f"max_tokens must be at least 1, got {self.max_tokens}")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise InvalidRequest(f"temperature must be in [0, 2], got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise InvalidRequest(f"top_p must be in (0, 1], got {self.top_p}")
+        if not self.top_k >= 0:
+            raise InvalidRequest(f"top_k must be >= 0, got {self.top_k}")
+        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_LOGPROBS:
+            raise InvalidRequest(f"logprobs must be in [0, {MAX_LOGPROBS}], got {self.logprobs}")
+        if not all(self.stop):
+            raise InvalidRequest(f"stop strings must be non-empty, got {self.stop!r}")
 
     @property
     def is_greedy(self) -> bool:
@@ -74,6 +94,12 @@ class LanePolicy:
     preemptible: bool = True
     max_seq_share: float = 1.0  # share of max_num_seqs this lane may hold while running
     max_kv_share: float = 1.0  # share of KV blocks this lane may hold
+
+    def __post_init__(self) -> None:
+        for field_name in ("max_seq_share", "max_kv_share"):
+            share = getattr(self, field_name)
+            if not 0.0 < share <= 1.0:  # NaN fails too
+                raise InvalidRequest(f"lane {self.name}: {field_name} must be in (0, 1], got {share}")
 
 
 @dataclass(eq=False)
@@ -107,7 +133,8 @@ class Sequence:
     trace_context: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        assert self.token_ids, f"sequence {self.seq_id} has an empty prompt"
+        if not self.token_ids:
+            raise InvalidRequest(f"request {self.seq_id}: prompt is empty")
         if self.num_prompt_tokens == 0:
             self.num_prompt_tokens = len(self.token_ids)
 

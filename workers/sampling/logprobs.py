@@ -43,5 +43,6 @@ def compute_logprobs(
 
 def _num_alternatives(seq: Sequence) -> int:
     k = seq.sampling.logprobs
+    # Callers pass only seqs that asked; SamplingParams refused a k outside [0, MAX_LOGPROBS].
     assert k is not None and k >= 0, f"sequence {seq.seq_id} asks for {k} logprobs"
     return k

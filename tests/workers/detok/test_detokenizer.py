@@ -12,6 +12,7 @@ from workers.engine.detokenizer import (
     DetokStep,
     IncrementalDetokenizer,
 )
+from workers.engine.request_error import InvalidRequest
 
 PROMPT = list(b"Q: ")
 
@@ -170,5 +171,5 @@ def test_stop_completed_by_the_flushed_tail() -> None:
 
 
 def test_empty_stop_string_is_rejected() -> None:
-    with pytest.raises(AssertionError, match="non-empty"):
+    with pytest.raises(InvalidRequest, match="non-empty"):
         IncrementalDetokenizer(FakeByteTokenizer(), PROMPT, stop=("",))

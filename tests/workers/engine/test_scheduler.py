@@ -14,6 +14,7 @@ from tests.workers.engine.factories import (
     run_until_done,
     step,
 )
+from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import SeqStatus
 
 
@@ -146,18 +147,21 @@ def test_max_model_len_finishes_with_length() -> None:
     assert seq.num_tokens == 12
 
 
-def test_add_asserts_the_prompt_fits() -> None:
+def test_add_refuses_what_this_worker_cannot_take_and_queues_nothing() -> None:
     sched = make_scheduler(max_model_len=12)
-    with pytest.raises(AssertionError, match="max_model_len"):
+    with pytest.raises(InvalidRequest, match="max_model_len is 12"):
         sched.add(make_seq(prompt_len=12))
     small_cache = make_scheduler(num_blocks=2, block_size=4)
-    with pytest.raises(AssertionError, match="could never finish"):
+    with pytest.raises(InvalidRequest, match="needs 3 KV blocks at full length; this worker has 2"):
         small_cache.add(make_seq(prompt_len=8, max_tokens=2))
+    assert not small_cache.has_unfinished
     small_cache.add(make_seq(prompt_len=8, max_tokens=1))  # the last token is never computed
     dup = make_seq("dup")
     sched.add(dup)
-    with pytest.raises(AssertionError, match="duplicate"):
+    with pytest.raises(InvalidRequest, match="duplicate request_id 'dup'"):
         sched.add(make_seq("dup"))
+    assert sched.waiting == (dup,)
+    sched.check_integrity()
 
 
 def test_counters() -> None:

@@ -51,7 +51,7 @@ def test_half_precision_logits_are_sampled_in_float32() -> None:
 def test_top_k_one_equals_greedy(seed: int | None) -> None:
     logits = _random_logits(16, seed=3, scale=0.1)
     logits[0, 4] = logits[0, 9] = logits[0].max() + 1.0  # a tie: argmax picks the first
-    seqs = [make_seq(temperature=0.5 + i / 8, top_k=1, seed=seed) for i in range(16)]
+    seqs = [make_seq(temperature=0.5 + i / 16, top_k=1, seed=seed) for i in range(16)]  # all in (0, 2]
     result = sample(logits, seqs, torch.Generator().manual_seed(0))
     assert result.token_ids == logits.argmax(dim=-1).tolist()
     assert result.token_ids[0] == 4

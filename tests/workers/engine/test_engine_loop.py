@@ -1,0 +1,59 @@
+"""The engine thread refuses a request it cannot take (InvalidRequest) alone and keeps serving."""
+
+from __future__ import annotations
+
+import queue
+
+from tests.workers.engine.gated_engine import make_gated_engine
+from workers.engine.engine_loop import EngineLoop
+from workers.engine.outputs import RequestOutput
+from workers.engine.sequence import SamplingParams, Sequence
+
+
+def _seq(seq_id: str, prompt: list[int], max_tokens: int) -> tuple[Sequence, queue.SimpleQueue[RequestOutput]]:
+    seq = Sequence(seq_id, list(prompt), SamplingParams(max_tokens=max_tokens))
+    outputs: queue.SimpleQueue[RequestOutput] = queue.SimpleQueue()
+    seq.on_output = outputs.put
+    return seq, outputs
+
+
+def _until_finished(outputs: queue.SimpleQueue[RequestOutput]) -> list[RequestOutput]:
+    got = [outputs.get(timeout=30)]
+    while not got[-1].is_finished:
+        got.append(outputs.get(timeout=30))
+    return got
+
+
+def test_bad_sequences_are_refused_alone_and_the_engine_keeps_serving() -> None:
+    engine, runner = make_gated_engine(num_blocks=8, block_size=4, max_model_len=64)  # 32 tokens of KV
+    loop = EngineLoop(engine)
+    a, a_out = _seq("a", [1, 2, 3], max_tokens=12)
+    duplicate, duplicate_out = _seq("a", [4, 5], max_tokens=2)
+    too_big, too_big_out = _seq("big", list(range(1, 30)), max_tokens=20)  # 48 tokens at full length
+    too_long, too_long_out = _seq("long", list(range(1, 65)), max_tokens=1)  # no room for one token
+    after, after_out = _seq("after", [6, 7], max_tokens=3)
+    # Queued before the thread starts, so they reach the engine in this order, "a" first.
+    for seq in (a, duplicate, too_big, too_long, after):
+        loop.add(seq)
+    runner.gate.set()
+    loop.start()
+    try:
+        refused = {"duplicate": _until_finished(duplicate_out), "too_big": _until_finished(too_big_out),
+                   "too_long": _until_finished(too_long_out)}
+        served_a, served_after = _until_finished(a_out), _until_finished(after_out)
+    finally:
+        loop.stop()
+
+    for name, outs in refused.items():
+        assert len(outs) == 1 and outs[0].token_ids == [] and outs[0].finish_reason == "abort", name
+        assert outs[0].error is None, name  # input, not an engine failure
+    assert "duplicate request_id 'a'" in (refused["duplicate"][0].invalid_request or "")
+    assert "needs 12 KV blocks at full length; this worker has 8" in (refused["too_big"][0].invalid_request or "")
+    assert "max_model_len is 64" in (refused["too_long"][0].invalid_request or "")
+    # The original "a" kept its stream (the refused duplicate took nothing of it), and the rest ran.
+    assert sum(len(o.token_ids) for o in served_a) == 12 and served_a[-1].finish_reason == "length"
+    assert sum(len(o.token_ids) for o in served_after) == 3 and served_after[-1].finish_reason == "length"
+    assert all(o.invalid_request is None and o.error is None for o in served_a + served_after)
+    assert loop.fatal_error is None
+    engine.scheduler.check_integrity()
+    assert engine.scheduler.block_manager.num_free_blocks == 8
