@@ -116,16 +116,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(a: argparse.Namespace) -> WorkerConfig:
-    return WorkerConfig(
-        model=a.model, host=a.host, port=a.port, dtype=a.dtype, device=a.device, num_threads=a.num_threads,
-        scheduler=SchedulerConfig(max_num_seqs=a.max_num_seqs, max_num_batched_tokens=a.max_num_batched_tokens,
-                                  max_model_len=a.max_model_len),
-        cache=CacheConfig(block_size=a.block_size, kv_cache_memory_bytes=a.kv_cache_memory,
-                          kv_cache_memory_fraction=a.kv_cache_fraction,
-                          enable_prefix_caching=not a.no_prefix_caching),
-        registry_url=a.registry_url, advertise=a.advertise, registry_ttl_s=a.registry_ttl,
-        metrics_port=a.metrics_port, drain_delay_s=a.drain_delay, drain_timeout_s=a.drain_grace,
-    )
+    """A flag value a config refuses (ValueError naming it) stops the worker with that message."""
+    try:
+        return WorkerConfig(
+            model=a.model, host=a.host, port=a.port, dtype=a.dtype, device=a.device, num_threads=a.num_threads,
+            scheduler=SchedulerConfig(max_num_seqs=a.max_num_seqs, max_num_batched_tokens=a.max_num_batched_tokens,
+                                      max_model_len=a.max_model_len),
+            cache=CacheConfig(block_size=a.block_size, kv_cache_memory_bytes=a.kv_cache_memory,
+                              kv_cache_memory_fraction=a.kv_cache_fraction,
+                              enable_prefix_caching=not a.no_prefix_caching),
+            registry_url=a.registry_url, advertise=a.advertise, registry_ttl_s=a.registry_ttl,
+            metrics_port=a.metrics_port, drain_delay_s=a.drain_delay, drain_timeout_s=a.drain_grace,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"laneway worker: {exc}") from None
 
 
 def run(a: argparse.Namespace) -> int:

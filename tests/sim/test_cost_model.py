@@ -100,3 +100,14 @@ def test_sim_runner_sleeps_the_predicted_time_and_samples_letters() -> None:
     assert ord("a") <= token <= ord("z")
     assert runner.stats.num_steps == 1 and runner.stats.num_computed_tokens == 9
     assert runner.stats.simulated_s == pytest.approx(0.019)
+
+
+@pytest.mark.parametrize(("field_name", "value"), [("mbu", 0.0), ("mfu", 1.5), ("attention_mfu", -0.1),
+                                                   ("fixed_s", -1e-3)])
+def test_a_roofline_with_impossible_efficiencies_is_a_value_error(field_name: str, value: float) -> None:
+    from workers.sim.model_shape import ModelShape
+
+    shape = ModelShape("m", 10 * GB, 1000, 1, 1, 1024)
+    fields = {"fixed_s": 0.0, "mbu": 0.5, "mfu": 0.5, "attention_mfu": 0.5, field_name: value}
+    with pytest.raises(ValueError, match=f"{field_name} must be"):
+        RooflineCost(H100_SXM, shape, **fields)

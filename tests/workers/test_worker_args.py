@@ -39,3 +39,19 @@ def test_sizes_read_with_units_and_bad_ones_name_the_text():
         parse_size("lots")
     with pytest.raises(argparse.ArgumentTypeError, match="positive"):
         parse_size("0MB")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (("--max-num-seqs", "0"), "max_num_seqs must be positive, got 0"),
+        (("--max-num-batched-tokens", "-1"), "max_num_batched_tokens must be positive, got -1"),
+        (("--block-size", "0"), "block_size must be positive, got 0"),
+        (("--kv-cache-fraction", "1.5"), "kv_cache_memory_fraction must be in (0, 0.9], got 1.5"),
+    ],
+)
+def test_a_flag_value_a_config_refuses_stops_the_worker_with_its_message(argv: tuple[str, ...], needle: str):
+    # The configs check themselves with ValueError (not assert, which -O would drop).
+    with pytest.raises(SystemExit) as info:
+        config_from_args(args(*argv))
+    assert str(info.value) == f"laneway worker: {needle}"

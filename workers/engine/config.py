@@ -1,4 +1,4 @@
-"""Frozen engine configuration, validated once at start-up.
+"""Frozen engine configuration, validated once at start-up (a bad value is a ValueError naming it).
 
 Facts discovered at run time (number of KV blocks that fit the memory budget) live in
 `CacheRuntime`, never mutated back into config.
@@ -16,8 +16,10 @@ class SchedulerConfig:
     max_model_len: int = 2048
 
     def __post_init__(self) -> None:
-        assert self.max_num_seqs > 0, "max_num_seqs must be positive"
-        assert self.max_num_batched_tokens > 0, "max_num_batched_tokens must be positive"
+        if self.max_num_seqs <= 0:
+            raise ValueError(f"max_num_seqs must be positive, got {self.max_num_seqs}")
+        if self.max_num_batched_tokens <= 0:
+            raise ValueError(f"max_num_batched_tokens must be positive, got {self.max_num_batched_tokens}")
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,10 @@ class CacheConfig:
     enable_prefix_caching: bool = True
 
     def __post_init__(self) -> None:
-        assert self.block_size > 0, "block_size must be positive"
-        assert 0.0 < self.kv_cache_memory_fraction <= 0.9, "kv_cache_memory_fraction in (0, 0.9]"
+        if self.block_size <= 0:
+            raise ValueError(f"block_size must be positive, got {self.block_size}")
+        if not 0.0 < self.kv_cache_memory_fraction <= 0.9:
+            raise ValueError(f"kv_cache_memory_fraction must be in (0, 0.9], got {self.kv_cache_memory_fraction}")
 
 
 @dataclass(frozen=True)

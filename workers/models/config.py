@@ -46,11 +46,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.head_dim == 0:
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_heads)
-        assert self.num_heads % self.num_kv_heads == 0, (
-            f"num_heads {self.num_heads} must be a multiple of num_kv_heads {self.num_kv_heads}"
-        )
-        assert self.head_dim % 2 == 0, f"rotary embedding needs an even head_dim, got {self.head_dim}"
-        assert self.dtype in SUPPORTED_DTYPES, f"dtype {self.dtype!r} not in {SUPPORTED_DTYPES}"
+        # parse_hf_config refuses checkpoints like these with ModelLoadError first, naming the file.
+        if self.num_heads % self.num_kv_heads != 0:
+            raise ValueError(f"num_heads {self.num_heads} must be a multiple of num_kv_heads {self.num_kv_heads}")
+        if self.head_dim % 2 != 0:
+            raise ValueError(f"rotary embedding needs an even head_dim, got {self.head_dim}")
+        if self.dtype not in SUPPORTED_DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} not in {SUPPORTED_DTYPES}")
 
     @classmethod
     def preset(cls, name: str) -> ModelConfig:

@@ -45,8 +45,10 @@ class RooflineCost:
     def __post_init__(self) -> None:
         for name in ("mbu", "mfu", "attention_mfu"):
             value = getattr(self, name)
-            assert 0.0 < value <= 1.0, f"{name} must be in (0, 1], got {value}"
-        assert self.fixed_s >= 0.0, f"fixed_s must be >= 0, got {self.fixed_s}"
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
+        if not self.fixed_s >= 0.0:
+            raise ValueError(f"fixed_s must be >= 0, got {self.fixed_s}")
 
     def breakdown(self, shape: StepShape) -> StepBreakdown:
         hw, m = self.hardware, self.model

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -105,3 +106,16 @@ def test_missing_field_is_named():
     raw = {k: v for k, v in LLAMA.items() if k != "num_hidden_layers"}
     with pytest.raises(ModelLoadError, match="required field 'num_hidden_layers' is missing"):
         parse_hf_config(raw)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"num_kv_heads": 3}, "num_heads 4 must be a multiple of num_kv_heads 3"),
+        ({"head_dim": 15}, "even head_dim, got 15"),
+        ({"dtype": "int8"}, "dtype 'int8' not in"),
+    ],
+)
+def test_a_model_config_the_engine_cannot_run_is_a_value_error(change, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        replace(PRESETS["tiny"], **change)
