@@ -29,11 +29,11 @@ class Outcome:
     details: str = ""
 
 
-def _request(request_id: str, max_tokens: int = 3, **changes: object) -> pb.GenerateRequest:
+def _request(request_id: str, max_tokens: int = 3, changes: dict[str, object] | None = None) -> pb.GenerateRequest:
     req = pb.GenerateRequest(request_id=request_id, token_ids=pb.TokenIds(ids=[1, 2, 3]),
                              sampling=pb.SamplingParams(max_tokens=max_tokens, ignore_eos=True),
                              lane=pb.LaneInfo(name="streaming", priority=1), endpoint="chat")
-    for path, value in changes.items():  # "sampling__temperature" -> req.sampling.temperature
+    for path, value in (changes or {}).items():  # "sampling__temperature" -> req.sampling.temperature
         *parents, leaf = path.split("__")
         target = req
         for name in parents:
@@ -104,7 +104,7 @@ def _serve(scenario: Scenario) -> EngineLoop:
 def test_bad_request_gets_invalid_argument_and_the_next_is_served(changes: dict[str, object], needle: str) -> None:
     async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
         runner.gate.set()
-        bad = await _generate(stub, _request("bad", **changes))
+        bad = await _generate(stub, _request("bad", changes=changes))
         assert bad.code == grpc.StatusCode.INVALID_ARGUMENT and needle in bad.details, bad
         good = await _generate(stub, _request("good", max_tokens=3))
         assert good.code is None and len(good.token_ids) == 3 and good.finish_reason == pb.FINISH_REASON_LENGTH

@@ -79,7 +79,8 @@ class DecodeRun:
         self.engine = make_engine(model, config, tokenizer, num_tokens=batch_size * (2 * context + max_tokens),
                                   max_num_seqs=batch_size)
         self.timed = TimedModel(model)
-        self.engine.runner.model = self.timed
+        # make_engine builds a real ModelRunner (the Runner protocol does not promise a model).
+        self.engine.runner.model = self.timed  # type: ignore[attr-defined]
         vocab = min(config.vocab_size, 256)
         self.seqs = [
             Sequence(f"b{batch_size}-{i}", [rng.randrange(vocab) for _ in range(context)],

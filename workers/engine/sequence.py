@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from workers.engine.request_error import InvalidRequest
 
 if TYPE_CHECKING:
     from workers.engine.detokenizer import IncrementalDetokenizer
+    from workers.engine.outputs import RequestOutput
 
 _arrival_counter = itertools.count()
 MAX_LOGPROBS = 20  # alternatives per token a request may ask for
@@ -129,7 +130,7 @@ class Sequence:
     output_logprobs: list[tuple[float, list[tuple[int, float]]]] = field(default_factory=list)
     # Output plumbing owned by the engine loop: text state and where outputs go.
     detokenizer: IncrementalDetokenizer | None = None
-    on_output: Callable[[Any], None] | None = None
+    on_output: Callable[[RequestOutput], object] | None = None
     trace_context: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from workers.engine.block_manager import BlockManager
 from workers.engine.config import SchedulerConfig
+from workers.engine.request_error import InvalidRequest
 from workers.engine.scheduler import Scheduler
 from workers.engine.sequence import LanePolicy, SamplingParams, Sequence
 from workers.sim.step_shape import StepCost, shape_of
@@ -161,7 +162,9 @@ class VirtualWorker:
                 outcome = SimOutcome(req)
                 run.outcomes.append(outcome)
                 seq = self._sequence(req)
-                if seq.num_tokens >= sched.config.max_model_len or not sched.can_ever_fit(seq):
+                try:
+                    sched.check_admissible(seq)  # the real worker's rule, refused as its servicer would
+                except InvalidRequest:
                     outcome.rejected = "longer than the model length or the whole KV cache"
                     source.on_finish(outcome, self.now)
                     continue
