@@ -188,7 +188,9 @@ class BlockManager:
             )
             if block.ref_count > 1:
                 assert block.is_registered, f"shared block {block.block_id} is not full and immutable"
-        assert len(self._free) + sum(1 for b in self.blocks if b.ref_count > 0) == len(self.blocks)
+        assert len(self._free) + sum(1 for b in self.blocks if b.ref_count > 0) == len(self.blocks), (
+            "every block is either free or referenced"
+        )
         if self._prefix_cache is not None:
             self._prefix_cache.check_integrity(self.blocks)
         else:

@@ -88,7 +88,7 @@ class PrefixCache:
     def evict(self, block: KVBlock) -> None:
         """Forget a block that is being handed out fresh."""
         if self.is_cached(block):
-            assert block.hash is not None
+            assert block.hash is not None, f"cached block {block.block_id} has no hash"
             del self._block_by_hash[block.hash]
         block.clear_identity()
 

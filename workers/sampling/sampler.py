@@ -81,7 +81,7 @@ def _exponential_noise(
         noise.exponential_(generator=generator)
     for i in seeded_rows:
         seq = seqs[i]
-        assert seq.sampling.seed is not None
+        assert seq.sampling.seed is not None, "seeded_rows holds seeded sequences only"
         own = request_generator(seq.sampling.seed, seq.num_output_tokens, device)
         noise[i].exponential_(generator=own)
     # A zero draw would turn a masked token's 0/0 into NaN, which argmax ranks highest.
