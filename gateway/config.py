@@ -33,6 +33,7 @@ class GatewayConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        assert self.worker_addresses or self.redis_url, \
-            "at least one worker address is required (or a Redis URL whose registry lists workers)"
-        assert self.batch_concurrency >= 1, f"batch_concurrency must be >= 1, got {self.batch_concurrency}"
+        if not (self.worker_addresses or self.redis_url):
+            raise ValueError("at least one worker address is required (or a Redis URL whose registry lists workers)")
+        if self.batch_concurrency < 1:
+            raise ValueError(f"batch_concurrency must be >= 1, got {self.batch_concurrency}")

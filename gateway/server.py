@@ -49,8 +49,10 @@ class ServerConfig:
     max_head_bytes: int = 64 * 1024  # request line + headers; larger is refused by h11 (400)
 
     def __post_init__(self) -> None:
-        assert self.drain_delay_s >= 0, f"drain_delay_s must be >= 0, got {self.drain_delay_s}"
-        assert self.drain_grace_s > 0, f"drain_grace_s must be > 0, got {self.drain_grace_s}"
+        if self.drain_delay_s < 0:
+            raise ValueError(f"drain_delay_s must be >= 0, got {self.drain_delay_s}")
+        if self.drain_grace_s <= 0:
+            raise ValueError(f"drain_grace_s must be > 0, got {self.drain_grace_s}")
 
 
 def serve(app: Starlette, cfg: ServerConfig) -> None:

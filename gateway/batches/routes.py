@@ -212,7 +212,8 @@ async def cancel_batch(request: Request) -> Response:
             raise APIError(409, f"batch {batch.id!r} is {status}; only a validating or in_progress batch can be "
                                 "cancelled", code="batch_not_cancellable")
     latest = await store.get(batch.id, tenant)
-    assert latest is not None
+    if latest is None:  # deleted from Redis meanwhile (by hand, or an eviction)
+        raise _not_found("batch", batch.id, "batch_id")
     return JSONResponse(latest.to_openai())
 
 

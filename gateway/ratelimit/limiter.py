@@ -115,7 +115,8 @@ class RateLimiter:
 
 def _refusal_message(verdict: Verdict, num_tokens: int) -> str:
     scope = verdict.blocking
-    assert scope is not None
+    if scope is None:  # the Redis script refused without naming a scope: say what can be said
+        return f"rate limit reached; retry after {verdict.retry_after_ms / 1000:.1f}s"
     if verdict.is_too_large:
         return (f"this request needs about {num_tokens} tokens (prompt estimate + max_tokens), more than the "
                 f"{scope.tpm} tokens per minute {scope.name} may use; lower max_tokens or shorten the prompt")
