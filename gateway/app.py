@@ -11,8 +11,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from gateway.batches import BatchRunner, BatchStore
 from gateway.batches import routes as batch_routes
+from gateway.batches.batch_store import BatchStore
+from gateway.batches.runner import BatchRunner
 from gateway.body_limits import BodyLimits
 from gateway.config import GatewayConfig
 from gateway.errors import EXCEPTION_HANDLERS
@@ -46,7 +47,7 @@ def _routes() -> list[Route]:
         Route("/readyz", meta.readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        *batch_routes(),
+        *batch_routes.routes(),
     ]
 
 

@@ -15,7 +15,8 @@ from gateway.worker_pool import WorkerPool
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from gateway.batches import BatchRunner, BatchStore
+    from gateway.batches.batch_store import BatchStore
+    from gateway.batches.runner import BatchRunner
 
 BYTES_PER_TOKEN_GUESS = 4.0  # for subword vocabularies; byte-level models are exact (1.0)
 
