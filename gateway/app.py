@@ -17,6 +17,7 @@ from gateway.batches.runner import BatchRunner
 from gateway.body_limits import BodyLimits
 from gateway.config import GatewayConfig
 from gateway.errors import EXCEPTION_HANDLERS
+from gateway.model_catalog import ModelCatalog
 from gateway.policy_store import PolicyStore
 from gateway.ratelimit import RateLimiter
 from gateway.redis_client import connect
@@ -66,9 +67,10 @@ def create_app(config: GatewayConfig) -> Starlette:
             dispatcher = lanes
         else:
             dispatcher = ImmediateDispatcher(pool)
-        state = GatewayState(config, policy_store, pool, GenerationService(pool, dispatcher, telemetry))
+        catalog = ModelCatalog(pool, config.model_name)
+        state = GatewayState(config, policy_store, pool, GenerationService(pool, dispatcher, telemetry), catalog)
         app.state.laneway = state
-        telemetry.watch(policy=lambda: policy_store.policy, model_name=lambda: state.model_name,
+        telemetry.watch(policy=lambda: policy_store.policy, model_name=lambda: catalog.model_name,
                         lanes=dispatcher.snapshot if isinstance(dispatcher, LaneDispatcher) else None,
                         limiter=lambda: state.limiter)
         policy_store.watch(config.policy_poll_interval_s)
@@ -101,8 +103,8 @@ async def _redis_features(state: GatewayState) -> AsyncIterator[None]:
     state.redis = redis
     state.limiter = RateLimiter(redis)
     state.batches = BatchStore(redis)
-    state.batch_runner = BatchRunner(state, state.batches, concurrency=config.batch_concurrency,
-                                     claim_idle_s=config.batch_claim_idle_s)
+    state.batch_runner = BatchRunner(state.batches, state.policy_store, state.catalog, state.service,
+                                     concurrency=config.batch_concurrency, claim_idle_s=config.batch_claim_idle_s)
     watch = RegistryWatch(redis, state.pool, config.registry_poll_interval_s)
     await watch.start()
     state.batch_runner.start()

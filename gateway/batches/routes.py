@@ -72,9 +72,10 @@ def _needs_redis(handler: Handler) -> Handler:
 def _store(request: Request) -> tuple[GatewayState, BatchStore, str]:
     state: GatewayState = request.app.state.laneway
     assert state.batches is not None
+    policy = state.policy_store.policy
     if "endpoint" in request.path_params:
-        endpoint_name(request, state)  # 404 for an unknown endpoint before anything else
-    return state, state.batches, caller(request, state)
+        endpoint_name(request, policy)  # 404 for an unknown endpoint before anything else
+    return state, state.batches, caller(request, policy)
 
 
 def _not_found(kind: str, ident: str, param: str) -> APIError:
