@@ -20,7 +20,7 @@ class GatewayConfig:
     worker_refresh_interval_s: float = 0.5
     max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413 (body_limits.py)
     request_body_timeout_s: float = 10.0  # a body stalled this long between reads gets 408
-    # Redis (None: no rate limits, no Batch API, only the static workers above).
+    # Redis (None: no rate limits, a Batch API that answers 503, only the static workers above).
     redis_url: str | None = None
     redis_timeout_s: float = 1.0  # short: a dead Redis must cost a request little (see redis_client)
     batch_concurrency: int = 8  # Batch API items this gateway runs at once

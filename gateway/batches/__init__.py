@@ -2,5 +2,5 @@
 
 Nothing is imported here, so loading one module of the package loads only what that module
 needs: the app takes its routes from `gateway.batches.routes`, the Redis-backed pieces come
-from `batch_store` and `runner`.
+from `batch_store`, `runner` and `api`.
 """

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from gateway.errors import APIError
 from gateway.job import Job, LaneTicket, Sampling
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import NoLimits, RateLimiter
 from gateway.ratelimit.headers import format_duration, ratelimit_headers
 from gateway.ratelimit.scope import Scope
 from gateway.ratelimit.limiter import _refusal_message
@@ -112,7 +112,7 @@ async def test_a_request_larger_than_the_budget_says_so(clients: Clients, tmp_pa
 
 async def test_without_redis_there_are_no_limits(tmp_path) -> None:
     policy = load_policy(make_policy(tmp_path, rpm=1))
-    limiter = RateLimiter(None)
+    limiter = NoLimits()
     for _ in range(3):
         assert (await limiter.admit(_job(), policy)).headers == {}
 
