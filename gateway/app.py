@@ -11,15 +11,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from gateway.batches import BatchRunner, BatchStore
 from gateway.batches import routes as batch_routes
 from gateway.body_limits import BodyLimits
 from gateway.config import GatewayConfig
 from gateway.errors import EXCEPTION_HANDLERS
+from gateway.model_catalog import ModelCatalog
 from gateway.policy_store import PolicyStore
-from gateway.ratelimit import RateLimiter
-from gateway.redis_client import connect
-from gateway.registry_watch import RegistryWatch
+from gateway.redis_features import redis_features
 from gateway.routes import generate, meta
 from gateway.routes.openapi import openapi
 from gateway.lanes_runtime import LaneDispatcher
@@ -46,7 +44,7 @@ def _routes() -> list[Route]:
         Route("/readyz", meta.readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        *batch_routes(),
+        *batch_routes.routes(),
     ]
 
 
@@ -65,15 +63,19 @@ def create_app(config: GatewayConfig) -> Starlette:
             dispatcher = lanes
         else:
             dispatcher = ImmediateDispatcher(pool)
-        state = GatewayState(config, policy_store, pool, GenerationService(pool, dispatcher, telemetry))
-        app.state.laneway = state
-        telemetry.watch(policy=lambda: policy_store.policy, model_name=lambda: state.model_name,
-                        lanes=dispatcher.snapshot if isinstance(dispatcher, LaneDispatcher) else None,
-                        limiter=lambda: state.limiter)
-        policy_store.watch(config.policy_poll_interval_s)
-        _on_sighup(policy_store)
+        service = GenerationService(pool, dispatcher, telemetry)
+        catalog = ModelCatalog(pool, config.model_name)
         try:
-            async with _redis_features(state):
+            async with redis_features(config, pool, policy_store, catalog, service) as features:
+                state = GatewayState(config, policy_store, pool, service, catalog, features.limiter,
+                                     features.batches)
+                app.state.laneway = state
+                telemetry.watch(policy=lambda: policy_store.policy, model_name=lambda: catalog.model_name,
+                                lanes=dispatcher.snapshot if isinstance(dispatcher, LaneDispatcher) else None,
+                                limiter=state.limiter)
+                policy_store.watch(config.policy_poll_interval_s)
+                _on_sighup(policy_store)
+                state.batches.start()  # last: batch lines start once the gateway is fully set up
                 yield
         finally:
             await policy_store.stop()
@@ -86,32 +88,6 @@ def create_app(config: GatewayConfig) -> Starlette:
                                  Middleware(BodyLimits, max_body_bytes=config.max_body_bytes,
                                             max_upload_bytes=config.max_file_bytes,
                                             idle_timeout_s=config.request_body_timeout_s)])
-
-
-@contextlib.asynccontextmanager
-async def _redis_features(state: GatewayState) -> AsyncIterator[None]:
-    """With a Redis URL: rate limits, the Batch API and its runner, the worker registry.
-    Without one the gateway serves its static workers with no limits and no Batch API."""
-    config = state.config
-    if config.redis_url is None:
-        yield
-        return
-    redis = connect(config.redis_url, config.redis_timeout_s)
-    state.redis = redis
-    state.limiter = RateLimiter(redis)
-    state.batches = BatchStore(redis)
-    state.batch_runner = BatchRunner(state, state.batches, concurrency=config.batch_concurrency,
-                                     claim_idle_s=config.batch_claim_idle_s)
-    watch = RegistryWatch(redis, state.pool, config.registry_poll_interval_s)
-    await watch.start()
-    state.batch_runner.start()
-    try:
-        yield
-    finally:
-        await state.batch_runner.close()
-        await watch.stop()
-        await state.limiter.idle()
-        await redis.aclose()
 
 
 def _on_sighup(store: PolicyStore) -> None:

@@ -20,7 +20,7 @@ class GatewayConfig:
     worker_refresh_interval_s: float = 0.5
     max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413 (body_limits.py)
     request_body_timeout_s: float = 10.0  # a body stalled this long between reads gets 408
-    # Redis (None: no rate limits, no Batch API, only the static workers above).
+    # Redis (None: no rate limits, a Batch API that answers 503, only the static workers above).
     redis_url: str | None = None
     redis_timeout_s: float = 1.0  # short: a dead Redis must cost a request little (see redis_client)
     batch_concurrency: int = 8  # Batch API items this gateway runs at once
@@ -33,6 +33,7 @@ class GatewayConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        assert self.worker_addresses or self.redis_url, \
-            "at least one worker address is required (or a Redis URL whose registry lists workers)"
-        assert self.batch_concurrency >= 1, f"batch_concurrency must be >= 1, got {self.batch_concurrency}"
+        if not (self.worker_addresses or self.redis_url):
+            raise ValueError("at least one worker address is required (or a Redis URL whose registry lists workers)")
+        if self.batch_concurrency < 1:
+            raise ValueError(f"batch_concurrency must be >= 1, got {self.batch_concurrency}")

@@ -61,5 +61,6 @@ class HeadTimeoutH11Protocol(H11Protocol):
 
 def head_timeout_protocol(head_timeout_s: float) -> type[HeadTimeoutH11Protocol]:
     """The protocol class for uvicorn.Config(http=...), with this head deadline."""
-    assert head_timeout_s > 0, f"head_timeout_s must be > 0, got {head_timeout_s}"
+    if head_timeout_s <= 0:
+        raise ValueError(f"head_timeout_s must be > 0, got {head_timeout_s}")
     return type("HeadTimeoutH11Protocol", (HeadTimeoutH11Protocol,), {"head_timeout_s": head_timeout_s})

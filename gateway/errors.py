@@ -65,12 +65,14 @@ def from_validation_error(exc: ValidationError) -> APIError:
 
 
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, APIError)
+    if not isinstance(exc, APIError):  # Starlette routes only APIError here; never a traceback regardless
+        return await unhandled_error_handler(request, exc)
     return exc.response()
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):
+        return await unhandled_error_handler(request, exc)
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     return APIError(exc.status_code, str(exc.detail), type=kind, headers=dict(exc.headers or {})).response()
 

@@ -15,16 +15,16 @@ from starlette.requests import Request
 
 from gateway.errors import APIError, bad_request, from_validation_error
 from gateway.job import Job, LaneTicket, Sampling
+from gateway.model_catalog import ModelCatalog
 from gateway.schemas import ChatCompletionRequest, CompletionRequest
-from gateway.state import GatewayState
 from lanes.classify import RequestFeatures, classify
+from lanes.policy import Policy
 from lanes.tenants import authenticate
 
 DEFAULT_MAX_TOKENS = {"completion": 16, "chat": 256}  # OpenAI's completions default is 16
 
 
-def endpoint_name(request: Request, state: GatewayState) -> str:
-    policy = state.policy_store.policy
+def endpoint_name(request: Request, policy: Policy) -> str:
     name = request.path_params.get("endpoint") or policy.default_endpoint
     if name not in policy.endpoints:
         raise APIError(404, f"unknown endpoint {name!r}; this gateway serves: {', '.join(sorted(policy.endpoints))}",
@@ -32,47 +32,47 @@ def endpoint_name(request: Request, state: GatewayState) -> str:
     return name
 
 
-def tenant_for(request: Request, state: GatewayState, endpoint: str) -> str:
-    policy = state.policy_store.policy
-    tenant = caller(request, state)
+def tenant_for(request: Request, policy: Policy, endpoint: str) -> str:
+    tenant = caller(request, policy)
     if not policy.can_call(tenant, endpoint):
         raise APIError(403, f"tenant {tenant!r} may not call endpoint {endpoint!r}", type="permission_error",
                        code="endpoint_not_allowed")
     return tenant
 
 
-def caller(request: Request, state: GatewayState) -> str:
+def caller(request: Request, policy: Policy) -> str:
     """The tenant of the request's API key (401 without a valid one); no endpoint check."""
     auth = request.headers.get("authorization", "")
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else (auth.strip() or None)
-    tenant = authenticate(state.policy_store.policy, key)
+    tenant = authenticate(policy, key)
     if tenant is None:
         msg = "missing API key (send Authorization: Bearer KEY)" if not key else "invalid API key"
         raise APIError(401, msg, type="authentication_error", code="invalid_api_key")
     return tenant
 
 
-async def build_job(request: Request, kind: str, state: GatewayState) -> Job:
-    endpoint = endpoint_name(request, state)
-    tenant = tenant_for(request, state, endpoint)
+async def build_job(request: Request, kind: str, policy: Policy, catalog: ModelCatalog) -> Job:
+    endpoint = endpoint_name(request, policy)
+    tenant = tenant_for(request, policy, endpoint)
     body = await _json_body(request)
-    return job_from_body(state, kind, endpoint, tenant, body, request.headers)
+    return job_from_body(policy, catalog, kind, endpoint, tenant, body, request.headers)
 
 
-def job_from_body(state: GatewayState, kind: str, endpoint: str, tenant: str, body: object,
+def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: str, tenant: str, body: object,
                   headers: Mapping[str, str]) -> Job:
-    """Validate an OpenAI body for an endpoint and classify it; used by HTTP routes and the Batch API."""
-    policy = state.policy_store.policy  # the job keeps this policy's decisions even if it is reloaded
+    """Validate an OpenAI body for an endpoint and classify it; used by HTTP routes and the Batch API.
+    The job keeps this policy's decisions even if the policy is reloaded while it runs."""
     schema = ChatCompletionRequest if kind == "chat" else CompletionRequest
     try:
         req = schema.model_validate(body)
     except ValidationError as exc:
         raise from_validation_error(exc) from exc
-    if req.model is not None and req.model not in state.model_names(endpoint):
-        raise APIError(404, f"model {req.model!r} does not exist; available: {', '.join(state.model_names(endpoint))}",
+    names = catalog.model_names(endpoint)
+    if req.model is not None and req.model not in names:
+        raise APIError(404, f"model {req.model!r} does not exist; available: {', '.join(names)}",
                        type="not_found_error", param="model", code="model_not_found")
     spec = policy.endpoints[endpoint]
-    prompt, estimate = _prompt(req, state)
+    prompt, estimate = _prompt(req, catalog)
     sampling = _sampling(req, kind, spec)
     if spec.limits.max_prompt_tokens is not None and estimate > spec.limits.max_prompt_tokens:
         raise bad_request(f"prompt has about {estimate} tokens; endpoint {endpoint!r} accepts at most "
@@ -111,16 +111,16 @@ async def _json_body(request: Request) -> object:
     return body
 
 
-def _prompt(req: CompletionRequest | ChatCompletionRequest, state: GatewayState):
+def _prompt(req: CompletionRequest | ChatCompletionRequest, catalog: ModelCatalog):
     if isinstance(req, ChatCompletionRequest):
         try:
             messages = [{"role": m.role, "content": m.text()} for m in req.messages]
         except ValueError as exc:
             raise bad_request(str(exc), param="messages") from None
         text_len = sum(len(m["content"].encode()) + 8 for m in messages)
-        return messages, state.estimate_tokens(text_len)
+        return messages, catalog.estimate_tokens(text_len)
     if isinstance(req.prompt, str):
-        return req.prompt, state.estimate_tokens(len(req.prompt.encode()))
+        return req.prompt, catalog.estimate_tokens(len(req.prompt.encode()))
     return list(req.prompt), len(req.prompt)
 
 

@@ -2,15 +2,15 @@
 
 SIGTERM (Kubernetes, `laneway serve`, systemd) or Ctrl-C starts the drain:
 
- 1. /readyz answers 503 "draining" at once, and the Batch API runner stops: its unfinished
-    lines stay in Redis and another gateway takes them over once their claims go stale
-    (--batch-claim-timeout). The listener stays open for `drain_delay_s`, because a load
-    balancer needs that long to stop routing here (Kubernetes removes a terminating pod
-    from its endpoints asynchronously); refusing during it would fail requests a ready
-    replica could serve.
+ 1. `state.begin_drain()`: /readyz answers 503 "draining" at once, and the Batch API
+    runner stops: its unfinished lines stay in Redis and another gateway takes them over
+    once their claims go stale (--batch-claim-timeout). The listener stays open for
+    `drain_delay_s`, because a load balancer needs that long to stop routing here
+    (Kubernetes removes a terminating pod from its endpoints asynchronously); refusing
+    during it would fail requests a ready replica could serve.
  2. The listener closes and idle keep-alive connections close. Queued requests keep
     leaving their lane queues for half of `drain_grace_s`; what is still queued then is
-    refused with 503 + Retry-After (the dispatcher's close()), so clients retry elsewhere.
+    refused with 503 + Retry-After (`state.refuse_queued()`), so clients retry elsewhere.
  3. Running requests and streams get until `drain_grace_s` after the listener closed;
     uvicorn then cancels what is left (the client sees a truncated stream, never a
     hang), and the lifespan closes the worker pool and flushes telemetry.
@@ -34,6 +34,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from gateway.edge_protocol import head_timeout_protocol
+from gateway.state import GatewayState
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,10 @@ class ServerConfig:
     max_head_bytes: int = 64 * 1024  # request line + headers; larger is refused by h11 (400)
 
     def __post_init__(self) -> None:
-        assert self.drain_delay_s >= 0, f"drain_delay_s must be >= 0, got {self.drain_delay_s}"
-        assert self.drain_grace_s > 0, f"drain_grace_s must be > 0, got {self.drain_grace_s}"
+        if self.drain_delay_s < 0:
+            raise ValueError(f"drain_delay_s must be >= 0, got {self.drain_delay_s}")
+        if self.drain_grace_s <= 0:
+            raise ValueError(f"drain_grace_s must be > 0, got {self.drain_grace_s}")
 
 
 def serve(app: Starlette, cfg: ServerConfig) -> None:
@@ -88,16 +91,14 @@ class DrainingServer(uvicorn.Server):
             self._drain_task = asyncio.get_running_loop().create_task(self._drain(signal_name), name="gateway-drain")
 
     async def _drain(self, signal_name: str) -> None:
-        state = getattr(self.app.state, "laneway", None)
+        state: GatewayState | None = getattr(self.app.state, "laneway", None)
         if state is None:  # the lifespan has not started: nothing to drain
             self.should_exit = True
             return
-        state.is_draining = True
         log.warning("%s: draining; /readyz is 503, listener open %.1fs more, then %.1fs grace",
                     signal_name, self.cfg.drain_delay_s, self.cfg.drain_grace_s)
-        if state.batch_runner is not None:
-            await state.batch_runner.close()  # its lines go back to Redis for another gateway
+        await state.begin_drain()  # /readyz 503; the batch runner's lines go back to Redis
         await asyncio.sleep(self.cfg.drain_delay_s)
         self.should_exit = True  # uvicorn closes the listener and waits up to drain_grace_s
         await asyncio.sleep(self.cfg.drain_grace_s / 2)
-        await state.service.dispatcher.close()  # still queued now: 503 + Retry-After
+        await state.refuse_queued()  # still queued now: 503 + Retry-After

@@ -22,7 +22,8 @@ def to_request(job: Job) -> pb.GenerateRequest:
                              batch_id=job.batch_id,
                              deadline_unix_ms=int(job.deadline * 1000) if job.deadline else 0)
     if job.kind == "chat":
-        assert isinstance(job.prompt, list)
+        if not isinstance(job.prompt, list) or not all(isinstance(m, dict) for m in job.prompt):
+            raise TypeError(f"{job.request_id}: a chat job's prompt is a list of messages, got {job.prompt!r:.80}")
         req.chat.messages.extend(pb.ChatMessage(role=m["role"], content=m["content"]) for m in job.prompt)
     elif isinstance(job.prompt, str):
         req.text = job.prompt

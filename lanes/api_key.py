@@ -13,7 +13,8 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def hash_api_key(key: str) -> str:
-    assert key, "cannot hash an empty API key"
+    if not key:
+        raise ValueError("cannot hash an empty API key")
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 

@@ -44,7 +44,8 @@ class PolicyError(Exception):
     """A policy file that cannot be used; the message lists every problem, one a line."""
 
     def __init__(self, source: str, problems: Sequence[PolicyProblem | str]) -> None:
-        assert problems, "PolicyError needs at least one problem"
+        if not problems:
+            raise ValueError("PolicyError needs at least one problem")
         self.source = source
         self.problems = tuple(str(p) for p in problems)
         super().__init__("\n".join(self.problems))

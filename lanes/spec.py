@@ -38,7 +38,8 @@ class Problems(ValueError):
     """Several problems found by one cross-field check, reported together."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        assert problems, "Problems needs at least one problem"
+        if not problems:
+            raise ValueError("Problems needs at least one problem")
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
 

@@ -1,7 +1,6 @@
-"""OpenAI's Batch API (files and batches), durable in Redis, run on the bulk lane."""
+"""OpenAI's Batch API (files and batches), durable in Redis, run on the bulk lane.
 
-from gateway.batches.batch_store import BatchStore
-from gateway.batches.runner import BatchRunner
-from gateway.batches.routes import routes
-
-__all__ = ["BatchRunner", "BatchStore", "routes"]
+Nothing is imported here, so loading one module of the package loads only what that module
+needs: the app takes its routes from `gateway.batches.routes`, the Redis-backed pieces come
+from `batch_store`, `runner` and `api`.
+"""

@@ -54,14 +54,9 @@ def routes() -> list[Route]:
 
 
 def _needs_redis(handler: Handler) -> Handler:
-    """No Redis configured: 503 naming it. Redis down: 503 + Retry-After."""
+    """Redis down: 503 + Retry-After. (No Redis configured: the store itself answers 503, see api.py.)"""
     @functools.wraps(handler)
     async def wrapped(request: Request) -> Response:
-        state: GatewayState = request.app.state.laneway
-        if state.batches is None:
-            raise APIError(503, "the Batch API needs Redis, and this gateway has none; start it with --redis-url "
-                                "(or LANEWAY_REDIS_URL), or use `laneway serve`, which starts one",
-                           type="service_unavailable", code="redis_not_configured")
         try:
             return await handler(request)
         except RedisError as exc:
@@ -70,11 +65,13 @@ def _needs_redis(handler: Handler) -> Handler:
 
 
 def _store(request: Request) -> tuple[GatewayState, BatchStore, str]:
+    """Every handler's first step: the store (503 without Redis), the endpoint (404), the tenant (401)."""
     state: GatewayState = request.app.state.laneway
-    assert state.batches is not None
+    store = state.batches.store()
+    policy = state.policy_store.policy
     if "endpoint" in request.path_params:
-        endpoint_name(request, state)  # 404 for an unknown endpoint before anything else
-    return state, state.batches, caller(request, state)
+        endpoint_name(request, policy)  # 404 for an unknown endpoint before anything else
+    return state, store, caller(request, policy)
 
 
 def _not_found(kind: str, ident: str, param: str) -> APIError:
@@ -212,7 +209,8 @@ async def cancel_batch(request: Request) -> Response:
             raise APIError(409, f"batch {batch.id!r} is {status}; only a validating or in_progress batch can be "
                                 "cancelled", code="batch_not_cancellable")
     latest = await store.get(batch.id, tenant)
-    assert latest is not None
+    if latest is None:  # deleted from Redis meanwhile (by hand, or an eviction)
+        raise _not_found("batch", batch.id, "batch_id")
     return JSONResponse(latest.to_openai())
 
 

@@ -3,9 +3,9 @@
 One pass (every POLL_S, or at once when something changes locally) looks at each active
 batch and moves it one step: validate it, claim lines for free slots, or finish it
 (completed, cancelled, expired). Lines run as ordinary jobs through `job_from_body` +
-`complete`, on a bulk lane, at most `concurrency` at a time per gateway, so the bulk
-lane's queue always has work without being flooded. Claims, answers and crash recovery
-are item_queue.py's; the ending is finish.py's.
+`complete` (gateway/completion.py), on a bulk lane, at most `concurrency` at a time per
+gateway, so the bulk lane's queue always has work without being flooded. Claims, answers
+and crash recovery are item_queue.py's; the ending is finish.py's.
 
 Retries: a line refused for capacity (429: lane queue full or its deadline passed; 503: no
 worker) never ran, so it waits and tries again until the batch expires or is cancelled;
@@ -37,11 +37,13 @@ from gateway.batches.output import GAVE_UP, response_answer, unrun_answer
 from gateway.batches.records import BatchRecord, BatchStatus
 from gateway.batches.target import on_bulk_lane
 from gateway.batches.validate import LineError, capped, check_bodies, parse_lines
+from gateway.completion import complete
 from gateway.errors import APIError
 from gateway.intake import job_from_body
 from gateway.job import Job
-from gateway.routes.generate import complete
-from gateway.state import GatewayState
+from gateway.model_catalog import ModelCatalog
+from gateway.policy_store import PolicyStore
+from gateway.service import GenerationService
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,12 @@ LOG_EVERY_S = 10.0
 
 
 class BatchRunner:
-    def __init__(self, state: GatewayState, store: BatchStore, *, concurrency: int = 8,
-                 claim_idle_s: float = 30.0) -> None:
-        self.state = state
+    def __init__(self, store: BatchStore, policy_store: PolicyStore, catalog: ModelCatalog,
+                 service: GenerationService, *, concurrency: int = 8, claim_idle_s: float = 30.0) -> None:
         self.store = store
+        self.policy_store = policy_store  # each line is checked against the policy current when it runs
+        self.catalog = catalog
+        self.service = service
         self.concurrency = concurrency
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -199,7 +203,8 @@ class BatchRunner:
             job: Job | None = None
             try:
                 job = self._job(batch, body)
-                return response_answer(custom_id, 200, job.request_id, await complete(self.state, job))
+                return response_answer(custom_id, 200, job.request_id,
+                                       await complete(self.service, self.catalog, job))
             except APIError as exc:
                 retry = exc.status in NEVER_RAN or (exc.status == WORKER_LOST and num_lost < MAX_WORKER_LOST)
                 if not retry:
@@ -208,11 +213,11 @@ class BatchRunner:
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** attempt))
 
     def _job(self, batch: BatchRecord, body: dict) -> Job:
-        policy = self.state.policy_store.policy
+        policy = self.policy_store.policy
         if batch.laneway_endpoint not in policy.endpoints:
             raise APIError(404, f"endpoint {batch.laneway_endpoint!r} is no longer in the policy",
                            type="not_found_error", code="unknown_endpoint")
-        job = job_from_body(self.state, batch.kind, batch.laneway_endpoint, batch.tenant, body, {})
+        job = job_from_body(policy, self.catalog, batch.kind, batch.laneway_endpoint, batch.tenant, body, {})
         return on_bulk_lane(job, policy, batch.expires_at)
 
     async def _save(self, batch_id: str, custom_id: str, answer: Answer, entry_id: str) -> None:

@@ -119,8 +119,8 @@ class LaneDispatcher:
 
     def release(self, job: Job, *, completed: bool) -> None:
         lane = self._lanes.get(job.lane.name)
-        assert lane is not None and job.request_id in lane.in_flight_ids, (
-            f"{job.request_id}: released but not in flight in lane {job.lane.name!r}")
+        if lane is None or job.request_id not in lane.in_flight_ids:
+            raise RuntimeError(f"{job.request_id}: released but not in flight in lane {job.lane.name!r}")
         lane.in_flight_ids.remove(job.request_id)
         lane.unstarted.pop(job.request_id, None)  # failed or cancelled before its first token
         lane.num_completed += completed
@@ -208,7 +208,8 @@ class LaneDispatcher:
                         break
                     limit = min(limit, backfill_room)
                 head = lane.queue.head()
-                assert head is not None, f"lane {lane.name!r} is ready with nothing queued"
+                if head is None:
+                    raise RuntimeError(f"lane {lane.name!r} is ready with nothing queued")
                 worker = self.pool.pick(head.job)
                 if worker is None:
                     has_worker = False  # no healthy worker: everything waits for pool.changed
@@ -222,7 +223,8 @@ class LaneDispatcher:
 
     def _dispatch(self, lane: LaneState, worker: WorkerClient, limit: int, now: float) -> int:
         batch = lane.queue.pop_batch(limit)
-        assert batch, f"lane {lane.name!r}: dispatching an empty batch"
+        if not batch:
+            raise RuntimeError(f"lane {lane.name!r}: dispatching an empty batch")
         batch_id = f"batch-{uuid.uuid4().hex[:16]}"
         for waiter in batch:
             job = waiter.job

@@ -17,7 +17,8 @@ DECAY = 0.8  # weight kept by the past at each batch: roughly the last 5 batches
 
 class DrainRate:
     def __init__(self, decay: float = DECAY) -> None:
-        assert 0 <= decay < 1, f"decay must be in [0, 1), got {decay}"
+        if not 0 <= decay < 1:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.last_dispatch_at: float | None = None
         self._busy_s = 0.0
@@ -29,7 +30,8 @@ class DrainRate:
         return self._busy_s / self._num_jobs if self._num_jobs else None
 
     def record(self, *, num_jobs: int, oldest_enqueued_at: float, now: float) -> None:
-        assert num_jobs > 0, "a dispatched batch holds at least one job"
+        if num_jobs <= 0:
+            raise ValueError(f"a dispatched batch holds at least one job, got {num_jobs}")
         busy_since = oldest_enqueued_at
         if self.last_dispatch_at is not None:
             busy_since = max(busy_since, self.last_dispatch_at)

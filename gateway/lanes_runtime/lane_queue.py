@@ -46,7 +46,8 @@ class LaneQueue:
         return len(self._waiters)
 
     def push(self, waiter: Waiter) -> None:
-        assert waiter.is_waiting, f"{waiter.job.request_id}: only a pending job can be queued"
+        if not waiter.is_waiting:
+            raise RuntimeError(f"{waiter.job.request_id}: only a pending job can be queued")
         self._waiters[waiter.seq] = waiter
         if waiter.job.deadline is not None:
             heapq.heappush(self._deadlines, (waiter.job.deadline, waiter.seq))

@@ -38,7 +38,8 @@ class WindowController:
         return WindowController(window, self.current_ms if window.auto and self.window.auto else None)
 
     def observe(self, ttft_ms: float, budget_ms: float) -> None:
-        assert budget_ms > 0, f"a TTFT budget is positive, got {budget_ms} ms"
+        if budget_ms <= 0:  # the policy model refuses such a budget when the file loads
+            raise ValueError(f"a TTFT budget is positive, got {budget_ms} ms")
         if not self.is_auto:
             return
         self._samples.append((ttft_ms, budget_ms))

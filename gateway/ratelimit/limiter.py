@@ -2,7 +2,7 @@
 
 Never checked against local memory: every admission is one atomic script in the shared
 Redis (gateway/ratelimit/sliding_log.py), so N replicas with a limit L admit at most L
-between them. Without a Redis URL the gateway has no rate limits at all.
+between them. Without a Redis URL the gateway has no rate limits at all (no_limits.py).
 
 When Redis cannot be reached, the endpoint's `on_redis_unavailable` decides: `open`
 serves the request unchecked (logged, counted in `num_unchecked`), `closed` refuses it
@@ -38,25 +38,20 @@ REJECT_REASON = "rate-limit"
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis | None = None, *, window_ms: int = WINDOW_MS) -> None:
-        self.sliding_log = None if redis is None else SlidingLog(redis, window_ms)
+    def __init__(self, redis: Redis, *, window_ms: int = WINDOW_MS) -> None:
+        self.sliding_log = SlidingLog(redis, window_ms)
         self.num_unchecked = 0  # admitted without a check (Redis down, endpoint fails open)
         self.num_refused_unavailable = 0  # refused with 503 (Redis down, endpoint fails closed)
         self._down_until = 0.0
         self._last_warning = -LOG_EVERY_S
         self._settling: set[asyncio.Task[None]] = set()
 
-    @property
-    def is_enabled(self) -> bool:
-        return self.sliding_log is not None
-
     async def admit(self, job: Job, policy: Policy) -> Reservation:
         """Reserve the job's tokens, or raise APIError: 429 over a limit, 503 when Redis is down
         and the endpoint fails closed."""
-        scopes = scopes_for(policy, job.tenant, job.endpoint) if self.sliding_log is not None else ()
+        scopes = scopes_for(policy, job.tenant, job.endpoint)
         if not scopes:
             return Reservation.unlimited()
-        assert self.sliding_log is not None
         num_tokens = job.prompt_tokens_estimate + job.sampling.max_tokens
         if time.monotonic() < self._down_until:
             return self._without_redis(job, policy, "it failed moments ago")
@@ -83,7 +78,6 @@ class RateLimiter:
         task.add_done_callback(self._settling.discard)
 
     async def _settle(self, scopes: tuple[Scope, ...], request_id: str, used_tokens: int) -> None:
-        assert self.sliding_log is not None
         try:
             await self.sliding_log.settle(scopes, request_id, used_tokens)
         except (RedisError, OSError) as exc:  # the reservation then expires with its window
@@ -115,7 +109,8 @@ class RateLimiter:
 
 def _refusal_message(verdict: Verdict, num_tokens: int) -> str:
     scope = verdict.blocking
-    assert scope is not None
+    if scope is None:  # the Redis script refused without naming a scope: say what can be said
+        return f"rate limit reached; retry after {verdict.retry_after_ms / 1000:.1f}s"
     if verdict.is_too_large:
         return (f"this request needs about {num_tokens} tokens (prompt estimate + max_tokens), more than the "
                 f"{scope.tpm} tokens per minute {scope.name} may use; lower max_tokens or shorten the prompt")

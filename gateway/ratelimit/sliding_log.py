@@ -157,7 +157,8 @@ class SlidingLog:
         self._settle = redis.register_script(_SETTLE)
 
     async def admit(self, scopes: tuple[Scope, ...], request_id: str, num_tokens: int) -> Verdict:
-        assert scopes, "admit needs at least one scope"
+        if not scopes:
+            raise ValueError("admit needs at least one scope")
         keys = [k for s in scopes for k in (s.log_key, s.tokens_key)]
         args: list[str | int] = [request_id, num_tokens, self.window_ms]
         for s in scopes:

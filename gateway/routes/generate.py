@@ -9,10 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway import openai_format as fmt
+from gateway.completion import collect_body, no_output
 from gateway.disconnect import ClientGone, unless_disconnected
 from gateway.errors import APIError
 from gateway.intake import build_job
 from gateway.job import Chunk, Job
+from gateway.model_catalog import ModelCatalog
 from gateway.service import StreamBroken
 from gateway.state import GatewayState
 
@@ -30,12 +32,13 @@ async def chat_completions(request: Request) -> Response:
 
 async def _generate(request: Request, kind: str) -> Response:
     state: GatewayState = request.app.state.laneway
-    job = await build_job(request, kind, state)
+    policy = state.policy_store.policy  # one policy for the whole intake, even across a reload
+    job = await build_job(request, kind, policy, state.catalog)
     # Tenant rate limits first (429 / 503 here); their x-ratelimit-* headers go on every
     # response to a limited tenant, refusals included. meter() settles the reserved tokens.
-    reservation = await state.limiter.admit(job, state.policy_store.policy)
+    reservation = await state.limiter.admit(job, policy)
     try:
-        response = await _respond(request, state, job, reservation.meter(state.service.stream(job)))
+        response = await _respond(request, state.catalog, job, reservation.meter(state.service.stream(job)))
     except APIError as exc:
         exc.headers.update(reservation.headers)
         raise
@@ -43,7 +46,7 @@ async def _generate(request: Request, kind: str) -> Response:
     return response
 
 
-async def _respond(request: Request, state: GatewayState, job: Job,
+async def _respond(request: Request, catalog: ModelCatalog, job: Job,
                    chunks: AsyncGenerator[Chunk, None]) -> Response:
     try:
         # Wait for the first chunk before answering, so refusals (429) and bad input found by
@@ -53,8 +56,8 @@ async def _respond(request: Request, state: GatewayState, job: Job,
         await chunks.aclose()
         return Response(status_code=CLIENT_CLOSED)
     except StopAsyncIteration:
-        raise APIError(502, "worker closed the stream without output", type="server_error")
-    model = state.model_name
+        raise no_output() from None
+    model = catalog.model_name
     if job.stream:
         return StreamingResponse(_sse(job, model, first, chunks), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", **_lane_headers(job)})
@@ -75,33 +78,6 @@ def _lane_headers(job: Job) -> dict[str, str]:
     if job.queue_wait_s is not None:
         headers["x-laneway-queue-wait-ms"] = f"{job.queue_wait_s * 1000.0:.1f}"
     return headers
-
-
-async def collect_body(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> dict:
-    """The whole non-streaming response body (also used by the Batch API)."""
-    parts, lps, last = [first.text], list(first.logprobs), first
-    try:
-        async for c in chunks:
-            parts.append(c.text)
-            lps.extend(c.logprobs)
-            last = c
-    except StreamBroken as exc:
-        raise APIError(502, f"the worker serving this request failed: {exc}", type="server_error",
-                       code="worker_lost") from exc
-    return fmt.full_body(job, model, "".join(parts), last.finish_reason, last, lps)
-
-
-async def complete(state: GatewayState, job: Job) -> dict:
-    """Run a job to completion without HTTP (Batch API items); raises APIError like a route would."""
-    chunks = state.service.stream(job)
-    try:
-        first = await anext(chunks)
-    except StopAsyncIteration:
-        raise APIError(502, "worker closed the stream without output", type="server_error") from None
-    try:
-        return await collect_body(job, state.model_name, first, chunks)
-    finally:
-        await chunks.aclose()
 
 
 async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> AsyncIterator[str]:

@@ -10,7 +10,7 @@ from gateway.state import GatewayState
 
 async def models(request: Request) -> JSONResponse:
     state: GatewayState = request.app.state.laneway
-    data = [{"id": state.model_name, "object": "model", "created": 0, "owned_by": "laneway"}]
+    data = [{"id": state.catalog.model_name, "object": "model", "created": 0, "owned_by": "laneway"}]
     data += [{"id": name, "object": "model", "created": 0, "owned_by": "laneway", "laneway_endpoint": True}
              for name in sorted(state.policy_store.policy.endpoints)]
     return JSONResponse({"object": "list", "data": data})

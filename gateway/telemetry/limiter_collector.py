@@ -7,20 +7,20 @@ operator must see how much traffic ran without its limits while Redis was away.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Limiter
 
 
 class LimiterCollector(Collector):
-    def __init__(self, limiter: Callable[[], RateLimiter]) -> None:
-        self.limiter = limiter  # the state's current limiter: it is replaced when Redis is configured
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter  # without Redis: NoLimits, whose counters stay at 0
 
     def collect(self) -> Iterator[Metric]:
-        limiter = self.limiter()
+        limiter = self.limiter
         unchecked = CounterMetricFamily("laneway_ratelimit_unchecked_requests", "Requests served without a rate "
                                         "limit check: Redis unavailable and the endpoint fails open.")
         unchecked.add_metric([], limiter.num_unchecked)

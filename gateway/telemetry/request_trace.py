@@ -103,9 +103,9 @@ class RequestTrace:
         span: Span | None = None
         if self.span is not None and self._context is not None:
             context = self._context  # unsampled: the worker is told so and records nothing either
-            if self.span.is_recording():
-                assert self._telemetry.tracer is not None, "a recording span without a tracer"
-                span = self._telemetry.tracer.start_span(
+            tracer = self._telemetry.tracer
+            if self.span.is_recording() and tracer is not None:  # a recording span implies a tracer
+                span = tracer.start_span(
                     attr.GENERATE_RPC_SPAN, context=self._context, kind=SpanKind.CLIENT,
                     attributes={attr.RPC_SYSTEM: "grpc", attr.SERVER_ADDRESS: address, attr.ATTEMPT: attempt})
                 context = set_span_in_context(span)
@@ -234,11 +234,11 @@ class RequestTrace:
         if dispatched and job.enqueued_at is not None and self._lane_metrics is not None:
             self._lane_metrics.queue_wait.observe(job.dispatched_at - job.enqueued_at)  # type: ignore[operator]
             self._lane_metrics.batch_size.observe(job.batch_size)
-        if not self.is_recording:
+        tracer = self._telemetry.tracer
+        if not self.is_recording or tracer is None:  # a recording span implies a tracer
             return
         if job.enqueued_at is None and exc is None:
             return  # no lane queue in front of the workers (the no-lanes baseline)
-        assert self._telemetry.tracer is not None, "a recording span without a tracer"
         started = job.enqueued_at if job.enqueued_at is not None else now  # refused on arrival: zero length
         left: float = job.dispatched_at if dispatched else now  # type: ignore[assignment]
         a: dict[str, Any] = {attr.LANE: job.lane.name}  # its duration is the wait; batch facts: server span
@@ -248,8 +248,7 @@ class RequestTrace:
             a[attr.REJECT_REASON] = exc.headers[REJECT_REASON_HEADER]
         elif exc is not None and _is_cancellation(exc):
             a[attr.OUTCOME] = attr.CANCELLED
-        span = self._telemetry.tracer.start_span(attr.LANE_QUEUE_SPAN, context=self._context,
-                                                 start_time=_ns(started), attributes=a)
+        span = tracer.start_span(attr.LANE_QUEUE_SPAN, context=self._context, start_time=_ns(started), attributes=a)
         span.end(end_time=_ns(left))
 
 

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.job import Job
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Limiter
 from gateway.telemetry.lane_collector import LaneCollector, LaneSnapshot
 from gateway.telemetry.limiter_collector import LimiterCollector
 from gateway.telemetry.metrics import GatewayMetrics
@@ -50,7 +50,7 @@ class GatewayTelemetry:
         return cls(TracingConfig.disabled(SERVICE_NAME))
 
     def watch(self, *, policy: Callable[[], Policy], lanes: LaneSnapshot | None,
-              model_name: Callable[[], str], limiter: Callable[[], RateLimiter] | None = None) -> None:
+              model_name: Callable[[], str], limiter: Limiter | None = None) -> None:
         self._policy = policy
         self._lanes = lanes
         self._model_name = model_name

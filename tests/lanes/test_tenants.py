@@ -71,3 +71,8 @@ def test_endpoint_allow_list_overrides_tenant_wildcard() -> None:
     policy = make_policy(with_change("allowed_tenants: [bots]", "allowed_tenants: [acme]"))
     assert not can_call(policy, "bots", "nightly-labeling")
 
+
+
+def test_hashing_an_empty_key_is_refused_even_under_python_O() -> None:
+    with pytest.raises(ValueError, match="empty API key"):
+        hash_api_key("")

@@ -11,6 +11,8 @@ import httpx
 import yaml
 
 from gateway.app import create_app
+from gateway.batches.api import RedisBatchApi
+from gateway.batches.runner import BatchRunner
 from gateway.config import GatewayConfig
 from gateway.state import GatewayState
 from lanes.policy import hash_api_key
@@ -68,3 +70,10 @@ async def gateway_app(config: GatewayConfig) -> AsyncIterator[tuple[httpx.AsyncC
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as client:
             yield client, app.state.laneway
+
+
+def runner_of(state: GatewayState) -> BatchRunner:
+    """The gateway's batch runner (only a gateway with a Redis URL has one)."""
+    batches = state.batches
+    assert isinstance(batches, RedisBatchApi), f"this gateway has no Batch API runner: {batches!r}"
+    return batches.runner

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.redis.batch_client import completion_lines, create, lines_of, request_line, upload, wait_for
-from tests.redis.factories import ALPHA, BETA, gateway_app, make_config, make_policy
+from tests.redis.factories import ALPHA, BETA, gateway_app, make_config, make_policy, runner_of
 from tests.redis.fake_worker import RunningFake, start_fake_worker
 from tests.support.redis_server import TestRedis
 
@@ -127,7 +127,7 @@ async def test_two_replicas_share_a_batch_and_run_no_line_twice(redis: TestRedis
             batch_id = (await create(a, await upload(a, completion_lines(48, max_tokens=5), BETA), BETA))["id"]
             batch = await wait_for(b, batch_id, BETA)
             output = await lines_of(b, batch["output_file_id"], BETA)
-            runs = (state_a.batch_runner.num_items_run, state_b.batch_runner.num_items_run)
+            runs = (runner_of(state_a).num_items_run, runner_of(state_b).num_items_run)
     finally:
         await fake.server.stop(0)
     assert batch["status"] == "completed" and batch["request_counts"]["completed"] == 48
@@ -195,13 +195,12 @@ async def test_lines_claimed_by_a_gateway_that_died_are_taken_over(redis: TestRe
             batch_id = (await create(a, await upload(a, completion_lines(9, max_tokens=10), BETA), BETA))["id"]
             while fake.servicer.num_running < 3:  # the first gateway holds three lines...
                 await asyncio.sleep(0.01)
-            assert dying.batch_runner is not None
-            await dying.batch_runner.close()  # ...and dies: no answer, no ack, its claims go stale
+            await runner_of(dying).close()  # ...and dies: no answer, no ack, its claims go stale
         taken = {p for p, n in fake.servicer.prompts.items() if n}
         async with gateway_app(config) as (b, survivor):
             batch = await wait_for(b, batch_id, BETA, timeout_s=15)
             output = await lines_of(b, batch["output_file_id"], BETA)
-            assert survivor.batch_runner is not None and survivor.batch_runner.num_items_run == 9
+            assert runner_of(survivor).num_items_run == 9
     finally:
         await fake.server.stop(0)
     assert batch["status"] == "completed"
@@ -218,8 +217,7 @@ async def test_a_line_that_never_finishes_is_answered_with_an_error_after_max_de
     config = make_config(make_policy(tmp_path), [fake.address], redis.url, batch_claim_idle_s=0.1)
     attempts: Counter[str] = Counter()
     async with gateway_app(config) as (client, state):
-        runner = state.batch_runner
-        assert runner is not None
+        runner = runner_of(state)
         execute = runner._execute
 
         async def poisoned(batch, body, custom_id):
@@ -245,9 +243,12 @@ async def test_without_redis_the_batch_api_says_why_and_generation_still_works(f
                                                                                tmp_path: Path) -> None:
     config = make_config(make_policy(tmp_path, rpm=1), [fake.address], None)
     async with gateway_app(config) as (client, _):
-        for method, path in [("POST", "/v1/files"), ("GET", "/v1/batches"), ("GET", "/v1/batches/batch_x")]:
+        for method, path in [("POST", "/v1/files"), ("GET", "/v1/batches"), ("GET", "/v1/batches/batch_x"),
+                             ("POST", "/v1/endpoints/chat/batches"), ("GET", "/v1/endpoints/chat/files/file_x")]:
             r = await client.request(method, path, headers=ALPHA)
-            assert r.status_code == 503 and "Redis" in r.json()["error"]["message"], r.text
+            error = r.json()["error"]
+            assert r.status_code == 503 and "Redis" in error["message"], r.text
+            assert (error["type"], error["code"]) == ("service_unavailable", "redis_not_configured"), r.text
         for _ in range(3):  # rpm=1, but without Redis there are no limits
             r = await client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 2}, headers=ALPHA)
             assert r.status_code == 200 and "x-ratelimit-limit-requests" not in r.headers

@@ -11,10 +11,11 @@ from redis.asyncio import Redis
 
 from gateway.errors import APIError
 from gateway.job import Job, LaneTicket, Sampling
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import NoLimits, RateLimiter
 from gateway.ratelimit.headers import format_duration, ratelimit_headers
 from gateway.ratelimit.scope import Scope
-from gateway.ratelimit.sliding_log import SlidingLog
+from gateway.ratelimit.limiter import _refusal_message
+from gateway.ratelimit.sliding_log import SlidingLog, Verdict
 from lanes.policy import load_policy
 from tests.redis.factories import make_policy
 from tests.support.redis_server import TestRedis
@@ -111,7 +112,7 @@ async def test_a_request_larger_than_the_budget_says_so(clients: Clients, tmp_pa
 
 async def test_without_redis_there_are_no_limits(tmp_path) -> None:
     policy = load_policy(make_policy(tmp_path, rpm=1))
-    limiter = RateLimiter(None)
+    limiter = NoLimits()
     for _ in range(3):
         assert (await limiter.admit(_job(), policy)).headers == {}
 
@@ -145,3 +146,10 @@ def test_durations_in_openai_format() -> None:
     assert format_duration(1500) == "1.5s"
     assert format_duration(60_000) == "1m0s"
     assert format_duration(61_250) == "1m1.25s"
+
+
+def test_a_refusal_that_names_no_scope_still_gets_a_clear_message() -> None:
+    # The Redis script always names the blocking scope; if a reply ever does not, the client
+    # still hears a 429 reason and when to retry (never an internal error).
+    verdict = Verdict(is_admitted=False, retry_after_ms=1500, is_too_large=False, blocking=None, usage=())
+    assert _refusal_message(verdict, num_tokens=30) == "rate limit reached; retry after 1.5s"

@@ -123,14 +123,15 @@ def test_a_request_the_worker_rejects_is_invalid_not_an_error(fake_worker: FakeW
 
 def test_work_without_an_http_request_gets_a_trace_of_its_own(fake_worker: FakeWorker) -> None:
     """Batch API items run through the same service without a server span; each still gets one trace."""
+    from gateway.completion import complete
     from gateway.intake import job_from_body
-    from gateway.routes.generate import complete
 
     exporter = InMemorySpanExporter()
     with TestClient(make_app(fake_worker, exporter)) as client:
         state = client.app.state.laneway  # type: ignore[attr-defined]
-        job = job_from_body(state, "completion", "nightly-labeling", "anonymous", {"prompt": "label"}, {})
-        body = client.portal.call(complete, state, job)
+        job = job_from_body(state.policy_store.policy, state.catalog, "completion", "nightly-labeling", "anonymous",
+                            {"prompt": "label"}, {})
+        body = client.portal.call(complete, state.service, state.catalog, job)
         assert body["usage"]["completion_tokens"] == 4
     spans = exporter.get_finished_spans()
     roots = [s for s in spans if s.parent is None]

@@ -1,0 +1,43 @@
+"""A whole non-streaming answer from a job's chunks: the HTTP route's JSON body, and the Batch
+API's line answers (which run jobs without any HTTP request)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from gateway import openai_format as fmt
+from gateway.errors import APIError
+from gateway.job import Chunk, Job
+from gateway.model_catalog import ModelCatalog
+from gateway.service import GenerationService, StreamBroken
+
+
+def no_output() -> APIError:
+    return APIError(502, "worker closed the stream without output", type="server_error")
+
+
+async def collect_body(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> dict:
+    """The rest of the stream after its first chunk, as one OpenAI response body."""
+    parts, lps, last = [first.text], list(first.logprobs), first
+    try:
+        async for c in chunks:
+            parts.append(c.text)
+            lps.extend(c.logprobs)
+            last = c
+    except StreamBroken as exc:
+        raise APIError(502, f"the worker serving this request failed: {exc}", type="server_error",
+                       code="worker_lost") from exc
+    return fmt.full_body(job, model, "".join(parts), last.finish_reason, last, lps)
+
+
+async def complete(service: GenerationService, catalog: ModelCatalog, job: Job) -> dict:
+    """Run a job to completion without HTTP; raises APIError like a route would."""
+    chunks = service.stream(job)
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        raise no_output() from None
+    try:
+        return await collect_body(job, catalog.model_name, first, chunks)
+    finally:
+        await chunks.aclose()
