@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from laneway_proto import worker_pb2_grpc as pb_grpc
 from workers.engine.config import CacheConfig, CacheRuntime, SchedulerConfig
 from workers.engine.engine_loop import EngineLoop
-from laneway.telemetry import TracingConfig
+from telemetry import TracingConfig
 from workers.servicer import WorkerServicer
 from workers.telemetry import WorkerTelemetry
 
