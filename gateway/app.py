@@ -26,7 +26,7 @@ from gateway.state import GatewayState
 from gateway.telemetry import GatewayTelemetry, TelemetryMiddleware
 from gateway.telemetry.metrics_route import metrics
 from gateway.telemetry.telemetry import SERVICE_NAME
-from laneway.telemetry import TracingConfig
+from telemetry import TracingConfig
 from gateway.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from laneway.telemetry.tracing_config import TracingConfig
+from telemetry.tracing_config import TracingConfig
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
 
@@ -28,7 +28,7 @@ class GatewayConfig:
     max_file_bytes: int = 200 * 1024 * 1024  # Batch API input files (OpenAI's limit)
     registry_poll_interval_s: float = 1.0  # how often the worker registry in Redis is read
     # None: from the environment at start-up (OTEL_* and LANEWAY_TRACE_* variables, see
-    # laneway/telemetry/tracing_config.py); JSON lines under .laneway/traces without a collector.
+    # telemetry/tracing_config.py); JSON lines under .laneway/traces without a collector.
     tracing: TracingConfig | None = None
     extra: dict = field(default_factory=dict)
 

@@ -1,10 +1,8 @@
 """Workers that announce themselves in Redis join and leave this gateway's pool at run time.
 
-The registry is written by workers (workers/registry.py holds the other side of this
-contract; gateway code never imports workers):
-
-    lw:workers              ZSET    address -> expiry (ms, Redis clock)
-    lw:worker:ADDRESS       STRING  JSON {address, model, capacity, worker_id}
+The registry is written by workers (workers/registry.py); its keys and clock are the
+contract in proto/laneway_proto/registry_keys.py, which both sides import (gateway code
+never imports workers).
 
 Every `interval_s` the gateway reads the unexpired addresses: new ones are added to the
 pool, ones this watch added that are gone are removed. Static workers (--worker) are
@@ -23,16 +21,13 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.worker_pool import WorkerPool
+from laneway_proto.registry_keys import ADVERT_PREFIX, INDEX_KEY, LUA_NOW_MS
 
 log = logging.getLogger(__name__)
 
-INDEX_KEY = "lw:workers"
-ADVERT_PREFIX = "lw:worker:"
 LOG_EVERY_S = 10.0
 
-_LIVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_LIVE = LUA_NOW_MS + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 """

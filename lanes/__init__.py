@@ -1,4 +1,8 @@
-"""Lanes: the policy vocabulary shared by gateway and workers. Pure Python, no I/O frameworks."""
+"""Lanes: the policy vocabulary. Pure Python, no I/O frameworks.
+
+The gateway and the CLI read policies with it; workers do not import it: they get each
+request's lane (name, priority, preemptible, capacity shares) over the proto.
+"""
 
 from lanes.lane import LaneKind
 from lanes.policy_errors import PolicyError

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from gateway.config import DEFAULT_POLICY
 from gateway.main import add_edge_arguments, server_config_from_args
-from laneway.parent_watch import child_env
 from laneway.ports import free_port
 from laneway.redis_server import RedisServer, RedisServerError, data_dir_from_env
+from workers.parent_watch import child_env
 
 log = logging.getLogger("laneway.serve")
 MIN_BACKOFF_S = 1.0
@@ -49,7 +49,7 @@ class WorkerProcess:
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "laneway.cli", "worker", "--port", str(self.port), *self.args]
-        # No preexec_fn: the worker sets its own parent-death signal (laneway/parent_watch.py).
+        # No preexec_fn: the worker sets its own parent-death signal (workers/parent_watch.py).
         self.proc = subprocess.Popen(cmd, env={**os.environ, **child_env()})
         self.started_at = time.monotonic()
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from workers.engine.config import CacheConfig, SchedulerConfig
 
 if TYPE_CHECKING:  # only an annotation here: the tracing stack loads when a worker starts serving
-    from laneway.telemetry import TracingConfig
+    from telemetry import TracingConfig
 
 SIM_PREFIX = "sim:"  # --model sim:PRESET (or sim:PATH.json): a SIMULATED worker (workers/sim)
 

@@ -133,7 +133,7 @@ def config_from_args(a: argparse.Namespace) -> WorkerConfig:
 
 
 def run(a: argparse.Namespace) -> int:
-    from laneway.parent_watch import die_with_parent
+    from workers.parent_watch import die_with_parent
 
     die_with_parent()  # started by `laneway serve`: never outlive it
     logging.basicConfig(level=os.environ.get("LANEWAY_LOG_LEVEL", "INFO"),

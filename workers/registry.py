@@ -1,11 +1,9 @@
 """A worker announces itself in Redis so gateways find it without a restart.
 
-The contract with gateway/registry_watch.py (which must not import workers):
+The keys and clock are the contract in proto/laneway_proto/registry_keys.py, which
+gateway/registry_watch.py (the reader, which must not import workers) imports too.
 
-    lw:workers              ZSET    address -> expiry (ms, Redis clock)
-    lw:worker:ADDRESS       STRING  JSON {address, model, capacity, worker_id}, expires too
-
-The worker refreshes both every TTL/3; a worker that stops (crash, SIGKILL, partition)
+The worker refreshes both keys every TTL/3; a worker that stops (crash, SIGKILL, partition)
 drops out of every gateway's rotation within about one TTL. A worker that drains
 withdraws at once, so gateways stop sending before it stops serving. A Redis outage is
 logged and ridden out: the worker keeps serving and re-registers when Redis returns.
@@ -23,15 +21,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+from laneway_proto.registry_keys import ADVERT_PREFIX, INDEX_KEY, LUA_NOW_MS
+
 log = logging.getLogger(__name__)
 
-INDEX_KEY = "lw:workers"
-ADVERT_PREFIX = "lw:worker:"
 DEFAULT_TTL_S = 6.0
 
-_HEARTBEAT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_HEARTBEAT = LUA_NOW_MS + """
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 return now

@@ -15,6 +15,7 @@ RUN pip install -r /tmp/requirements-gateway.txt
 WORKDIR /opt/laneway
 COPY pyproject.toml README.md ./
 COPY lanes ./lanes
+COPY telemetry ./telemetry
 COPY gateway ./gateway
 COPY laneway ./laneway
 COPY workers ./workers

@@ -27,6 +27,7 @@ FROM torch-${VARIANT} AS worker
 WORKDIR /opt/laneway
 COPY pyproject.toml README.md ./
 COPY lanes ./lanes
+COPY telemetry ./telemetry
 COPY gateway ./gateway
 COPY laneway ./laneway
 COPY workers ./workers

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from laneway.telemetry import buckets
+from telemetry import buckets
 
 LABELS = ("endpoint", "lane")
 

@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 from gateway.errors import APIError
 from gateway.job import Chunk, Job
 from gateway.telemetry.span_attributes import server_span_attributes
-from laneway.telemetry import attributes as attr
+from telemetry import attributes as attr
 
 if TYPE_CHECKING:
     from gateway.telemetry.metrics import LaneInstruments

@@ -12,8 +12,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from gateway.job import Job
-from laneway.telemetry import attributes as attr
-from laneway.telemetry.percentile import percentile
+from telemetry import attributes as attr
+from telemetry.percentile import percentile
 
 if TYPE_CHECKING:
     from gateway.telemetry.request_trace import RequestTrace

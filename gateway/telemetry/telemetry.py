@@ -20,8 +20,8 @@ from gateway.telemetry.lane_collector import LaneCollector, LaneSnapshot
 from gateway.telemetry.limiter_collector import LimiterCollector
 from gateway.telemetry.metrics import GatewayMetrics
 from gateway.telemetry.request_trace import CURRENT, RequestTrace
-from laneway.telemetry import TracingConfig, build_tracer_provider
-from laneway.telemetry import attributes as attr
+from telemetry import TracingConfig, build_tracer_provider
+from telemetry import attributes as attr
 from lanes.policy_model import Policy
 
 SERVICE_NAME = "laneway-gateway"

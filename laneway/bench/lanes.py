@@ -13,15 +13,16 @@ import asyncio
 import json
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from lanes.policy import load_policy
+from laneway.bench.lanes_report import render_markdown, verdicts, write_plot
+from laneway.bench.run_result import RunResult
 from laneway.load.client import RequestResult
 from laneway.load.replay import replay
-from laneway.load.stats import EndpointSummary, summarize
+from laneway.load.stats import summarize
 from laneway.load.trace import EndpointLoad, make_trace
 from laneway.procs import ROOT, start_gateway, start_worker
 
@@ -39,17 +40,6 @@ WORKLOAD = [
     EndpointLoad("chat", 0.4, (64, 192), (96, 160)),
     EndpointLoad("nightly-labeling", 0.4, (256, 640), (192, 320)),
 ]
-
-
-@dataclass(frozen=True)
-class RunResult:
-    name: str
-    policy: str
-    elapsed_s: float
-    summaries: list[EndpointSummary]
-
-    def by_endpoint(self) -> dict[str, EndpointSummary]:
-        return {s.endpoint: s for s in self.summaries}
 
 
 def run_one(name: str, policy_file: Path, trace, args: argparse.Namespace, tmp: Path) -> RunResult:
@@ -103,8 +93,6 @@ def main(args: argparse.Namespace) -> int:
             result = run_one(name, BENCH_POLICIES / file, trace, args, tmp)
             out.append(result)
             print(f"  {name}: done in {time.perf_counter() - started:.0f}s", flush=True)
-    from laneway.bench.lanes_report import render_markdown, verdicts, write_plot
-
     text = render_markdown(out, args, len(trace))
     print(text)
     for line in verdicts(out):

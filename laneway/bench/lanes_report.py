@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from laneway.bench.lanes import RunResult
+from laneway.bench.run_result import RunResult
 
 INTERACTIVE, BULK = "inline-completion", "nightly-labeling"
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from laneway.telemetry.percentile import percentile as nearest_rank
+from telemetry.percentile import percentile as nearest_rank
 
 if TYPE_CHECKING:  # annotations only: plans use these summaries without an HTTP client
     from laneway.load.client import RequestResult

@@ -16,8 +16,8 @@ from laneway.review.endpoint_review import review
 from laneway.review.plot import PlotUnavailable, plot_ttft
 from laneway.review.render import FORMATS, Run, render
 from laneway.review.request_row import RequestRow, request_rows
-from laneway.telemetry import read_spans
 from lanes.policy import Policy, PolicyError, load_policy
+from telemetry import read_spans
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

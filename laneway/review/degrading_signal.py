@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from laneway.review.request_row import RequestRow
-from laneway.telemetry.percentile import percentile
+from telemetry.percentile import percentile
 
 RISE = 1.2  # a p95 up by 20% ...
 MIN_RISE_MS = 1.0  # ... and by at least 1 ms has risen

@@ -3,7 +3,7 @@
 Never one number for the whole run: each endpoint has its own budget, and a lane's batch
 window is only legal where its endpoints' budgets allow it.
 
-Column definitions (all percentiles nearest-rank, laneway/telemetry/percentile.py):
+Column definitions (all percentiles nearest-rank, telemetry/percentile.py):
   queue p50/p95   gateway lane-queue wait of requests that left the queue
   TTFT p50/95/99  request received -> first token at the gateway, of requests that got one
   TBT p95         p95 over requests of each request's own p95 gap between chunks: "95% of
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from laneway.review.degrading_signal import first_degrading_signal, tokens_per_second
 from laneway.review.request_row import RequestRow
-from laneway.telemetry import attributes as attr
-from laneway.telemetry.percentile import percentile
 from lanes.policy_model import Policy
+from telemetry import attributes as attr
+from telemetry.percentile import percentile
 
 WITHIN = "within budget"
 NO_BUDGET = "no budget"

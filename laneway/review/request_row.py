@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from laneway.telemetry import SpanRecord
-from laneway.telemetry import attributes as attr
+from telemetry import SpanRecord
+from telemetry import attributes as attr
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class RequestRow:
     lane: str
     start_s: float  # unix seconds the gateway received it
     end_s: float
-    outcome: str  # laneway.telemetry.attributes.OUTCOMES
+    outcome: str  # telemetry.attributes.OUTCOMES
     reject_reason: str | None = None
     queue_wait_ms: float | None = None  # None: never left the lane queue (or no lanes)
     ttft_ms: float | None = None  # None: no token ever arrived

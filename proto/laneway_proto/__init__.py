@@ -1,1 +1,2 @@
-"""Generated gRPC/protobuf stubs for the gateway-worker contract (see worker.proto)."""
+"""The gateway-worker contract: generated gRPC/protobuf stubs (see worker.proto) and the Redis
+worker-registry keys (registry_keys.py, written by hand)."""

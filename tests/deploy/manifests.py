@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,25 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 OVERLAYS = ("cpu-demo", "gpu")
 KUSTOMIZATION = "kustomization.yaml"
+
+
+def _package_find() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+
+
+def package_folders() -> list[str]:
+    """Folders at the repository root that the package is built from: pyproject's find `include`
+    (each a top-level package) and its other `where` roots (proto/, holding laneway_proto)."""
+    find = _package_find()
+    return [p.rstrip("*") for p in find["include"]] + [w for w in find["where"] if w != "."]
+
+
+def first_party_modules() -> list[str]:
+    """Import names of every package Laneway installs: the root packages and those under proto/."""
+    find = _package_find()
+    stubs = [d.name for w in find["where"] if w != "." for d in sorted((ROOT / w).iterdir())
+             if (d / "__init__.py").exists()]
+    return [p.rstrip("*") for p in find["include"]] + stubs
 
 
 def yaml_files() -> list[Path]:

@@ -24,7 +24,8 @@ from gateway.lanes_runtime import admission
 from lanes.policy_load import parse_policy
 from tests.deploy.cli_check import parse
 from tests.deploy.manifests import (DEPLOY, K8S, OVERLAYS, ROOT, Dockerfile, Rendered, container_args, containers,
-                                    flag, kustomizations, load_all, pod_spec, referenced_files, render, yaml_files)
+                                    flag, kustomizations, load_all, package_folders, pod_spec, referenced_files, render,
+                                    yaml_files)
 from workers.main import SERVICE_NAME
 
 PLACEHOLDERS = {"POD_IP": "10.0.0.7"}  # fieldRef values, for parsing args that expand them
@@ -391,5 +392,4 @@ def _image_healthcheck(service: dict) -> bool:
 
 
 def _python_source() -> str:
-    return "\n".join(p.read_text() for pkg in ("gateway", "workers", "laneway", "lanes")
-                     for p in (ROOT / pkg).rglob("*.py"))
+    return "\n".join(p.read_text() for folder in package_folders() for p in (ROOT / folder).rglob("*.py"))

@@ -1,4 +1,4 @@
-"""`laneway serve`'s children die with it, even when it is SIGKILLed (laneway/parent_watch.py).
+"""`laneway serve`'s children die with it, even when it is SIGKILLed (workers/parent_watch.py).
 
 A stand-in launcher (a plain Python process) starts a child the way the supervisor does,
 the child arms the parent-death signal the way a worker does; then the launcher is killed.
@@ -17,14 +17,14 @@ from laneway.procs import ROOT
 
 LAUNCHER = """
 import os, subprocess, sys, time
-from laneway.parent_watch import child_env
+from workers.parent_watch import child_env
 child = subprocess.Popen([sys.executable, "-c", CHILD], env={**os.environ, **child_env()})
 print(child.pid, flush=True)
 time.sleep(600)
 """
 CHILD = """
 import time
-from laneway.parent_watch import die_with_parent
+from workers.parent_watch import die_with_parent
 die_with_parent()
 time.sleep(600)
 """
@@ -63,7 +63,7 @@ def test_child_dies_when_its_launcher_is_killed() -> None:
 
 
 def test_without_the_launcher_marker_nothing_is_armed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from laneway import parent_watch
+    from workers import parent_watch
 
     import ctypes
 

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.registry_watch import ADVERT_PREFIX as GATEWAY_ADVERT_PREFIX
-from gateway.registry_watch import INDEX_KEY as GATEWAY_INDEX_KEY
 from gateway.state import GatewayState
+from tests.deploy.manifests import ROOT, package_folders
 from tests.redis.factories import BETA, gateway_app, make_config, make_policy
 from tests.support.processes import Proc, free_port, laneway_cmd
 from tests.support.redis_server import TestRedis
-from workers.registry import ADVERT_PREFIX, INDEX_KEY
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -41,8 +39,11 @@ def _addresses(state: GatewayState) -> set[str]:
     return {w.address for w in state.pool.workers}
 
 
-def test_both_sides_agree_on_the_registry_keys() -> None:
-    assert (INDEX_KEY, ADVERT_PREFIX) == (GATEWAY_INDEX_KEY, GATEWAY_ADVERT_PREFIX)
+def test_the_registry_keys_are_spelled_once() -> None:
+    # Worker and gateway both import the contract module; a second spelling could drift from it.
+    spelled = [str(p.relative_to(ROOT)) for folder in package_folders() for p in sorted((ROOT / folder).rglob("*.py"))
+               if "lw:worker" in p.read_text()]
+    assert spelled == ["proto/laneway_proto/registry_keys.py"]
 
 
 async def test_workers_join_and_leave_a_running_gateway(redis: TestRedis, tmp_path: Path) -> None:

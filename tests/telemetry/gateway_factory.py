@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.telemetry import GatewayTelemetry
-from laneway.telemetry import TracingConfig
+from telemetry import TracingConfig
 from tests.telemetry.fake_worker import FakeWorker
 
 

@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from starlette.testclient import TestClient
 
-from laneway.telemetry import attributes as attr
+from telemetry import attributes as attr
 from tests.telemetry.asgi_driver import post_and_leave
 from tests.telemetry.fake_worker import FakeWorker
 from tests.telemetry.gateway_factory import make_app

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from laneway.procs import Proc, free_port, laneway_cmd, wait_ready
-from laneway.telemetry import SpanRecord, read_spans
-from laneway.telemetry import attributes as attr
+from telemetry import SpanRecord, read_spans
+from telemetry import attributes as attr
 from tests.telemetry.metrics_scrape import sample
 
 pytestmark = pytest.mark.integration

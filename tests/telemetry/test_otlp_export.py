@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as ts_grpc
 
 from laneway.procs import free_port
-from laneway.telemetry import TracingConfig, build_tracer_provider
+from telemetry import TracingConfig, build_tracer_provider
 
 
 def _export_one_span(config: TracingConfig) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from laneway.cli import main
-from laneway.telemetry import attributes as attr
+from telemetry import attributes as attr
 from tests.telemetry.trace_factory import Req, write_trace
 
 

@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, set_span_in_context
 
-from laneway.telemetry import read_spans
-from laneway.telemetry.span_file import SpanFileExporter
+from telemetry import read_spans
+from telemetry.span_file import SpanFileExporter
 
 
 def _write(path: Path) -> tuple[int, int]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from laneway.telemetry import TracingConfig, TracingConfigError
-from laneway.telemetry.span_file import SpanFileExporter
-from laneway.telemetry.tracer_provider import build_exporter, build_tracer_provider
+from telemetry import TracingConfig, TracingConfigError
+from telemetry.span_file import SpanFileExporter
+from telemetry.tracer_provider import build_exporter, build_tracer_provider
 
 
 def test_defaults_trace_everything_to_a_file_in_the_data_dir() -> None:

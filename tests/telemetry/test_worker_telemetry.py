@@ -14,8 +14,8 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import generate_latest
 
-from laneway.telemetry import TracingConfig
-from laneway.telemetry import attributes as attr
+from telemetry import TracingConfig
+from telemetry import attributes as attr
 from tests.telemetry.metrics_scrape import sample
 from tests.workers.engine.engine_factory import greedy_seq, make_engine
 from workers.engine.engine import StepStats, drain

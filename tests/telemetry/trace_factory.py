@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from laneway.telemetry import attributes as attr
+from telemetry import attributes as attr
 
 _ids = itertools.count(1)
 T0 = 1_800_000_000.0  # unix seconds

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from laneway.telemetry import buckets
+from telemetry import buckets
 from workers.engine.engine import StepStats
 from workers.engine.engine_loop import EngineLoop
 from workers.engine.sequence import Sequence

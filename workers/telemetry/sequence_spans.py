@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
 
-from laneway.telemetry import attributes as attr
+from telemetry import attributes as attr
 from workers.engine.sequence import Sequence
 
 

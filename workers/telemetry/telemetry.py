@@ -17,8 +17,8 @@ from opentelemetry.trace import Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import start_http_server
 
-from laneway.telemetry import TracingConfig, build_tracer_provider
-from laneway.telemetry import attributes as attr
+from telemetry import TracingConfig, build_tracer_provider
+from telemetry import attributes as attr
 from workers.engine.engine_loop import EngineLoop
 from workers.engine.sequence import Sequence
 from workers.telemetry.metrics import WorkerMetrics

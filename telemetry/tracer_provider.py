@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
-from laneway.telemetry.span_file import SpanFileExporter
-from laneway.telemetry.tracing_config import TracingConfig
+from telemetry.span_file import SpanFileExporter
+from telemetry.tracing_config import TracingConfig
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""Children of `laneway serve` die with it, even when the launcher itself is SIGKILLed.
+"""Workers started by `laneway serve` die with it, even when the launcher itself is SIGKILLed.
+
+The launcher puts child_env() in the worker's environment; the worker (workers/main.py)
+calls die_with_parent() as it starts. Standard library only, so the CLI imports it
+without loading anything of the worker's (torch).
 
 The child arranges it, right after exec (Linux PR_SET_PDEATHSIG): the launcher cannot do
 it in a preexec_fn, because that runs Python between fork and exec, and by the time a
