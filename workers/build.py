@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
+from workers.built_engine import BuiltEngine
 from workers.config import WorkerConfig, is_sim_model
 from workers.engine.config import CacheRuntime, SchedulerConfig
 from workers.engine.engine_loop import EngineLoop
@@ -21,15 +22,6 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("laneway.worker")
-
-
-class BuiltEngine(NamedTuple):
-    """What a worker serves with; unpacks as (loop, tokenizer, model_config, scheduler_config)."""
-
-    loop: EngineLoop  # not started: the caller starts it once telemetry is attached
-    tokenizer: Tokenizer
-    model_config: ModelConfig  # vocab and eos ids the wire checks requests against
-    scheduler_config: SchedulerConfig  # as served: max_model_len capped by the model's positions
 
 
 def build_engine(cfg: WorkerConfig) -> BuiltEngine:

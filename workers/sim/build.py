@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from workers.build import BuiltEngine
+from workers.built_engine import BuiltEngine
 from workers.config import SIM_PREFIX
 from workers.engine.block_manager import BlockManager
 from workers.engine.engine import Engine
