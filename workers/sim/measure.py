@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from workers.engine.config import CacheConfig, SchedulerConfig
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.engine.sequence import SamplingParams, Sequence
-from workers.sim.calibrate import MeasuredStep
-from workers.sim.step_shape import StepShape, shape_of
+from workers.engine.cost_fit import MeasuredStep
+from workers.engine.step_shape import StepShape, shape_of
 
 
 @dataclass(frozen=True)
