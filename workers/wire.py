@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from laneway_proto import worker_pb2 as pb
 from workers.engine.outputs import RequestOutput
-from workers.engine.sequence import LanePolicy, SamplingParams, Sequence
+from workers.engine.engine_loop import LoadSnapshot
+from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
 
 MAX_LOGPROBS = 20
+MAX_MIN_SHARE = 0.5  # a floor above half the step would make bulk the priority
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
 
 
@@ -58,10 +60,26 @@ def to_sequence(req: pb.GenerateRequest, tokenizer, limits: ModelLimits) -> Sequ
             preemptible=lane.preemptible,
             max_seq_share=lane.max_seq_share or 1.0,
             max_kv_share=lane.max_kv_share or 1.0,
+            min_share=_min_share(lane),
         ),
         deadline=req.deadline_unix_ms / 1000.0 if req.deadline_unix_ms else None,
         eos_token_id=limits.eos_token_id,
+        targets=_targets(req.targets),
     )
+
+
+def _min_share(lane: pb.LaneInfo) -> float:
+    if not 0.0 <= lane.min_share <= MAX_MIN_SHARE:
+        raise InvalidRequest(f"lane.min_share must be in [0, {MAX_MIN_SHARE}], got {lane.min_share}")
+    return lane.min_share
+
+
+def _targets(t: pb.LatencyTargets) -> LatencyTargets:
+    for name, value in (("ttft_ms", t.ttft_ms), ("tbt_ms", t.tbt_ms)):
+        if not 0.0 <= value < 1e9:  # also refuses NaN
+            raise InvalidRequest(f"targets.{name} must be >= 0 ms, got {value}")
+    return LatencyTargets(ttft_s=t.ttft_ms / 1000.0 if t.ttft_ms else None,
+                          tbt_s=t.tbt_ms / 1000.0 if t.tbt_ms else None)
 
 
 def _prompt_ids(req: pb.GenerateRequest, tokenizer) -> list[int]:
@@ -127,3 +145,22 @@ def to_chunk(out: RequestOutput, tokenizer) -> pb.GenerateChunk:
                                       cached_prompt_tokens=u.cached_prompt_tokens,
                                       num_preemptions=u.num_preemptions, queue_ms=u.queue_ms))
     return chunk
+
+
+def to_load_report(snap: LoadSnapshot, max_num_seqs: int, is_draining: bool) -> pb.LoadReport:
+    budget_ms = snap.step_time_budget_s * 1000.0
+    return pb.LoadReport(
+        num_running=snap.num_running,
+        num_waiting=snap.num_waiting,
+        num_free_kv_blocks=snap.num_free_kv_blocks,
+        num_total_kv_blocks=snap.num_total_kv_blocks,
+        num_queued_prefill_tokens=snap.num_queued_prefill_tokens,
+        max_num_seqs=max_num_seqs,
+        is_draining=is_draining,
+        lanes=[pb.LaneLoad(name=lane.name, priority=lane.priority, preemptible=lane.preemptible,
+                           num_running=lane.num_running, num_waiting=lane.num_waiting,
+                           num_queued_prefill_tokens=lane.num_queued_prefill_tokens,
+                           predicted_wait_ms=lane.predicted_wait_s * 1000.0) for lane in snap.lanes],
+        step_time_budget_ms=0.0 if budget_ms == float("inf") else budget_ms,
+        num_bulk_slots=snap.num_bulk_slots,
+    )

@@ -74,6 +74,22 @@ class LanePolicy:
     preemptible: bool = True
     max_seq_share: float = 1.0  # share of max_num_seqs this lane may hold while running
     max_kv_share: float = 1.0  # share of KV blocks this lane may hold
+    # Share of each step's time kept for this lane while it has work (preemptible lanes
+    # only): the bound on how far latency work may push bulk aside (scheduler.py).
+    min_share: float = 0.0
+
+    @property
+    def is_deferrable(self) -> bool:
+        """Its work takes only the step time latency lanes leave (beyond its min_share)."""
+        return self.preemptible
+
+
+@dataclass(frozen=True)
+class LatencyTargets:
+    """What the request's endpoint promises, in seconds; None: no promise."""
+
+    ttft_s: float | None = None
+    tbt_s: float | None = None
 
 
 @dataclass(eq=False)
@@ -84,6 +100,7 @@ class Sequence:
     lane: LanePolicy = field(default_factory=LanePolicy)
     deadline: float | None = None  # unix seconds; earlier deadlines go first within a priority
     eos_token_id: int | None = None
+    targets: LatencyTargets = field(default_factory=LatencyTargets)
 
     status: SeqStatus = SeqStatus.WAITING
     num_prompt_tokens: int = 0
@@ -91,6 +108,7 @@ class Sequence:
     num_cached_tokens: int = 0  # prompt tokens served from the prefix cache at the last admission
     block_table: list[int] = field(default_factory=list)
     num_preemptions: int = 0
+    last_scheduled_step: int = -1  # the scheduler's step counter when this seq last got tokens
     arrival_time: float = field(default_factory=time.time)
     arrival_order: int = field(default_factory=lambda: next(_arrival_counter))
     first_scheduled_time: float | None = None
@@ -136,10 +154,18 @@ class Sequence:
     def priority(self) -> int:
         return self.lane.priority
 
-    def sort_key(self) -> tuple[int, float, int]:
-        """Priority, then earliest deadline, then arrival (preempted seqs keep their place)."""
+    @property
+    def start_deadline(self) -> float:
+        """When this request should have its first token: its TTFT target from arrival, or
+        its deadline, whichever is earlier (inf: neither)."""
         deadline = self.deadline if self.deadline is not None else float("inf")
-        return (self.lane.priority, deadline, self.arrival_order)
+        if self.targets.ttft_s is not None:
+            deadline = min(deadline, self.arrival_time + self.targets.ttft_s)
+        return deadline
+
+    def sort_key(self) -> tuple[int, float, int]:
+        """Priority, then earliest start deadline, then arrival (preempted seqs keep their place)."""
+        return (self.lane.priority, self.start_deadline, self.arrival_order)
 
     def append_token(self, token_id: int) -> None:
         self.token_ids.append(token_id)

@@ -1,0 +1,91 @@
+"""The worker's step-time model: a calibrated linear fit, kept current by the steps it runs.
+
+The scheduler sizes every step by time (scheduler.py), so before each step it needs one
+number: how long a step of this shape takes on this machine, now. That is the fit
+`laneway calibrate` makes (step = a + b*tokens + c*context + ...), over whole engine steps
+(schedule, forward, sample, detokenize: everything a stream waits for between tokens).
+
+Two kinds of rows feed it. Anchor rows come from the warm-up sweep at start (warmup.py)
+or a cached calibration; they span decode batches and prefill chunks, so every term stays
+separable. Recent rows are the last `window` real steps; they track what the machine does
+now (another process on the cores, a hotter cache). Every `refit_every` observed steps the
+model refits on both. A fit that fails, or that predicts nonsense for the anchors, keeps
+the previous one: a planner with a slightly stale model beats one with none.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from workers.engine.cost_fit import FitError, MeasuredStep, default_terms, fit_linear_cost
+from workers.engine.linear_cost import LinearCost
+from workers.engine.step_shape import StepShape
+
+MAX_RMS_REL_ERROR = 0.6  # a refit worse than this on its own rows is noise, not a model
+
+
+class OnlineStepCost:
+    def __init__(self, base: LinearCost, anchors: Iterable[MeasuredStep] = (), window: int = 256,
+                 refit_every: int = 32) -> None:
+        if window < 1 or refit_every < 1:
+            raise ValueError(f"window and refit_every must be >= 1, got {window}, {refit_every}")
+        self._cost = base
+        self._anchors = list(anchors)
+        self._recent: deque[MeasuredStep] = deque(maxlen=window)
+        self._refit_every = refit_every
+        self._since_refit = 0
+        self.num_refits = 0
+
+    @classmethod
+    def fitted(cls, rows: list[MeasuredStep], source: str, **kwargs: int) -> OnlineStepCost:
+        """A model fitted to `rows`, which stay as its anchors. Raises FitError when they
+        cannot determine a fit."""
+        return cls(_fit(rows, source), anchors=rows, **kwargs)
+
+    @property
+    def cost(self) -> LinearCost:
+        return self._cost
+
+    def step_time(self, shape: StepShape) -> float:
+        return self._cost.step_time(shape)
+
+    def describe(self) -> str:
+        return self._cost.describe()
+
+    def observe(self, shape: StepShape, seconds: float) -> None:
+        """One step that ran: its shape and its wall time. Cheap; refits now and then."""
+        if shape.num_tokens == 0 or seconds <= 0:
+            return
+        self._recent.append(MeasuredStep(shape, seconds))
+        self._since_refit += 1
+        if self._since_refit >= self._refit_every:
+            self._since_refit = 0
+            self.refit()
+
+    def refit(self) -> bool:
+        """Refit on anchors plus recent steps; True if the model changed."""
+        rows = self._anchors + list(self._recent)
+        try:
+            cost = _fit(rows, self._cost.source)
+        except FitError:
+            return False
+        self._cost = cost
+        self.num_refits += 1
+        return True
+
+
+def _fit(rows: list[MeasuredStep], source: str) -> LinearCost:
+    terms = default_terms(rows)
+    fit = fit_linear_cost(rows, terms, source=source)
+    if fit.rms_rel_error > MAX_RMS_REL_ERROR:
+        raise FitError(f"fit error {fit.rms_rel_error:.0%} over {fit.num_rows} steps")
+    cost = fit.cost
+    if cost.fixed_s < 0 or cost.per_token_s < 0:
+        # Negative base terms: the rows extrapolate badly for small steps, which the planner
+        # sizes most often. Fall back to the two terms every row determines.
+        fit = fit_linear_cost(rows, ("fixed", "per_token"), source=source)
+        cost = fit.cost
+        if cost.fixed_s < 0 or cost.per_token_s < 0:
+            raise FitError("no fit with non-negative fixed and per-token terms")
+    return cost
