@@ -9,7 +9,7 @@ Two kinds of rows feed it. Anchor rows come from the warm-up sweep at start (war
 or a cached calibration; they span decode batches and prefill chunks, so every term stays
 separable. Recent rows are the last `window` real steps; they track what the machine does
 now (another process on the cores, a hotter cache). Every `refit_every` observed steps the
-model refits on both. A fit that fails, or that predicts nonsense for the anchors, keeps
+model refits on both, robustly (a step the OS descheduled is dropped as an outlier). A fit that fails, or that predicts nonsense for the anchors, keeps
 the previous one: a planner with a slightly stale model beats one with none.
 """
 
@@ -18,11 +18,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from workers.engine.cost_fit import FitError, MeasuredStep, default_terms, fit_linear_cost
+from workers.engine.cost_fit import Fit, FitError, MeasuredStep, default_terms, fit_linear_cost
 from workers.engine.linear_cost import LinearCost
 from workers.engine.step_shape import StepShape
 
 MAX_RMS_REL_ERROR = 0.6  # a refit worse than this on its own rows is noise, not a model
+OUTLIER_FACTOR = 3.0  # a row this many times the median error off the fit is an outlier...
+MAX_OUTLIER_SHARE = 0.2  # ...but at most this share of the rows is ever dropped
 
 
 class OnlineStepCost:
@@ -76,16 +78,24 @@ class OnlineStepCost:
 
 
 def _fit(rows: list[MeasuredStep], source: str) -> LinearCost:
-    terms = default_terms(rows)
-    fit = fit_linear_cost(rows, terms, source=source)
-    if fit.rms_rel_error > MAX_RMS_REL_ERROR:
-        raise FitError(f"fit error {fit.rms_rel_error:.0%} over {fit.num_rows} steps")
-    cost = fit.cost
-    if cost.fixed_s < 0 or cost.per_token_s < 0:
+    fit = _robust_fit(rows, default_terms(rows), source)
+    if fit.cost.fixed_s < 0 or fit.cost.per_token_s < 0:
         # Negative base terms: the rows extrapolate badly for small steps, which the planner
         # sizes most often. Fall back to the two terms every row determines.
-        fit = fit_linear_cost(rows, ("fixed", "per_token"), source=source)
-        cost = fit.cost
-        if cost.fixed_s < 0 or cost.per_token_s < 0:
+        fit = _robust_fit(rows, ("fixed", "per_token"), source)
+        if fit.cost.fixed_s < 0 or fit.cost.per_token_s < 0:
             raise FitError("no fit with non-negative fixed and per-token terms")
-    return cost
+    if fit.rms_rel_error > MAX_RMS_REL_ERROR:
+        raise FitError(f"fit error {fit.rms_rel_error:.0%} over {fit.num_rows} steps")
+    return fit.cost
+
+
+def _robust_fit(rows: list[MeasuredStep], terms: tuple[str, ...], source: str) -> Fit:
+    """Fit, drop the worst outliers (a step the OS descheduled, a GC pause), fit again."""
+    fit = fit_linear_cost(rows, terms, source=source)
+    errors = sorted(abs(e) for e in fit.residuals)
+    cutoff = max(OUTLIER_FACTOR * errors[len(errors) // 2], errors[int(len(errors) * (1 - MAX_OUTLIER_SHARE))])
+    kept = [r for r, e in zip(rows, fit.residuals) if abs(e) <= cutoff]
+    if len(kept) == len(rows) or len(kept) < len(terms):
+        return fit
+    return fit_linear_cost(kept, terms, source=source)

@@ -47,6 +47,11 @@ class Scheduler:
         self._seqs: dict[str, Sequence] = {}  # index by id of every unfinished seq
         self._abort_ids: dict[str, None] = {}  # insertion-ordered set
 
+    def use_cost_model(self, cost: StepCost) -> None:
+        """Set once at start-up, when the warm-up has measured this machine (warmup.py)."""
+        self.cost = cost
+        self._plan_cost = cost
+
     # -- queries -----------------------------------------------------------------------
 
     @property
@@ -192,7 +197,7 @@ class Scheduler:
         # (prompt + generated so far). Each step assigns tokens so that the first catches up
         # with the second, within the per-step token budget (max_num_batched_tokens), the cap
         # on sequences (max_num_seqs) and a time budget: the step's predicted time (the
-        # calibrated cost model) stays under the tightest TBT target of the running streams,
+        # calibrated cost model) stays under the tightest TBT target of the streams here,
         # and, while latency lanes are active, under a fraction of their TTFT target, so a
         # new arrival never waits behind one long step. Prefill, chunked prefill, prefix-cache
         # hits, recompute after preemption and decode are all this one rule.
@@ -238,7 +243,8 @@ class Scheduler:
         """The next step's time limit in the cost model's units (inf: none binds)."""
         if self.cost is None:
             return float(self.config.max_num_batched_tokens)
-        limits = [s.targets.tbt_s * TBT_HEADROOM for s in self._running
+        # Waiting streams count too: the step after their prefill is their first gap.
+        limits = [s.targets.tbt_s * TBT_HEADROOM for s in self._seqs.values()
                   if not s.lane.is_deferrable and s.targets.tbt_s is not None]
         now = time.time()
         limits += [ttft_s * ARRIVAL_STEP_FRACTION for ttft_s, seen in self._latency_lanes.values()
