@@ -9,8 +9,9 @@ Two kinds of rows feed it. Anchor rows come from the warm-up sweep at start (war
 or a cached calibration; they span decode batches and prefill chunks, so every term stays
 separable. Recent rows are the last `window` real steps; they track what the machine does
 now (another process on the cores, a hotter cache). Every `refit_every` observed steps the
-model refits on both, robustly (a step the OS descheduled is dropped as an outlier). A fit that fails, or that predicts nonsense for the anchors, keeps
-the previous one: a planner with a slightly stale model beats one with none.
+model refits on both, robustly (a step the OS descheduled is dropped as an outlier). A fit
+that fails, or that is mostly noise, keeps the previous one: a planner with a slightly
+stale model beats one with none.
 """
 
 from __future__ import annotations
