@@ -21,7 +21,7 @@ from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.tokenizer import Tokenizer
 from workers.telemetry import StreamEnd, WorkerTelemetry
-from workers.wire import ModelLimits, to_chunk, to_sequence
+from workers.wire import ModelLimits, to_chunk, to_load_report, to_sequence
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +100,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         return pb.AbortResponse(found=found)
 
     async def Load(self, request: pb.LoadRequest, context: grpc.aio.ServicerContext) -> pb.LoadReport:
-        snap = self.loop.load
-        return pb.LoadReport(
-            num_running=snap.num_running,
-            num_waiting=snap.num_waiting,
-            num_free_kv_blocks=snap.num_free_kv_blocks,
-            num_total_kv_blocks=snap.num_total_kv_blocks,
-            num_queued_prefill_tokens=snap.num_queued_prefill_tokens,
-            max_num_seqs=self.max_num_seqs,
-            is_draining=self.is_draining,
-        )
+        return to_load_report(self.loop.load, self.max_num_seqs, self.is_draining)
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
         return pb.InfoResponse(model=self.model_name, max_model_len=self.limits.max_model_len,

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from laneway_proto import worker_pb2 as pb
 from workers.engine.outputs import RequestOutput
+from workers.engine.engine_loop import LoadSnapshot
 from workers.engine.request_error import InvalidRequest
-from workers.engine.sequence import LanePolicy, SamplingParams, Sequence
+from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
 from workers.engine.tokenizer import Tokenizer
 
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
@@ -59,10 +60,18 @@ def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimi
             preemptible=lane.preemptible,
             max_seq_share=lane.max_seq_share or 1.0,  # proto3 default 0: unset
             max_kv_share=lane.max_kv_share or 1.0,
+            min_share=lane.min_share,
         ),
         deadline=req.deadline_unix_ms / 1000.0 if req.deadline_unix_ms else None,
         eos_token_id=limits.eos_token_id,
+        targets=_targets(req.targets),
     )
+
+
+def _targets(t: pb.LatencyTargets) -> LatencyTargets:
+    # 0 means unset (proto3); LatencyTargets checks the rest (negative, NaN).
+    return LatencyTargets(ttft_s=t.ttft_ms / 1000.0 if t.ttft_ms else None,
+                          tbt_s=t.tbt_ms / 1000.0 if t.tbt_ms else None)
 
 
 def _prompt_ids(req: pb.GenerateRequest, tokenizer: Tokenizer) -> list[int]:
@@ -118,3 +127,22 @@ def to_chunk(out: RequestOutput, tokenizer: Tokenizer) -> pb.GenerateChunk:
                                       cached_prompt_tokens=u.cached_prompt_tokens,
                                       num_preemptions=u.num_preemptions, queue_ms=u.queue_ms))
     return chunk
+
+
+def to_load_report(snap: LoadSnapshot, max_num_seqs: int, is_draining: bool) -> pb.LoadReport:
+    budget_ms = snap.step_time_budget_s * 1000.0
+    return pb.LoadReport(
+        num_running=snap.num_running,
+        num_waiting=snap.num_waiting,
+        num_free_kv_blocks=snap.num_free_kv_blocks,
+        num_total_kv_blocks=snap.num_total_kv_blocks,
+        num_queued_prefill_tokens=snap.num_queued_prefill_tokens,
+        max_num_seqs=max_num_seqs,
+        is_draining=is_draining,
+        lanes=[pb.LaneLoad(name=lane.name, priority=lane.priority, preemptible=lane.preemptible,
+                           num_running=lane.num_running, num_waiting=lane.num_waiting,
+                           num_queued_prefill_tokens=lane.num_queued_prefill_tokens,
+                           predicted_wait_ms=lane.predicted_wait_s * 1000.0) for lane in snap.lanes],
+        step_time_budget_ms=0.0 if budget_ms == float("inf") else budget_ms,
+        num_bulk_slots=snap.num_bulk_slots,
+    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from workers.sim.step_shape import StepCost, StepShape
+from workers.engine.step_shape import StepCost, StepShape
 
 
 def per_stream_tps(per_pass_s: float) -> float:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from laneway.plan.chain import cost_per_million, e2e_s, littles_law_rps, napkin_ttft_s, per_stream_tps
-from workers.sim.linear_cost import LinearCost
+from workers.engine.linear_cost import LinearCost
 from workers.sim.presets import PRESETS
-from workers.sim.step_shape import StepShape
+from workers.engine.step_shape import StepShape
 
 # The seed's inputs.
 FIT = LinearCost(fixed_s=5.2e-3, per_token_s=1.65e-3, source="seed 003 linear fit: 5.2 ms + 1.65 ms x B")

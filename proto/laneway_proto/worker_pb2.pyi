@@ -62,21 +62,31 @@ class SamplingParams(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., stop_token_ids: _Optional[_Iterable[int]] = ..., ignore_eos: _Optional[bool] = ..., logprobs: _Optional[int] = ...) -> None: ...
 
 class LaneInfo(_message.Message):
-    __slots__ = ("name", "priority", "preemptible", "max_seq_share", "max_kv_share")
+    __slots__ = ("name", "priority", "preemptible", "max_seq_share", "max_kv_share", "min_share")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     PREEMPTIBLE_FIELD_NUMBER: _ClassVar[int]
     MAX_SEQ_SHARE_FIELD_NUMBER: _ClassVar[int]
     MAX_KV_SHARE_FIELD_NUMBER: _ClassVar[int]
+    MIN_SHARE_FIELD_NUMBER: _ClassVar[int]
     name: str
     priority: int
     preemptible: bool
     max_seq_share: float
     max_kv_share: float
-    def __init__(self, name: _Optional[str] = ..., priority: _Optional[int] = ..., preemptible: _Optional[bool] = ..., max_seq_share: _Optional[float] = ..., max_kv_share: _Optional[float] = ...) -> None: ...
+    min_share: float
+    def __init__(self, name: _Optional[str] = ..., priority: _Optional[int] = ..., preemptible: _Optional[bool] = ..., max_seq_share: _Optional[float] = ..., max_kv_share: _Optional[float] = ..., min_share: _Optional[float] = ...) -> None: ...
+
+class LatencyTargets(_message.Message):
+    __slots__ = ("ttft_ms", "tbt_ms")
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    TBT_MS_FIELD_NUMBER: _ClassVar[int]
+    ttft_ms: float
+    tbt_ms: float
+    def __init__(self, ttft_ms: _Optional[float] = ..., tbt_ms: _Optional[float] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "text", "token_ids", "chat", "sampling", "lane", "deadline_unix_ms", "endpoint", "batch_id")
+    __slots__ = ("request_id", "text", "token_ids", "chat", "sampling", "lane", "deadline_unix_ms", "endpoint", "batch_id", "targets")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +96,7 @@ class GenerateRequest(_message.Message):
     DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
     token_ids: TokenIds
@@ -95,7 +106,8 @@ class GenerateRequest(_message.Message):
     deadline_unix_ms: int
     endpoint: str
     batch_id: str
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[TokenIds, _Mapping]] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., lane: _Optional[_Union[LaneInfo, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., batch_id: _Optional[str] = ...) -> None: ...
+    targets: LatencyTargets
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[TokenIds, _Mapping]] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., lane: _Optional[_Union[LaneInfo, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., batch_id: _Optional[str] = ..., targets: _Optional[_Union[LatencyTargets, _Mapping]] = ...) -> None: ...
 
 class TokenLogprob(_message.Message):
     __slots__ = ("token_id", "token", "logprob", "top")
@@ -166,7 +178,7 @@ class LoadRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LoadReport(_message.Message):
-    __slots__ = ("num_running", "num_waiting", "num_free_kv_blocks", "num_total_kv_blocks", "num_queued_prefill_tokens", "max_num_seqs", "is_draining")
+    __slots__ = ("num_running", "num_waiting", "num_free_kv_blocks", "num_total_kv_blocks", "num_queued_prefill_tokens", "max_num_seqs", "is_draining", "lanes", "step_time_budget_ms", "num_bulk_slots")
     NUM_RUNNING_FIELD_NUMBER: _ClassVar[int]
     NUM_WAITING_FIELD_NUMBER: _ClassVar[int]
     NUM_FREE_KV_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +186,9 @@ class LoadReport(_message.Message):
     NUM_QUEUED_PREFILL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MAX_NUM_SEQS_FIELD_NUMBER: _ClassVar[int]
     IS_DRAINING_FIELD_NUMBER: _ClassVar[int]
+    LANES_FIELD_NUMBER: _ClassVar[int]
+    STEP_TIME_BUDGET_MS_FIELD_NUMBER: _ClassVar[int]
+    NUM_BULK_SLOTS_FIELD_NUMBER: _ClassVar[int]
     num_running: int
     num_waiting: int
     num_free_kv_blocks: int
@@ -181,7 +196,28 @@ class LoadReport(_message.Message):
     num_queued_prefill_tokens: int
     max_num_seqs: int
     is_draining: bool
-    def __init__(self, num_running: _Optional[int] = ..., num_waiting: _Optional[int] = ..., num_free_kv_blocks: _Optional[int] = ..., num_total_kv_blocks: _Optional[int] = ..., num_queued_prefill_tokens: _Optional[int] = ..., max_num_seqs: _Optional[int] = ..., is_draining: _Optional[bool] = ...) -> None: ...
+    lanes: _containers.RepeatedCompositeFieldContainer[LaneLoad]
+    step_time_budget_ms: float
+    num_bulk_slots: int
+    def __init__(self, num_running: _Optional[int] = ..., num_waiting: _Optional[int] = ..., num_free_kv_blocks: _Optional[int] = ..., num_total_kv_blocks: _Optional[int] = ..., num_queued_prefill_tokens: _Optional[int] = ..., max_num_seqs: _Optional[int] = ..., is_draining: _Optional[bool] = ..., lanes: _Optional[_Iterable[_Union[LaneLoad, _Mapping]]] = ..., step_time_budget_ms: _Optional[float] = ..., num_bulk_slots: _Optional[int] = ...) -> None: ...
+
+class LaneLoad(_message.Message):
+    __slots__ = ("name", "priority", "preemptible", "num_running", "num_waiting", "num_queued_prefill_tokens", "predicted_wait_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIBLE_FIELD_NUMBER: _ClassVar[int]
+    NUM_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    NUM_WAITING_FIELD_NUMBER: _ClassVar[int]
+    NUM_QUEUED_PREFILL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    priority: int
+    preemptible: bool
+    num_running: int
+    num_waiting: int
+    num_queued_prefill_tokens: int
+    predicted_wait_ms: float
+    def __init__(self, name: _Optional[str] = ..., priority: _Optional[int] = ..., preemptible: _Optional[bool] = ..., num_running: _Optional[int] = ..., num_waiting: _Optional[int] = ..., num_queued_prefill_tokens: _Optional[int] = ..., predicted_wait_ms: _Optional[float] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
     __slots__ = ()

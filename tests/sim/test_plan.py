@@ -14,7 +14,7 @@ from laneway.load.workload import Budget, EndpointWorkload, Workload
 from laneway.plan.capacity import chain_at, decode_curve, kv_cliff_batch, workers_needed
 from laneway.plan.chain import EndpointMix, plan_chain
 from laneway.plan.simulate import EngineShape, simulate
-from workers.sim.linear_cost import LinearCost
+from workers.engine.linear_cost import LinearCost
 from workers.sim.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]

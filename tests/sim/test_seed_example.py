@@ -6,7 +6,7 @@ import pytest
 
 from laneway.plan import seed_check
 from laneway.plan.chain import EndpointMix, cost_per_million, e2e_s, littles_law_rps, per_stream_tps, plan_chain
-from workers.sim.step_shape import StepShape
+from workers.engine.step_shape import StepShape
 
 
 def test_the_linear_fit_gives_31_6_ms_at_b16() -> None:

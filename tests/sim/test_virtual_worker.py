@@ -6,7 +6,7 @@ import pytest
 
 from workers.engine.config import SchedulerConfig
 from workers.engine.sequence import LanePolicy
-from workers.sim.linear_cost import LinearCost
+from workers.engine.linear_cost import LinearCost
 from workers.sim.virtual_worker import ClosedSource, OpenSource, SimRequest, VirtualWorker, VirtualWorkerConfig
 
 

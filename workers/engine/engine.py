@@ -6,17 +6,20 @@ work. The engine loop (engine_loop.py) calls `step()` on its own thread.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence as Seq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from workers.engine.detokenizer import IncrementalDetokenizer
+from workers.engine.online_cost import OnlineStepCost
 from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.runner import Runner
 from workers.engine.scheduler import Scheduler
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.engine.sequence import SeqStatus, Sequence
+from workers.engine.step_shape import EMPTY_SHAPE, StepShape, shape_of
 from workers.engine.tokenizer import Tokenizer
 
 if TYPE_CHECKING:  # annotations only: the engine loop stays torch-free
@@ -36,6 +39,12 @@ class StepStats:
     num_batched_tokens: int
     num_preempted: int
     duration_s: float  # schedule + forward + sample + postprocess
+    shape: StepShape = EMPTY_SHAPE
+    lane_seconds: dict[str, float] = field(default_factory=dict)  # the step's time, split by lane
+    sat_out: dict[str, int] = field(default_factory=dict)  # deferrable seqs with no tokens, by lane
+    preempted: dict[str, int] = field(default_factory=dict)  # by the victim's lane
+    time_budget_s: float = math.inf  # the scheduler's limit (inf: none; token mode reports inf)
+    predicted_s: float | None = None  # the cost model's prediction for this step
 
 
 class Engine:
@@ -65,16 +74,27 @@ class Engine:
     def step(self) -> list[RequestOutput]:
         started = time.perf_counter()
         out = self.scheduler.schedule()
+        shape = shape_of(out)  # before postprocess moves the chunk bounds
         sampled = self._execute(out)
         outputs = self._postprocess(out, sampled)
-        self._report(out, time.perf_counter() - started)
+        self._report(out, shape, time.perf_counter() - started)
         return outputs
 
-    def _report(self, out: SchedulerOutput, duration_s: float) -> None:
+    def _report(self, out: SchedulerOutput, shape: StepShape, duration_s: float) -> None:
         self.num_preemptions += len(out.preempted)
-        if self.on_step is not None and not out.is_empty:
-            self.on_step(StepStats(num_seqs=len(out.scheduled), num_batched_tokens=out.num_batched_tokens,
-                                   num_preempted=len(out.preempted), duration_s=duration_s))
+        if out.is_empty:
+            return
+        cost = self.scheduler.cost
+        predicted = cost.step_time(shape) if cost is not None else None
+        if isinstance(cost, OnlineStepCost):
+            cost.observe(shape, duration_s)
+        if self.on_step is not None:
+            self.on_step(StepStats(
+                num_seqs=len(out.scheduled), num_batched_tokens=out.num_batched_tokens,
+                num_preempted=len(out.preempted), duration_s=duration_s, shape=shape,
+                lane_seconds=_split_by_lane(out, duration_s), sat_out=_count_lanes(out.sat_out),
+                preempted=_count_lanes(out.preempted),
+                time_budget_s=out.time_budget if cost is not None else math.inf, predicted_s=predicted))
 
     def _execute(self, out: SchedulerOutput) -> dict[str, int]:
         if out.is_empty:
@@ -140,6 +160,23 @@ class Engine:
     @staticmethod
     def _is_eos(seq: Sequence, token_id: int) -> bool:
         return (token_id == seq.eos_token_id and not seq.sampling.ignore_eos) or token_id in seq.sampling.stop_token_ids
+
+
+def _split_by_lane(out: SchedulerOutput, duration_s: float) -> dict[str, float]:
+    """The step's time shared among lanes by the tokens each computed (a prefill chunk of
+    n tokens costs about n decodes)."""
+    tokens: dict[str, int] = {}
+    for s in out.scheduled:
+        tokens[s.seq.lane.name] = tokens.get(s.seq.lane.name, 0) + s.num_new_tokens
+    total = sum(tokens.values())
+    return {name: duration_s * n / total for name, n in tokens.items()} if total else {}
+
+
+def _count_lanes(seqs: Seq[Sequence]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for seq in seqs:
+        counts[seq.lane.name] = counts.get(seq.lane.name, 0) + 1
+    return counts
 
 
 def drain(engine: Engine, seqs: Seq[Sequence], max_steps: int = 100_000) -> dict[str, list[RequestOutput]]:

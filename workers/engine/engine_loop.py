@@ -11,11 +11,13 @@ naming why, and the thread carries on; anything else escaping a step fails every
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 from dataclasses import dataclass
 
 from workers.engine.engine import Engine
+from workers.engine.lane_caps import LaneLoad
 from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import Sequence
@@ -30,6 +32,9 @@ class LoadSnapshot:
     num_free_kv_blocks: int = 0
     num_total_kv_blocks: int = 0
     num_queued_prefill_tokens: int = 0
+    lanes: tuple[LaneLoad, ...] = ()
+    step_time_budget_s: float = math.inf  # inf: no step-time model, or nothing to protect
+    num_bulk_slots: int = 0
 
 
 class EngineLoop:
@@ -124,4 +129,7 @@ class EngineLoop:
             num_free_kv_blocks=bm.num_free_blocks,
             num_total_kv_blocks=bm.num_total_blocks,
             num_queued_prefill_tokens=sched.num_queued_prefill_tokens,
+            lanes=tuple(sched.lane_loads()),
+            step_time_budget_s=sched.step_time_budget() if sched.cost is not None else math.inf,
+            num_bulk_slots=sched.num_bulk_slots(),
         )

@@ -23,6 +23,19 @@ class LaneOccupancy:
     num_blocks: int = 0  # distinct KV blocks held by the lane's running seqs
 
 
+@dataclass(frozen=True)
+class LaneLoad:
+    """One lane's backlog on this worker, for the gateway's admission (LoadReport.lanes)."""
+
+    name: str
+    priority: int
+    preemptible: bool
+    num_running: int
+    num_waiting: int
+    num_queued_prefill_tokens: int
+    predicted_wait_s: float  # before a new request of this lane starts its prefill here
+
+
 def lane_seq_cap(lane: LanePolicy, max_num_seqs: int) -> int:
     # round() first so 0.3 * 10 is 3, not ceil(3.0000000000000004) == 4.
     return math.ceil(round(lane.max_seq_share * max_num_seqs, 9))

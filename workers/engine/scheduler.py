@@ -6,29 +6,52 @@ engine thread owns the scheduler; other threads hand requests and aborts over a 
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 
 from workers.engine.block_manager import BlockManager
 from workers.engine.config import SchedulerConfig
-from workers.engine.lane_caps import LaneOccupancy, lane_block_ids, lane_has_room
+from workers.engine.lane_caps import LaneLoad, LaneOccupancy, lane_block_ids, lane_has_room
 from workers.engine.preemption import may_preempt_to_admit, may_preempt_to_grow, victims_in_order
 from workers.engine.prefix_cache import PrefixMatch
 from workers.engine.request_error import InvalidRequest
 from workers.engine.scheduler_output import SchedulerOutput
-from workers.engine.sequence import Sequence, SeqStatus
+from workers.engine.sequence import LanePolicy, Sequence, SeqStatus
 from workers.engine.step_plan import StepPlan
+from workers.engine.step_shape import EMPTY_SHAPE, StepCost, StepShape, TokenCount
 from workers.engine.stopping import finish_status
 from workers.engine.waiting_queue import WaitingQueue
 
+# A step may take this share of the tightest TBT target: the target is a p95, and a step's
+# real time scatters around its prediction on a shared machine.
+TBT_HEADROOM = 0.8
+# While a latency lane is active, a step takes at most this share of its TTFT target: a
+# request arriving mid-step waits for the step to end, then for its own prefill.
+ARRIVAL_STEP_FRACTION = 0.25
+LATENCY_MEMORY_S = 60.0  # a latency lane counts as active this long after its last arrival
+MIN_URGENT_CHUNK = 16  # tokens the most urgent latency prompt gets however full the step is
+
 
 class Scheduler:
-    def __init__(self, config: SchedulerConfig, block_manager: BlockManager) -> None:
+    def __init__(self, config: SchedulerConfig, block_manager: BlockManager, cost: StepCost | None = None) -> None:
         self.config = config
         self.block_manager = block_manager
+        # Predicted seconds per step (online_cost.py); None: a step costs its tokens.
+        self.cost = cost
+        self._plan_cost: StepCost = cost if cost is not None else TokenCount()
+        self._num_steps = 0
+        # Latency lanes seen lately: lane name -> (tightest TTFT target in s, last arrival).
+        self._latency_lanes: dict[str, tuple[float, float]] = {}
         self._waiting = WaitingQueue()
         self._running: list[Sequence] = []
         self._seqs: dict[str, Sequence] = {}  # index by id of every unfinished seq
         self._abort_ids: dict[str, None] = {}  # insertion-ordered set
+
+    def use_cost_model(self, cost: StepCost) -> None:
+        """Set once at start-up, when the warm-up has measured this machine (warmup.py)."""
+        self.cost = cost
+        self._plan_cost = cost
 
     # -- queries -----------------------------------------------------------------------
 
@@ -94,6 +117,50 @@ class Scheduler:
             for name in sorted(names)
         }
 
+    def lane_loads(self) -> list[LaneLoad]:
+        """The backlog by lane, with the predicted wait before a new request of each lane
+        starts its prefill here: the prefill of its own lane and every more urgent latency
+        lane (seconds by the cost model; 0 without one). Deferrable work of lower lanes does
+        not count: it sits out or is preempted when a more urgent request arrives."""
+        seqs = [*self._running, *self._waiting]
+        lanes = {s.lane.name: s.lane for s in seqs}
+        for name in self._latency_lanes:
+            lanes.setdefault(name, LanePolicy(name=name, preemptible=False))
+        prefill_s = {name: 0.0 for name in lanes}
+        if self.cost is not None:
+            for s in seqs:
+                if s.num_uncomputed_tokens > 1:
+                    prefill_s[s.lane.name] += self.cost.step_time(
+                        StepShape.chunk(s.num_computed_tokens, s.num_uncomputed_tokens))
+        loads = []
+        for name, lane in sorted(lanes.items(), key=lambda item: (item[1].priority, item[0])):
+            ahead = [other for other in lanes.values() if other.name == name or (
+                other.priority <= lane.priority and not other.is_deferrable)]
+            loads.append(LaneLoad(
+                name=name, priority=lane.priority, preemptible=lane.preemptible,
+                num_running=sum(1 for s in self._running if s.lane.name == name),
+                num_waiting=sum(1 for s in self._waiting if s.lane.name == name),
+                num_queued_prefill_tokens=sum(s.num_uncomputed_tokens for s in seqs
+                                              if s.lane.name == name and s.num_uncomputed_tokens > 1),
+                predicted_wait_s=sum(prefill_s[other.name] for other in ahead)))
+        return loads
+
+    def num_bulk_slots(self) -> int:
+        """More deferrable sequences this worker could decode per step now, beside its latency
+        work, within the step-time budget (and its free sequence slots)."""
+        free_slots = max(0, self.config.max_num_seqs - len(self._running) - len(self._waiting))
+        limit = self.step_time_budget()
+        if self.cost is None or math.isinf(limit):
+            return free_slots
+        latency = [s for s in self._running if not s.lane.is_deferrable]
+        deferrable = [s for s in self._running if s.lane.is_deferrable]
+        shape = sum((StepShape.chunk(s.num_computed_tokens, 1) for s in latency), EMPTY_SHAPE)
+        base = self.cost.step_time(shape)
+        context = max((s.num_tokens for s in deferrable), default=512)
+        per_seq = max(self.cost.step_time(shape + StepShape.chunk(context, 1)) - base, 1e-9)
+        room = int((limit - base) // per_seq) - len(deferrable)
+        return max(0, min(free_slots, room))
+
     # -- commands from outside ---------------------------------------------------------
 
     def add(self, seq: Sequence) -> None:
@@ -110,6 +177,8 @@ class Scheduler:
         assert seq.num_computed_tokens == 0 and not seq.block_table, f"{seq.seq_id} added with KV"
         self._seqs[seq.seq_id] = seq
         self._waiting.add(seq)
+        if not seq.lane.is_deferrable and seq.targets.ttft_s is not None:
+            self._latency_lanes[seq.lane.name] = (seq.targets.ttft_s, seq.arrival_time)
 
     def abort(self, seq_id: str) -> bool:
         """Mark for abort; the next schedule() frees it and reports it in `aborted`."""
@@ -135,31 +204,61 @@ class Scheduler:
     def schedule(self) -> SchedulerOutput:
         # THE RULE. Each sequence has num_computed_tokens (K/V in the cache) and num_tokens
         # (prompt + generated so far). Each step assigns tokens so that the first catches up
-        # with the second, within the per-step token budget (max_num_batched_tokens) and the
-        # cap on sequences (max_num_seqs). Prefill, chunked prefill, prefix-cache hits,
-        # recompute after preemption and decode are all this one rule.
+        # with the second, within the per-step token budget (max_num_batched_tokens), the cap
+        # on sequences (max_num_seqs) and a time budget: the step's predicted time (the
+        # calibrated cost model) stays under the tightest TBT target of the streams here,
+        # and, while latency lanes are active, under a fraction of their TTFT target, so a
+        # new arrival never waits behind one long step. Prefill, chunked prefill, prefix-cache
+        # hits, recompute after preemption and decode are all this one rule.
         #
-        # Order: running decodes first (one token each), then prefill work by urgency:
-        # ongoing prefill chunks more urgent than the head of the waiting queue, then waiting
-        # seqs, then the remaining ongoing chunks; within each group by Sequence.sort_key()
-        # (priority, deadline, arrival). So a half-prefilled bulk prompt never takes the
-        # budget ahead of an interactive prompt that just arrived. A prompt longer than the
-        # remaining budget gets a chunk of what is left, so decodes never stall behind it.
+        # Order, each pass taking what the budgets leave:
+        #  1. running decodes of latency lanes (not preemptible), most urgent first;
+        #  2. each deferrable (preemptible, bulk) lane's guaranteed slice: min_share of the
+        #     step's time for its running work, so a nightly job still finishes;
+        #  3. latency prefill by urgency (Sequence.sort_key: priority, earliest TTFT deadline,
+        #     arrival): ongoing chunks more urgent than the head of the waiting queue, then
+        #     waiting seqs, then the remaining chunks; the most urgent always gets a chunk;
+        #  4. deferrable work in the time left: decodes (those that sat out longest first, so
+        #     equal priorities take turns), then prefill by urgency.
+        # A running deferrable seq that gets no tokens sits the step out and keeps its KV. A
+        # prompt longer than the budgets left gets a chunk of what is left. Without a cost
+        # model a step costs its tokens, and the same rule reads in tokens.
         output = SchedulerOutput()
         self._apply_aborts(output)
-        plan = StepPlan(budget=self.config.max_num_batched_tokens)
-        self._schedule_running(plan, decodes=True)
-        head = next(iter(self._waiting), None)
-        self._schedule_running(plan, decodes=False, more_urgent_than=head.sort_key() if head else None)
-        self._schedule_waiting(plan)
-        self._schedule_running(plan, decodes=False)
+        self._num_steps += 1
+        limit = self.step_time_budget()
+        plan = StepPlan(budget=self.config.max_num_batched_tokens, cost=self._plan_cost, time_limit=limit)
+        self._schedule_running(plan, decodes=True, select=_is_latency)
+        self._schedule_min_shares(plan, limit)
+        plan.time_limit = limit
+        plan.urgent_grant = MIN_URGENT_CHUNK
+        self._schedule_prefill(plan, select=_is_latency)
+        plan.urgent_grant = 0
+        self._schedule_running(plan, decodes=True, select=_is_deferrable, key=_turn_key)
+        self._schedule_prefill(plan, select=_is_deferrable)
         scheduled = list(plan.scheduled.values())
+        for item in scheduled:
+            item.seq.last_scheduled_step = self._num_steps
         # Decodes first (stable), as the model runner expects.
         output.scheduled = sorted(scheduled, key=lambda s: s.seq.num_uncomputed_tokens != 1)
         output.preempted = plan.preempted
+        output.sat_out = [s for s in self._running if s.lane.is_deferrable and s.seq_id not in plan.scheduled]
+        output.time_budget = limit
         assert output.num_batched_tokens <= self.config.max_num_batched_tokens, "token budget exceeded"
         assert len(output.scheduled) <= self.config.max_num_seqs, "sequence cap exceeded"
         return output
+
+    def step_time_budget(self) -> float:
+        """The next step's time limit in the cost model's units (inf: none binds)."""
+        if self.cost is None:
+            return float(self.config.max_num_batched_tokens)
+        # Waiting streams count too: the step after their prefill is their first gap.
+        limits = [s.targets.tbt_s * TBT_HEADROOM for s in self._seqs.values()
+                  if not s.lane.is_deferrable and s.targets.tbt_s is not None]
+        now = time.time()
+        limits += [ttft_s * ARRIVAL_STEP_FRACTION for ttft_s, seen in self._latency_lanes.values()
+                   if now - seen <= LATENCY_MEMORY_S]
+        return min(limits, default=math.inf)
 
     def postprocess(self, output: SchedulerOutput, sampled: dict[str, int]) -> list[Sequence]:
         """Account for a finished forward pass; return seqs that got a token or finished."""
@@ -194,12 +293,38 @@ class Scheduler:
             output.aborted.append(seq)
         self._abort_ids.clear()
 
-    def _schedule_running(self, plan: StepPlan, decodes: bool,
-                          more_urgent_than: tuple[int, float, int] | None = None) -> None:
+    def _schedule_min_shares(self, plan: StepPlan, limit: float) -> None:
+        """Pass 2: each deferrable lane's running work gets min_share of the step's time,
+        added on top of what pass 1 took (so a bulk lane's floor holds even when latency
+        decodes alone fill the budget, at a bounded overshoot)."""
+        lanes = {s.lane.name: s.lane for s in self._running if s.lane.is_deferrable and s.lane.min_share > 0}
+        for lane in sorted(lanes.values(), key=lambda lane: (lane.priority, lane.name)):
+            plan.time_limit = plan.predicted_time + lane.min_share * limit
+
+            def mine(seq: Sequence, name: str = lane.name) -> bool:
+                return seq.lane.name == name
+
+            self._schedule_running(plan, decodes=True, select=mine, key=_turn_key)
+            self._schedule_running(plan, decodes=False, select=mine)
+
+    def _schedule_prefill(self, plan: StepPlan, select: Callable[[Sequence], bool]) -> None:
+        """Prefill work of the selected seqs by urgency: ongoing chunks more urgent than the
+        head of the waiting queue, waiting seqs, then the remaining ongoing chunks."""
+        head = next((s for s in self._waiting if select(s)), None)
+        self._schedule_running(plan, decodes=False, select=select,
+                               more_urgent_than=head.sort_key() if head else None)
+        self._schedule_waiting(plan, select)
+        self._schedule_running(plan, decodes=False, select=select)
+
+    def _schedule_running(self, plan: StepPlan, decodes: bool, select: Callable[[Sequence], bool],
+                          more_urgent_than: tuple[int, float, int] | None = None,
+                          key: Callable[[Sequence], tuple] = Sequence.sort_key) -> None:
         stalled: list[Sequence] = []
-        for seq in sorted(self._running, key=Sequence.sort_key):
+        for seq in sorted(self._running, key=key):
             if plan.budget == 0:
                 return
+            if not select(seq):
+                continue
             if more_urgent_than is not None and seq.sort_key() >= more_urgent_than:
                 break  # sorted: the rest are less urgent too and wait for the waiting queue
             if seq.status != SeqStatus.RUNNING or seq.seq_id in plan.scheduled:
@@ -207,14 +332,16 @@ class Scheduler:
             assert seq.num_uncomputed_tokens > 0, f"running {seq.seq_id} has nothing to compute"
             if (seq.num_uncomputed_tokens == 1) != decodes:
                 continue
-            num_new_tokens = min(seq.num_uncomputed_tokens, plan.budget)
+            num_new_tokens = plan.max_new_tokens(seq.num_computed_tokens, seq.num_uncomputed_tokens)
+            if num_new_tokens == 0:
+                continue  # no time left for it: it sits this step out
             if self._reserve_blocks_to_grow(seq, num_new_tokens, plan):
                 plan.add(seq, num_new_tokens)
             elif seq.status == SeqStatus.RUNNING:
                 stalled.append(seq)
         # A less urgent seq that preempted itself later in the pass may have freed enough.
         for seq in stalled:
-            num_new_tokens = min(seq.num_uncomputed_tokens, plan.budget)
+            num_new_tokens = plan.max_new_tokens(seq.num_computed_tokens, seq.num_uncomputed_tokens)
             if num_new_tokens > 0 and self.block_manager.can_append(seq, num_new_tokens):
                 self.block_manager.append_slots(seq, num_new_tokens)
                 plan.add(seq, num_new_tokens)
@@ -236,11 +363,15 @@ class Scheduler:
         self.block_manager.append_slots(seq, num_new_tokens)
         return True
 
-    def _schedule_waiting(self, plan: StepPlan) -> None:
+    def _schedule_waiting(self, plan: StepPlan, select: Callable[[Sequence], bool]) -> None:
         capped_lanes: set[str] = set()  # keep FCFS within a lane: no overtaking a capped seq
         for seq in list(self._waiting):
             if plan.budget == 0:
                 return
+            if not select(seq):
+                if seq.lane.is_deferrable:
+                    continue  # its pass comes later
+                return  # a latency seq still waits (no blocks or no time): nothing behind it goes
             # Equal is the seq that lacked blocks itself: not readmitted in its preemption step.
             if plan.pressure_key is not None and seq.sort_key() >= plan.pressure_key:
                 return
@@ -248,7 +379,9 @@ class Scheduler:
             if seq.lane.name in capped_lanes:
                 continue
             match = self.block_manager.match_prefix(seq)
-            num_new_tokens = min(seq.num_tokens - match.num_tokens, plan.budget)
+            num_new_tokens = plan.max_new_tokens(match.num_tokens, seq.num_tokens - match.num_tokens)
+            if num_new_tokens == 0:
+                return  # no time left this step; strict order: nothing behind it either
             victims = self._victims_to_admit(seq, match, num_new_tokens)
             if victims is None:
                 # The cache is full for seq. Strict priority: nothing behind it may take the
@@ -336,3 +469,17 @@ class Scheduler:
         keys = [s.sort_key() for s in self._waiting]
         assert keys == sorted(keys), "waiting queue out of order"
         self.block_manager.check_integrity(self._running)
+
+
+def _is_latency(seq: Sequence) -> bool:
+    return not seq.lane.is_deferrable
+
+
+def _is_deferrable(seq: Sequence) -> bool:
+    return seq.lane.is_deferrable
+
+
+def _turn_key(seq: Sequence) -> tuple[int, int, tuple[int, float, int]]:
+    """Decodes that may sit out: by priority, then whoever waited longest since its last
+    tokens, so equal priorities take turns instead of the same seqs always losing."""
+    return (seq.priority, seq.last_scheduled_step, seq.sort_key())

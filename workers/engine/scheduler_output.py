@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from workers.engine.sequence import Sequence
@@ -33,6 +34,8 @@ class SchedulerOutput:
     scheduled: list[ScheduledSeq] = field(default_factory=list)  # decodes first, then prefills
     preempted: list[Sequence] = field(default_factory=list)
     aborted: list[Sequence] = field(default_factory=list)  # freed this step
+    sat_out: list[Sequence] = field(default_factory=list)  # running, deferrable, no tokens this step
+    time_budget: float = math.inf  # the step's time limit, in the cost model's units
 
     @property
     def num_batched_tokens(self) -> int:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from workers.engine.outputs import RequestOutput
 
 _arrival_counter = itertools.count()
+MAX_MIN_SHARE = 0.5  # a lane's min_share: a floor above half of every step would make bulk the priority
 MAX_LOGPROBS = 20  # alternatives per token a request may ask for
 
 
@@ -95,12 +96,37 @@ class LanePolicy:
     preemptible: bool = True
     max_seq_share: float = 1.0  # share of max_num_seqs this lane may hold while running
     max_kv_share: float = 1.0  # share of KV blocks this lane may hold
+    # Share of each step's time kept for this lane while it has work (preemptible lanes
+    # only): the bound on how far latency work may push bulk aside (scheduler.py).
+    min_share: float = 0.0
 
     def __post_init__(self) -> None:
         for field_name in ("max_seq_share", "max_kv_share"):
             share = getattr(self, field_name)
             if not 0.0 < share <= 1.0:  # NaN fails too
                 raise InvalidRequest(f"lane {self.name}: {field_name} must be in (0, 1], got {share}")
+        if not 0.0 <= self.min_share <= MAX_MIN_SHARE:
+            raise InvalidRequest(f"lane {self.name}: min_share must be in [0, {MAX_MIN_SHARE}], "
+                                 f"got {self.min_share}")
+
+    @property
+    def is_deferrable(self) -> bool:
+        """Its work takes only the step time latency lanes leave (beyond its min_share)."""
+        return self.preemptible
+
+
+@dataclass(frozen=True)
+class LatencyTargets:
+    """What the request's endpoint promises, in seconds; None: no promise."""
+
+    ttft_s: float | None = None
+    tbt_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for field_name in ("ttft_s", "tbt_s"):
+            value = getattr(self, field_name)
+            if value is not None and not 0.0 < value < 1e6:  # NaN fails too
+                raise InvalidRequest(f"{field_name} target must be positive seconds, got {value}")
 
 
 @dataclass(eq=False)
@@ -111,6 +137,7 @@ class Sequence:
     lane: LanePolicy = field(default_factory=LanePolicy)
     deadline: float | None = None  # unix seconds; earlier deadlines go first within a priority
     eos_token_id: int | None = None
+    targets: LatencyTargets = field(default_factory=LatencyTargets)
 
     status: SeqStatus = SeqStatus.WAITING
     num_prompt_tokens: int = 0
@@ -118,6 +145,7 @@ class Sequence:
     num_cached_tokens: int = 0  # prompt tokens served from the prefix cache at the last admission
     block_table: list[int] = field(default_factory=list)
     num_preemptions: int = 0
+    last_scheduled_step: int = -1  # the scheduler's step counter when this seq last got tokens
     arrival_time: float = field(default_factory=time.time)
     arrival_order: int = field(default_factory=lambda: next(_arrival_counter))
     first_scheduled_time: float | None = None
@@ -164,10 +192,18 @@ class Sequence:
     def priority(self) -> int:
         return self.lane.priority
 
-    def sort_key(self) -> tuple[int, float, int]:
-        """Priority, then earliest deadline, then arrival (preempted seqs keep their place)."""
+    @property
+    def start_deadline(self) -> float:
+        """When this request should have its first token: its TTFT target from arrival, or
+        its deadline, whichever is earlier (inf: neither)."""
         deadline = self.deadline if self.deadline is not None else float("inf")
-        return (self.lane.priority, deadline, self.arrival_order)
+        if self.targets.ttft_s is not None:
+            deadline = min(deadline, self.arrival_time + self.targets.ttft_s)
+        return deadline
+
+    def sort_key(self) -> tuple[int, float, int]:
+        """Priority, then earliest start deadline, then arrival (preempted seqs keep their place)."""
+        return (self.lane.priority, self.start_deadline, self.arrival_order)
 
     def append_token(self, token_id: int) -> None:
         self.token_ids.append(token_id)

@@ -2,6 +2,6 @@
 time from a cost model. Everything it produces is labelled SIMULATED."""
 
 from workers.sim.presets import PRESETS, SimPreset, get_preset
-from workers.sim.step_shape import StepCost, StepShape, shape_of
+from workers.engine.step_shape import StepCost, StepShape, shape_of
 
 __all__ = ["PRESETS", "SimPreset", "StepCost", "StepShape", "get_preset", "shape_of"]

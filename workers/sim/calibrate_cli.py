@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from workers.sim.calibrate import HOST_TERMS, TERMS, FitError, fit_linear_cost
+from workers.engine.cost_fit import HOST_TERMS, TERMS, FitError, fit_linear_cost
 from workers.sim.calibration_rows import read_rows, write_rows
 from workers.sim.presets import PRESETS
 

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workers.sim.calibrate import FitError, MeasuredStep
-from workers.sim.step_shape import StepShape
+from workers.engine.cost_fit import FitError, MeasuredStep
+from workers.engine.step_shape import StepShape
 
 ROW_KEYS = ("batch_size", "num_tokens", "kv_tokens", "step_time_s")
 CSV_KEYS = (*ROW_KEYS, "attention_pairs")

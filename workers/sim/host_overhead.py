@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workers.sim.linear_cost import LinearCost
-from workers.sim.step_shape import StepCost, StepShape
+from workers.engine.linear_cost import LinearCost
+from workers.engine.step_shape import StepCost, StepShape
 
 
 @dataclass(frozen=True)

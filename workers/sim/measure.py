@@ -35,8 +35,8 @@ from workers.engine.engine import StepStats
 from workers.engine.runner import Runner, RunnerStats
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.engine.sequence import SamplingParams, Sequence
-from workers.sim.calibrate import MeasuredStep
-from workers.sim.step_shape import StepShape, shape_of
+from workers.engine.cost_fit import MeasuredStep
+from workers.engine.step_shape import StepShape, shape_of
 
 if TYPE_CHECKING:
     import torch

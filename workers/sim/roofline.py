@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from workers.sim.hardware import Hardware
 from workers.sim.model_shape import ModelShape
-from workers.sim.step_shape import StepShape
+from workers.engine.step_shape import StepShape
 
 
 @dataclass(frozen=True)

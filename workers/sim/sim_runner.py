@@ -17,7 +17,7 @@ import torch
 
 from workers.engine.runner import RunnerStats
 from workers.engine.scheduler_output import SchedulerOutput
-from workers.sim.step_shape import StepCost, shape_of
+from workers.engine.step_shape import StepCost, shape_of
 
 _LETTERS = range(ord("a"), ord("z") + 1)  # byte-tokenizer ids of 'a'..'z'
 

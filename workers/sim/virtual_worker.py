@@ -22,7 +22,7 @@ from workers.engine.config import SchedulerConfig
 from workers.engine.request_error import InvalidRequest
 from workers.engine.scheduler import Scheduler
 from workers.engine.sequence import LanePolicy, SamplingParams, Sequence
-from workers.sim.step_shape import StepCost, shape_of
+from workers.engine.step_shape import StepCost, shape_of
 
 _TOKEN = 97  # what every simulated step samples; ids mean nothing here
 

@@ -17,7 +17,15 @@ vLLM's suffixes where vLLM exports the same quantity, so vLLM dashboards transla
   laneway_request_finished_total         vllm:request_success_total{finished_reason}
 
 Laneway-only: laneway_kv_cache_used_blocks / _total_blocks, laneway_num_queued_prefill_tokens,
-laneway_iteration_batch_size (sequences per step), laneway_iteration_duration_seconds.
+laneway_iteration_batch_size (sequences per step), laneway_iteration_duration_seconds, and the
+lane signals of the step planner (scheduler.py):
+
+  laneway_lane_step_seconds_total{lane}     step time spent on each lane's tokens: its share
+                                            of the engine is rate(this) / rate(sum)
+  laneway_lane_sat_out_total{lane}          steps a running deferrable sequence got no tokens
+  laneway_lane_preemptions_total{lane}      preemptions by the victim's lane
+  laneway_step_time_budget_seconds          the planner's current step-time limit (0: none)
+  laneway_step_time_actual_over_predicted   each step's wall time / the cost model's prediction
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from workers.engine.engine_loop import EngineLoop
 from workers.engine.sequence import Sequence
 
 LABELS = ("endpoint", "lane")
+PREDICTION_RATIO = (0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0)
 
 
 class WorkerMetrics:
@@ -54,13 +63,29 @@ class WorkerMetrics:
                                      registry=r, buckets=buckets.REQUEST_DURATION_S)
         self.finished = Counter("laneway_request_finished", "Requests that left the engine, by finish reason "
                                 "(stop, length, abort) or cancelled.", (*LABELS, "finished_reason"), registry=r)
+        self.lane_step_seconds = Counter("laneway_lane_step_seconds", "Engine step time spent on each lane's "
+                                         "tokens.", ("lane",), registry=r)
+        self.lane_sat_out = Counter("laneway_lane_sat_out", "Steps a running deferrable sequence sat out (no "
+                                    "time left for it; its KV kept).", ("lane",), registry=r)
+        self.lane_preemptions = Counter("laneway_lane_preemptions", "Sequences preempted, by their lane.",
+                                        ("lane",), registry=r)
+        self.step_accuracy = Histogram("laneway_step_time_actual_over_predicted", "Each step's wall time over "
+                                       "the cost model's prediction.", registry=r, buckets=PREDICTION_RATIO)
         r.register(EngineCollector(loop))
 
     def observe_step(self, stats: StepStats) -> None:
-        """On the engine thread, once per step: three histogram updates, nothing else."""
+        """On the engine thread, once per step: a few counter and histogram updates, nothing else."""
         self.iteration_tokens.observe(stats.num_batched_tokens)
         self.iteration_batch_size.observe(stats.num_seqs)
         self.iteration_duration.observe(stats.duration_s)
+        for lane, seconds in stats.lane_seconds.items():
+            self.lane_step_seconds.labels(lane).inc(seconds)
+        for lane, n in stats.sat_out.items():
+            self.lane_sat_out.labels(lane).inc(n)
+        for lane, n in stats.preempted.items():
+            self.lane_preemptions.labels(lane).inc(n)
+        if stats.predicted_s:
+            self.step_accuracy.observe(stats.duration_s / stats.predicted_s)
 
     def observe_finished(self, seq: Sequence, endpoint: str, reason: str) -> None:
         labels = (endpoint, seq.lane.name)
@@ -94,6 +119,9 @@ class EngineCollector(Collector):
                                 value=load.num_waiting)
         yield GaugeMetricFamily("laneway_num_queued_prefill_tokens", "Prompt tokens not yet computed.",
                                 value=load.num_queued_prefill_tokens)
+        budget = load.step_time_budget_s
+        yield GaugeMetricFamily("laneway_step_time_budget_seconds", "The planner's step-time limit (0: none).",
+                                value=0.0 if budget == float("inf") else budget)
         yield GaugeMetricFamily("laneway_kv_cache_used_blocks", "KV blocks owned by live sequences.", value=used)
         yield GaugeMetricFamily("laneway_kv_cache_total_blocks", "KV blocks in the pool.",
                                 value=load.num_total_kv_blocks)

@@ -11,7 +11,8 @@ from workers.engine.block_manager import BlockManager
 from workers.engine.config import SchedulerConfig
 from workers.engine.scheduler import Scheduler
 from workers.engine.scheduler_output import SchedulerOutput
-from workers.engine.sequence import LanePolicy, SamplingParams, Sequence
+from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
+from workers.engine.step_shape import StepCost
 
 INTERACTIVE = LanePolicy(name="interactive", priority=0, preemptible=False)
 STREAMING = LanePolicy(name="streaming", priority=1, preemptible=False)
@@ -31,6 +32,7 @@ def make_seq(
     eos_token_id: int | None = None,
     ignore_eos: bool = False,
     stop_token_ids: tuple[int, ...] = (),
+    targets: LatencyTargets = LatencyTargets(),
 ) -> Sequence:
     """A sequence whose default prompt is unique (no accidental prefix hits)."""
     seq_id = seq_id if seq_id is not None else f"seq-{next(_ids)}"
@@ -45,6 +47,7 @@ def make_seq(
         lane=lane,
         deadline=deadline,
         eos_token_id=eos_token_id,
+        targets=targets,
     )
 
 
@@ -56,13 +59,14 @@ def make_scheduler(
     max_num_batched_tokens: int = 16,
     max_model_len: int = 256,
     enable_prefix_caching: bool = True,
+    cost: StepCost | None = None,
 ) -> Scheduler:
     config = SchedulerConfig(
         max_num_seqs=max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens,
         max_model_len=max_model_len,
     )
-    return Scheduler(config, BlockManager(num_blocks, block_size, enable_prefix_caching))
+    return Scheduler(config, BlockManager(num_blocks, block_size, enable_prefix_caching), cost)
 
 
 def fake_token(seq: Sequence, vocab_size: int = 50_000) -> int:

@@ -169,13 +169,15 @@ def test_preempted_seq_keeps_its_place_ahead_of_newer_seqs() -> None:
 
 def test_preempting_an_already_scheduled_decode_returns_its_tokens() -> None:
     sched = make_scheduler(num_blocks=4, block_size=4, max_num_batched_tokens=8)
-    bulk = make_seq("bulk", prompt_len=4, max_tokens=10, lane=BULK)
+    floor = LanePolicy(name="bulk", priority=2, preemptible=True, min_share=0.25)
+    bulk = make_seq("bulk", prompt_len=4, max_tokens=10, lane=floor)
     sched.add(bulk)
     step(sched)
     urgent = make_seq("urgent", prompt_len=15, max_tokens=1, lane=INTERACTIVE)
     sched.add(urgent)
     assert [(c.seq_id, c.num_new_tokens) for c in step(sched).chunks] == [("bulk", 1), ("urgent", 7)]
-    # Decodes go first, so bulk is scheduled before urgent's next chunk needs its blocks.
+    # Bulk's min_share slice goes before latency prefill, so bulk is scheduled before
+    # urgent's next chunk needs its blocks.
     result = step(sched)
     assert result.output.preempted == [bulk]
     assert result.ids == ["urgent"]

@@ -35,8 +35,16 @@ class StepShape:
     @classmethod
     def prefill(cls, num_tokens: int, context: int = 0) -> StepShape:
         """One chunk of `num_tokens` after `context` tokens already in the cache."""
-        end = context + num_tokens
-        return cls(1, num_tokens, end, _pairs(context, end))
+        return cls.chunk(context, num_tokens)
+
+    @classmethod
+    def chunk(cls, start: int, num_tokens: int) -> StepShape:
+        """One sequence computing tokens [start, start + num_tokens): a decode is a chunk of 1."""
+        end = start + num_tokens
+        return cls(1, num_tokens, end, _pairs(start, end))
+
+
+EMPTY_SHAPE = StepShape(0, 0, 0, 0)
 
 
 def shape_of(out: SchedulerOutput) -> StepShape:
@@ -61,3 +69,14 @@ class StepCost(Protocol):
     def step_time(self, shape: StepShape) -> float: ...
 
     def describe(self) -> str: ...
+
+
+class TokenCount:
+    """The cost model of an engine with no step-time model: a step costs its tokens. The
+    scheduler's time rules then read as token rules (shares of the token budget)."""
+
+    def step_time(self, shape: StepShape) -> float:
+        return float(shape.num_tokens)
+
+    def describe(self) -> str:
+        return "tokens per step (no step-time model)"

@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from workers.sim.step_shape import StepShape
+from workers.engine.step_shape import StepShape
 
 
 @dataclass(frozen=True)

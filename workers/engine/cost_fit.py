@@ -1,4 +1,5 @@
-"""Fit a LinearCost to measured passes by weighted least squares.
+"""Fit a LinearCost to measured passes by weighted least squares (`laneway calibrate`, and the
+worker's own step-time model, online_cost.py).
 
 Each row is one measured pass: its StepShape and its seconds. The fit minimises the
 *relative* error (rows weighted by 1/time^2): passes range from a few ms (decode, B=1) to
@@ -12,8 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from workers.sim.linear_cost import LinearCost
-from workers.sim.step_shape import StepShape
+from workers.engine.linear_cost import LinearCost
+from workers.engine.step_shape import StepShape
 
 TERMS = ("fixed", "per_token", "per_kv_token", "per_pair", "per_seq")
 HOST_TERMS = ("fixed", "per_seq", "per_token")  # host work: per sequence (sampling, detokenizing), per token

@@ -1,0 +1,69 @@
+"""The warm-up a worker runs before it reports SERVING.
+
+Two jobs in one sweep of real engine steps on throw-away prompts:
+- every kind of pass runs once before a request depends on it (first-call allocations,
+  kernel builds and compiles happen here, where a failure is a start-up failure);
+- the steps' shapes and wall times are the anchor rows of the step-time model
+  (online_cost.py): prefill chunks of several lengths and decode batches of several sizes
+  and contexts, so the fit can tell its terms apart.
+
+Pure Python over the Engine: the engine's runner does the torch work.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from workers.engine.cost_fit import MeasuredStep
+from workers.engine.engine import Engine, StepStats
+from workers.engine.sequence import SamplingParams, Sequence
+
+PREFILL_LENGTHS = (16, 64, 256)
+DECODE_POINTS = ((1, 32), (4, 32), (16, 32), (4, 256))  # (batch size, context)
+NUM_DECODE_TOKENS = 6
+REPEATS = 2
+
+
+def warm_up(engine: Engine, vocab_size: int, seed: int = 0) -> list[MeasuredStep]:
+    """Run the sweep to completion; returns the measured steps (the first, throw-away pass
+    excluded). The engine must be idle; it is idle again afterwards."""
+    if engine.has_work():
+        raise RuntimeError("warm-up needs an idle engine")
+    config = engine.scheduler.config
+    rng = random.Random(seed)
+    rows: list[MeasuredStep] = []
+    previous = engine.on_step
+
+    def record(stats: StepStats) -> None:
+        rows.append(MeasuredStep(stats.shape, stats.duration_s))
+
+    try:
+        _run(engine, [_seq(rng, vocab_size, 8, 2, "warm-up-first")])  # one-off allocations: not a row
+        engine.on_step = record
+        longest = config.max_model_len - NUM_DECODE_TOKENS - 2
+        for r in range(REPEATS):
+            for length in PREFILL_LENGTHS:
+                if length <= longest:
+                    _run(engine, [_seq(rng, vocab_size, length, 1, f"warm-up-{r}-p{length}")])
+            for batch, context in DECODE_POINTS:
+                if context <= longest:
+                    batch = min(batch, config.max_num_seqs)
+                    _run(engine, (_seq(rng, vocab_size, context, NUM_DECODE_TOKENS, f"warm-up-{r}-d{batch}x{context}-{i}")
+                                  for i in range(batch)))
+    finally:
+        engine.on_step = previous
+    return rows
+
+
+def _seq(rng: random.Random, vocab_size: int, length: int, max_tokens: int, seq_id: str) -> Sequence:
+    # Random prompts: a prefix-cache hit would skip the very work being measured.
+    return Sequence(seq_id, [rng.randrange(vocab_size) for _ in range(length)],
+                    SamplingParams(max_tokens=max_tokens, ignore_eos=True))
+
+
+def _run(engine: Engine, seqs: Iterable[Sequence]) -> None:
+    for seq in seqs:
+        engine.add(seq)
+    while engine.has_work():
+        engine.step()
