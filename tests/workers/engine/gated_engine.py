@@ -15,7 +15,7 @@ from workers.engine.scheduler import Scheduler
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.models.config import PRESETS
 from workers.sampling.sampler import sample
-from workers.sim.linear_cost import LinearCost
+from workers.engine.linear_cost import LinearCost
 from workers.sim.sim_runner import SimRunner
 from workers.tokenizer import ByteTokenizer
 
