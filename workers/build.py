@@ -40,6 +40,7 @@ def build_engine(cfg: WorkerConfig) -> BuiltEngine:
     from workers.engine.engine import Engine
     from workers.engine.model_runner import ModelRunner
     from workers.engine.scheduler import Scheduler
+    from workers.engine.warmup import start_step_cost
     from workers.kernels.kv_cache import num_blocks_for_memory
     from workers.models.loader import load_model
     from workers.sampling.sampler import sample
@@ -64,6 +65,8 @@ def build_engine(cfg: WorkerConfig) -> BuiltEngine:
     engine = Engine(Scheduler(sched_cfg, block_manager), runner, sample, tokenizer)
     log.info("model %s on %s: %d KV blocks of %d tokens (%.1f MB)", cfg.model, device, num_blocks,
              cfg.cache.block_size, memory / 1e6)
+    # Before SERVING: every kind of pass runs once here, and the step planner gets its model.
+    start_step_cost(engine, model_config.vocab_size, cfg.step_cost)
     return BuiltEngine(EngineLoop(engine), tokenizer, model_config, sched_cfg)
 
 

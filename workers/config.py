@@ -42,6 +42,7 @@ class WorkerConfig:
     registry_ttl_s: float = 6.0  # a worker silent this long leaves the gateways' rotation
     metrics_port: int = 0  # Prometheus /metrics on host:metrics_port; 0: not served
     tracing: TracingConfig | None = None  # None: from the environment (OTEL_*, LANEWAY_TRACE_*)
+    step_cost: str = "auto"  # auto: fit from the warm-up; off: plan by tokens; or a saved cost JSON
 
 
 def parse_size(text: str) -> int:

@@ -102,6 +102,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--no-prefix-caching", action="store_true")
     p.add_argument("--num-threads", type=int, default=None)
+    p.add_argument("--step-cost", default="auto",
+                   help="the step planner's time model: auto (fit from the warm-up at start), off (size steps "
+                        "by tokens only), or a cost JSON saved by `laneway calibrate --out`")
     p.add_argument("--registry-url", default=os.environ.get("LANEWAY_REDIS_URL") or None,
                    help="announce this worker in this Redis so gateways find it (default: $LANEWAY_REDIS_URL)")
     p.add_argument("--advertise", default=None, help="host:port gateways dial (default: --host:--port)")
@@ -127,6 +130,7 @@ def config_from_args(a: argparse.Namespace) -> WorkerConfig:
                               enable_prefix_caching=not a.no_prefix_caching),
             registry_url=a.registry_url, advertise=a.advertise, registry_ttl_s=a.registry_ttl,
             metrics_port=a.metrics_port, drain_delay_s=a.drain_delay, drain_timeout_s=a.drain_grace,
+            step_cost=a.step_cost,
         )
     except ValueError as exc:
         raise SystemExit(f"laneway worker: {exc}") from None

@@ -15,9 +15,17 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from workers.engine.cost_fit import MeasuredStep
+import json
+import logging
+from pathlib import Path
+
+from workers.engine.cost_fit import FitError, MeasuredStep
 from workers.engine.engine import Engine, StepStats
+from workers.engine.linear_cost import LinearCost
+from workers.engine.online_cost import OnlineStepCost
 from workers.engine.sequence import SamplingParams, Sequence
+
+log = logging.getLogger("laneway.worker")
 
 PREFILL_LENGTHS = (16, 64, 256)
 DECODE_POINTS = ((1, 32), (4, 32), (16, 32), (4, 256))  # (batch size, context)
@@ -54,6 +62,36 @@ def warm_up(engine: Engine, vocab_size: int, seed: int = 0) -> list[MeasuredStep
     finally:
         engine.on_step = previous
     return rows
+
+
+def start_step_cost(engine: Engine, vocab_size: int, spec: str) -> OnlineStepCost | None:
+    """Warm the engine up and give its scheduler a step-time model (`--step-cost`):
+    'auto' fits one to the warm-up's steps; a path loads a saved LinearCost (`laneway
+    calibrate --out`, or its `cost` object) and keeps the warm-up's steps as anchors for
+    refits; 'off' plans by tokens only. A fit that fails falls back to tokens, loudly."""
+    rows = warm_up(engine, vocab_size)
+    if spec == "off":
+        return None
+    try:
+        if spec == "auto":
+            model = OnlineStepCost.fitted(rows, source=f"warm-up, {len(rows)} steps")
+        else:
+            model = OnlineStepCost(_load_cost(Path(spec)), anchors=rows)
+    except FitError as exc:
+        log.warning("no step-time model (%s): steps are sized by tokens only; latency targets are not "
+                    "enforced by time", exc)
+        return None
+    engine.scheduler.use_cost_model(model)
+    log.info("step-time model: %s", model.describe())
+    return model
+
+
+def _load_cost(path: Path) -> LinearCost:
+    try:
+        data = json.loads(path.read_text())
+        return LinearCost.from_json(data.get("cost", data))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SystemExit(f"--step-cost {path}: not a readable cost model ({exc})") from None
 
 
 def _seq(rng: random.Random, vocab_size: int, length: int, max_tokens: int, seq_id: str) -> Sequence:
