@@ -74,10 +74,11 @@ class IncrementalDetokenizer:
     def stop_matched(self) -> bool:
         return self._stop.is_matched
 
-    def step(self, new_token_ids: list[int]) -> DetokStep:
+    def step(self, new_token_ids: list[int], may_stop: bool = True) -> DetokStep:
+        """may_stop=False (below the request's min_tokens): stop strings pass as plain text."""
         assert not self._is_done, "step() after the sequence stopped or was flushed"
         self._token_ids.extend(t for t in new_token_ids if t not in self._skipped_ids)
-        text = self._stop.feed(self._new_text(is_final=False))
+        text = self._stop.feed(self._new_text(is_final=False), may_match=may_stop)
         self._is_done = self._stop.is_matched
         return DetokStep(text_delta=text, stop_matched=self._stop.is_matched)
 
@@ -147,11 +148,14 @@ class _StopMatcher:
         self._held = ""  # a suffix of the stream that is a proper prefix of some stop string
         self.is_matched = False
 
-    def feed(self, delta: str) -> str:
+    def feed(self, delta: str, may_match: bool = True) -> str:
         assert not self.is_matched, "feed() after a stop string matched"
         if not self._stop:
             return delta
         text = self._held + delta
+        if not may_match:
+            self._held = ""
+            return text
         cut = self._first_match_start(text)
         if cut is not None:
             self.is_matched = True

@@ -131,7 +131,7 @@ class Engine:
         assert detok is not None, f"sequence {seq.seq_id} was added without a detokenizer"
         # The eos token ends the text; it is counted but never rendered.
         renderable = [t for t in new_ids if not self._is_eos(seq, t)]
-        step = detok.step(renderable)
+        step = detok.step(renderable, may_stop=seq.may_stop)
         text = step.text_delta
         if step.stop_matched and not seq.status.is_finished:
             self.scheduler.finish(seq, SeqStatus.FINISHED_STOPPED)

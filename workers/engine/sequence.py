@@ -9,6 +9,7 @@ recompute after preemption and decode are all "let the first catch up with the s
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 _arrival_counter = itertools.count()
 MAX_MIN_SHARE = 0.5  # a lane's min_share: a floor above half of every step would make bulk the priority
 MAX_LOGPROBS = 20  # alternatives per token a request may ask for
+MAX_PENALTY = 2.0  # presence and frequency penalties lie in [-2, 2], as OpenAI's
+MAX_LOGIT_BIAS = 100.0  # a logit_bias value lies in [-100, 100], as OpenAI's
 
 
 class SeqStatus(IntEnum):
@@ -66,6 +69,16 @@ class SamplingParams:
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
     logprobs: int | None = None  # None: no logprobs; k >= 0: sampled token plus top-k
+    # Logit adjustments (workers/sampling/penalties.py, logit_bias.py), applied before
+    # temperature, top-k and top-p; the defaults leave the logits as they are.
+    presence_penalty: float = 0.0  # minus this for every token already in the output
+    frequency_penalty: float = 0.0  # minus this times each token's count in the output
+    repetition_penalty: float = 1.0  # prompt or output tokens: positive logits / p, negative * p
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit); ids checked by the wire
+    min_tokens: int = 0  # eos and stop token ids are masked, and stop strings not matched, before this many
+    # Prompt logprobs (completions' echo with logprobs): None, or k alternatives per prompt
+    # token. The prompt is then computed in full, never read from the prefix cache.
+    prompt_logprobs: int | None = None
 
     def __post_init__(self) -> None:
         # Written so that NaN fails every range check.
@@ -81,10 +94,30 @@ class SamplingParams:
             raise InvalidRequest(f"logprobs must be in [0, {MAX_LOGPROBS}], got {self.logprobs}")
         if not all(self.stop):
             raise InvalidRequest(f"stop strings must be non-empty, got {self.stop!r}")
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if not -MAX_PENALTY <= value <= MAX_PENALTY:
+                raise InvalidRequest(f"{name} must be in [-{MAX_PENALTY}, {MAX_PENALTY}], got {value}")
+        if not 0.0 < self.repetition_penalty < math.inf:
+            raise InvalidRequest(f"repetition_penalty must be a positive number, got {self.repetition_penalty}")
+        for token_id, bias in self.logit_bias:
+            if not token_id >= 0:
+                raise InvalidRequest(f"logit_bias token id must be >= 0, got {token_id}")
+            if not -MAX_LOGIT_BIAS <= bias <= MAX_LOGIT_BIAS:
+                raise InvalidRequest(f"logit_bias for token {token_id} must be in [-{MAX_LOGIT_BIAS}, "
+                                     f"{MAX_LOGIT_BIAS}], got {bias}")
+        if not 0 <= self.min_tokens <= self.max_tokens:
+            raise InvalidRequest(f"min_tokens must be in [0, max_tokens={self.max_tokens}], got {self.min_tokens}")
+        if self.prompt_logprobs is not None and not 0 <= self.prompt_logprobs <= MAX_LOGPROBS:
+            raise InvalidRequest(f"prompt_logprobs must be in [0, {MAX_LOGPROBS}], got {self.prompt_logprobs}")
 
     @property
     def is_greedy(self) -> bool:
         return self.temperature == 0.0
+
+    @property
+    def has_penalties(self) -> bool:
+        return self.presence_penalty != 0.0 or self.frequency_penalty != 0.0 or self.repetition_penalty != 1.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +171,13 @@ class Sequence:
     deadline: float | None = None  # unix seconds; earlier deadlines go first within a priority
     eos_token_id: int | None = None
     targets: LatencyTargets = field(default_factory=LatencyTargets)
+    # One request may ask for several choices (n samples of each of its prompts): each is
+    # its own Sequence, seq_id unique, request_id the caller's, choice_index its place in
+    # the answer. The samples of one prompt share its KV blocks: all but the first name
+    # that first one as prompt_leader and wait for it to compute the prompt (scheduler.py).
+    request_id: str = ""  # "" means seq_id
+    choice_index: int = 0
+    prompt_leader: Sequence | None = None
 
     status: SeqStatus = SeqStatus.WAITING
     num_prompt_tokens: int = 0
@@ -156,6 +196,9 @@ class Sequence:
     # Log-probabilities of sampled tokens, one entry per output token when requested:
     # (logprob of sampled token, [(token_id, logprob), ...] top-k alternatives).
     output_logprobs: list[tuple[float, list[tuple[int, float]]]] = field(default_factory=list)
+    # With sampling.prompt_logprobs: entry k is the logprob of prompt token k + 1 given the
+    # tokens before it, and its alternatives (the first prompt token has none).
+    prompt_logprobs: list[tuple[float, list[tuple[int, float]]]] = field(default_factory=list)
     # Output plumbing owned by the engine loop: text state and where outputs go.
     detokenizer: IncrementalDetokenizer | None = None
     on_output: Callable[[RequestOutput], object] | None = None
@@ -166,6 +209,8 @@ class Sequence:
             raise InvalidRequest(f"request {self.seq_id}: prompt is empty")
         if self.num_prompt_tokens == 0:
             self.num_prompt_tokens = len(self.token_ids)
+        if not self.request_id:
+            self.request_id = self.seq_id
 
     @property
     def num_tokens(self) -> int:
@@ -182,6 +227,11 @@ class Sequence:
     @property
     def num_uncomputed_tokens(self) -> int:
         return self.num_tokens - self.num_computed_tokens
+
+    @property
+    def may_stop(self) -> bool:
+        """False until min_tokens output tokens: no eos, stop token or stop string ends it yet."""
+        return self.num_output_tokens >= self.sampling.min_tokens
 
     @property
     def is_prefill(self) -> bool:

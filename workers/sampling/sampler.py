@@ -1,6 +1,9 @@
 """Pick the next token for every row of a logits batch.
 
-Row i of `logits` belongs to seqs[i]. Greedy rows take the argmax. Random rows are
+Row i of `logits` belongs to seqs[i]. First the requests' own adjustments, on a copy (the
+raw logits stay for logprobs): logit_bias, then repetition/frequency/presence penalties,
+then min_tokens' block on stop tokens, last so nothing can lift it. Greedy rows take the
+argmax. Random rows are
 scaled by their temperature, masked by top-k/top-p in one batched pass, and drawn with
 the exponential-race trick: argmax(probs / E) with E ~ Exp(1) i.i.d. picks token t with
 probability probs[t]. Only the noise E is per row, so seeded rows draw their noise from
@@ -12,8 +15,11 @@ from __future__ import annotations
 import torch
 
 from workers.engine.sequence import Sequence
+from workers.sampling.logit_bias import apply_logit_bias
 from workers.sampling.logprobs import compute_logprobs
 from workers.sampling.masking import apply_top_k_top_p
+from workers.sampling.min_tokens import block_early_stops
+from workers.sampling.penalties import apply_penalties
 from workers.sampling.result import SampleResult
 from workers.sampling.seeding import request_generator
 
@@ -31,24 +37,34 @@ def sample(
     if not seqs:
         return SampleResult(token_ids=[], logprobs=[])
     logits = logits.float()
+    adjusted = _adjusted(logits, seqs)  # (N, V); `logits` itself when no row asks for anything
 
     wants_logprobs = any(seq.sampling.logprobs is not None for seq in seqs)
     random_rows = [i for i, seq in enumerate(seqs) if not seq.sampling.is_greedy]
     if not random_rows and not wants_logprobs:
         # The common all-greedy batch: one argmax, no per-row work.
-        return SampleResult(token_ids=logits.argmax(dim=-1).tolist(), logprobs=[None] * len(seqs))
+        return SampleResult(token_ids=adjusted.argmax(dim=-1).tolist(), logprobs=[None] * len(seqs))
 
     if len(random_rows) == len(seqs):
-        token_ids = _sample_random(logits, seqs, generator)  # (N,)
+        token_ids = _sample_random(adjusted, seqs, generator)  # (N,)
     else:
-        token_ids = logits.argmax(dim=-1)  # (N,) right for greedy rows; random rows overwritten
+        token_ids = adjusted.argmax(dim=-1)  # (N,) right for greedy rows; random rows overwritten
         if random_rows:
             rows = torch.tensor(random_rows, device=logits.device)
             random_seqs = [seqs[i] for i in random_rows]
-            token_ids[rows] = _sample_random(logits.index_select(0, rows), random_seqs, generator)
+            token_ids[rows] = _sample_random(adjusted.index_select(0, rows), random_seqs, generator)
 
     logprobs = compute_logprobs(logits, token_ids, seqs) if wants_logprobs else [None] * len(seqs)
     return SampleResult(token_ids=token_ids.tolist(), logprobs=logprobs)
+
+
+def _adjusted(logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
+    """The logits after each request's bias, penalties and min_tokens block: a copy when any
+    row has one (logprobs report the model's raw distribution, logprobs.py), else `logits`."""
+    if not any(s.sampling.logit_bias or s.sampling.has_penalties or not s.may_stop for s in seqs):
+        return logits
+    adjusted = apply_penalties(apply_logit_bias(logits.clone(), seqs), seqs)
+    return block_early_stops(adjusted, seqs)
 
 
 def _sample_random(

@@ -173,3 +173,13 @@ def test_stop_completed_by_the_flushed_tail() -> None:
 def test_empty_stop_string_is_rejected() -> None:
     with pytest.raises(InvalidRequest, match="non-empty"):
         IncrementalDetokenizer(FakeByteTokenizer(), PROMPT, stop=("",))
+
+
+def test_stop_strings_pass_as_text_until_the_sequence_may_stop() -> None:
+    # Below min_tokens the engine passes may_stop=False: the stop string is plain text, and
+    # a held prefix is released with it; from then on stops match as usual.
+    detok = IncrementalDetokenizer(FakeByteTokenizer(), PROMPT, stop=("ab",))
+    assert detok.step(list(b"a")).text_delta == ""  # held: may start "ab"
+    assert detok.step(list(b"b"), may_stop=False) == DetokStep("ab", stop_matched=False)
+    assert detok.step(list(b"a")).text_delta == ""
+    assert detok.step(list(b"b")) == DetokStep("", stop_matched=True)
