@@ -43,6 +43,7 @@ def build_engine(cfg: WorkerConfig) -> BuiltEngine:
     from workers.engine.warmup import start_step_cost
     from workers.kernels.kv_cache import num_blocks_for_memory
     from workers.models.loader import load_model
+    from workers.sampling.logprobs import prompt_logprobs
     from workers.sampling.sampler import sample
 
     if cfg.num_threads:
@@ -62,7 +63,7 @@ def build_engine(cfg: WorkerConfig) -> BuiltEngine:
     runtime = CacheRuntime(num_blocks=num_blocks, block_size=cfg.cache.block_size)
     runner = ModelRunner(model, model_config, runtime, dtype, device)
     block_manager = BlockManager(num_blocks, cfg.cache.block_size, cfg.cache.enable_prefix_caching)
-    engine = Engine(Scheduler(sched_cfg, block_manager), runner, sample, tokenizer)
+    engine = Engine(Scheduler(sched_cfg, block_manager), runner, sample, tokenizer, prompt_logprobs)
     log.info("model %s on %s: %d KV blocks of %d tokens (%.1f MB)", cfg.model, device, num_blocks,
              cfg.cache.block_size, memory / 1e6)
     # Before SERVING: every kind of pass runs once here, and the step planner gets its model.

@@ -59,12 +59,21 @@ class BlockManager:
         """Cached blocks for seq's leading tokens; read-only, counts nothing.
 
         Only blocks lying entirely within the first num_tokens - 1 tokens qualify: at least
-        the last token must be computed so the step produces logits.
+        the last token must be computed so the step produces logits. A request that asks for
+        prompt logprobs reads nothing from the cache: it needs the logits of every position.
         """
-        if self._prefix_cache is None:
+        if self._prefix_cache is None or seq.sampling.prompt_logprobs is not None:
             return EMPTY_MATCH
-        max_blocks = (seq.num_tokens - 1) // self.block_size
-        return self._prefix_cache.match(seq.token_ids, max_blocks)
+        return self._prefix_cache.match(seq.token_ids, self.num_shareable_tokens(seq) // self.block_size)
+
+    @property
+    def has_prefix_cache(self) -> bool:
+        return self._prefix_cache is not None
+
+    def num_shareable_tokens(self, seq: Sequence) -> int:
+        """Leading tokens of seq that full cached blocks could hold: all but its last token, in
+        whole blocks."""
+        return (seq.num_tokens - 1) // self.block_size * self.block_size
 
     def num_blocks_to_allocate(self, seq: Sequence, num_new_tokens: int, match: PrefixMatch) -> int:
         """Free blocks consumed by admitting seq with `num_new_tokens` computed after the hit."""

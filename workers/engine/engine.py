@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from workers.engine.detokenizer import IncrementalDetokenizer
 from workers.engine.online_cost import OnlineStepCost
+from workers.engine.request_error import InvalidRequest
 from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.runner import Runner
 from workers.engine.scheduler import Scheduler
-from workers.engine.scheduler_output import SchedulerOutput
+from workers.engine.scheduler_output import PromptLogitSpan, SchedulerOutput
 from workers.engine.sequence import SeqStatus, Sequence
 from workers.engine.step_shape import EMPTY_SHAPE, StepShape, shape_of
 from workers.engine.tokenizer import Tokenizer
@@ -29,6 +30,9 @@ if TYPE_CHECKING:  # annotations only: the engine loop stays torch-free
 
 # (logits (N, V) of the seqs that sample, those N seqs) -> one token id per seq, plus logprobs
 SampleFn = Callable[["torch.Tensor", list[Sequence]], "SampleResult"]
+# (logits (P, V) of prompt positions, the prompt token each predicts, alternatives per row)
+# -> (logprob, top alternatives) per row: workers/sampling/logprobs.py
+PromptLogprobsFn = Callable[["torch.Tensor", list[int], list[int]], list[tuple[float, list[tuple[int, float]]]]]
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,13 @@ class StepStats:
 
 
 class Engine:
-    def __init__(self, scheduler: Scheduler, runner: Runner, sample_fn: SampleFn, tokenizer: Tokenizer) -> None:
+    def __init__(self, scheduler: Scheduler, runner: Runner, sample_fn: SampleFn, tokenizer: Tokenizer,
+                 prompt_logprobs_fn: PromptLogprobsFn | None = None) -> None:
         self.scheduler = scheduler
         self.runner = runner
         self.sample_fn = sample_fn
         self.tokenizer = tokenizer
+        self.prompt_logprobs_fn = prompt_logprobs_fn  # None: requests for prompt logprobs are refused
         self.num_steps = 0
         self.num_preemptions = 0  # since start; read by the metrics endpoint on another thread
         # Called on the engine thread after each step that ran the model: keep it to a few
@@ -61,6 +67,8 @@ class Engine:
 
     def add(self, seq: Sequence) -> None:
         """Raises InvalidRequest, queueing nothing, for a request this worker cannot take."""
+        if seq.sampling.prompt_logprobs is not None and self.prompt_logprobs_fn is None:
+            raise InvalidRequest(f"request {seq.request_id}: this worker does not compute prompt logprobs")
         seq.detokenizer = IncrementalDetokenizer(self.tokenizer, seq.token_ids[: seq.num_prompt_tokens],
                                                  stop=seq.sampling.stop)
         self.scheduler.add(seq)
@@ -105,16 +113,28 @@ class Engine:
                 s.seq.first_scheduled_time = now
             if s.seq.first_token_time is None:
                 s.seq.num_prefill_chunks += 1
+        spans = out.prompt_logit_spans()  # before the runner: the rows it appends after the samples
         logits = self.runner.run(out)
         sampling_seqs = [s.seq for s in out.scheduled if s.needs_sample]
+        if spans:
+            self._record_prompt_logprobs(spans, logits[len(sampling_seqs):])
         if not sampling_seqs:
             return {}
-        result = self.sample_fn(logits, sampling_seqs)
+        result = self.sample_fn(logits[: len(sampling_seqs)], sampling_seqs)
         for seq, lp in zip(sampling_seqs, result.logprobs):
             if lp is not None:
                 seq.output_logprobs.append(lp)
         self.num_steps += 1
         return {seq.seq_id: tok for seq, tok in zip(sampling_seqs, result.token_ids)}
+
+    def _record_prompt_logprobs(self, spans: list[PromptLogitSpan], logits: torch.Tensor) -> None:
+        """logits (P, V): the prompt rows of this step, span after span."""
+        assert self.prompt_logprobs_fn is not None, "add() refuses prompt logprobs without a function"
+        targets = [span.seq.token_ids[p + 1] for span in spans for p in range(span.start, span.end)]
+        ks = [span.seq.sampling.prompt_logprobs or 0 for span in spans for _ in range(span.start, span.end)]
+        results = iter(self.prompt_logprobs_fn(logits, targets, ks))
+        for span in spans:
+            span.seq.prompt_logprobs.extend(next(results) for _ in range(span.start, span.end))
 
     def _postprocess(self, out: SchedulerOutput, sampled: dict[str, int]) -> list[RequestOutput]:
         outputs = [self._finish_output(seq, []) for seq in out.aborted]
@@ -138,7 +158,8 @@ class Engine:
         if seq.status.is_finished:
             return self._finish_output(seq, new_ids, text)
         lps = seq.output_logprobs[-len(new_ids):] if new_ids and seq.sampling.logprobs is not None else []
-        return RequestOutput(seq.seq_id, new_ids, text, logprobs=lps)
+        return RequestOutput(seq.seq_id, new_ids, text, logprobs=lps,
+                             prompt_logprobs=_first_prompt_logprobs(seq, new_ids))
 
     def _finish_output(self, seq: Sequence, new_ids: list[int], text: str = "") -> RequestOutput:
         if seq.finish_time is None:
@@ -155,11 +176,18 @@ class Engine:
         )
         lps = seq.output_logprobs[-len(new_ids):] if new_ids and seq.sampling.logprobs is not None else []
         return RequestOutput(seq.seq_id, new_ids, text, finish_reason=seq.status.finish_reason,
-                             usage=usage, logprobs=lps)
+                             usage=usage, logprobs=lps, prompt_logprobs=_first_prompt_logprobs(seq, new_ids))
 
     @staticmethod
     def _is_eos(seq: Sequence, token_id: int) -> bool:
         return (token_id == seq.eos_token_id and not seq.sampling.ignore_eos) or token_id in seq.sampling.stop_token_ids
+
+
+def _first_prompt_logprobs(seq: Sequence, new_ids: list[int]) -> list[tuple[float, list[tuple[int, float]]]] | None:
+    """The prompt's logprobs, on the output that carries the first sampled token only."""
+    if seq.sampling.prompt_logprobs is None or not new_ids or seq.num_output_tokens != len(new_ids):
+        return None
+    return list(seq.prompt_logprobs)
 
 
 def _split_by_lane(out: SchedulerOutput, duration_s: float) -> dict[str, float]:

@@ -29,6 +29,8 @@ class StepInputs:
     positions: torch.Tensor  # (T,) int64
     md: AttentionMetadata
     sample_indices: torch.Tensor  # (N,) int64: the row of the flattened batch to sample per seq
+    # (P,) int64: rows of the flattened batch whose logits give prompt logprobs (usually empty)
+    prompt_indices: torch.Tensor | None = None
 
 
 def sampled_seqs(out: SchedulerOutput) -> list[Sequence]:
@@ -66,10 +68,13 @@ class ModelRunner:
 
     @torch.inference_mode()
     def run(self, out: SchedulerOutput) -> torch.Tensor:
-        """Float32 logits (N, V), one row per seq with needs_sample, in scheduling order."""
+        """Float32 logits (N + P, V): the sample rows, then the prompt-logprob rows (runner.py)."""
         step = self.prepare(out)
         hidden = self.model(step.input_ids, step.positions, self.kv_caches, step.md)  # (T, hidden)
-        logits = self.model.compute_logits(hidden[step.sample_indices])  # (N, V)
+        rows = step.sample_indices
+        if step.prompt_indices is not None:
+            rows = torch.cat([rows, step.prompt_indices])  # (N + P,)
+        logits = self.model.compute_logits(hidden[rows])  # (N + P, V)
         self.stats.num_steps += 1
         self.stats.num_computed_tokens += step.md.num_tokens
         self.stats.num_sampled += logits.shape[0]
@@ -107,6 +112,11 @@ class ModelRunner:
         positions = torch.arange(len(input_ids)) + offsets[token_seq]  # (T,)
         slot_mapping = block_tables[token_seq, positions // block_size].long() * block_size + positions % block_size
         sample_indices = query_start_loc[1:][torch.tensor(sample_seq_rows, dtype=torch.int64)] - 1  # (N,)
+        spans = out.prompt_logit_spans()
+        prompt_indices = None
+        if spans:  # position p of row r sits at query_start_loc[r] + (p - starts[r])
+            prompt_indices = torch.tensor([int(query_start_loc[span.row]) + p - starts[span.row]
+                                           for span in spans for p in range(span.start, span.end)])  # (P,)
 
         device = self.device
         md = AttentionMetadata(
@@ -123,4 +133,5 @@ class ModelRunner:
             positions=positions.to(device),
             md=md,
             sample_indices=sample_indices.to(device),
+            prompt_indices=prompt_indices.to(device) if prompt_indices is not None else None,
         )

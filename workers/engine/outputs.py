@@ -22,6 +22,9 @@ class RequestOutput:
     finish_reason: str | None = None  # "stop" | "length" | "abort" on the last output
     usage: Usage | None = None  # on the last output only
     logprobs: list[tuple[float, list[tuple[int, float]]]] = field(default_factory=list)
+    # On the output with the first sampled token, when asked: the logprob of each prompt token
+    # after the first, given those before it, with its alternatives.
+    prompt_logprobs: list[tuple[float, list[tuple[int, float]]]] | None = None
     error: str | None = None  # set when the engine failed this request (e.g. model error): INTERNAL
     invalid_request: str | None = None  # set when the engine refused this request's input: INVALID_ARGUMENT
 

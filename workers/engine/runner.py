@@ -31,7 +31,9 @@ class Runner(Protocol):
         ...
 
     def run(self, out: SchedulerOutput) -> torch.Tensor:
-        """Float32 logits (N, V), one row per scheduled seq with needs_sample, in scheduling order.
+        """Float32 logits (N + P, V): one row per scheduled seq with needs_sample, in scheduling
+        order, then one row per position of out.prompt_logit_spans(), in order (P is 0 unless
+        a request asks for prompt logprobs).
 
         Never changes a Sequence: advancing num_computed_tokens is the engine's postprocess."""
         ...

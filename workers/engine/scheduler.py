@@ -211,6 +211,10 @@ class Scheduler:
         # new arrival never waits behind one long step. Prefill, chunked prefill, prefix-cache
         # hits, recompute after preemption and decode are all this one rule.
         #
+        # The n samples of one prompt share its KV blocks through the prefix cache: a sample
+        # waits while its prompt_leader computes the prompt's full blocks, then is admitted
+        # with a cache hit on them and computes only its last, partial block.
+        #
         # Order, each pass taking what the budgets leave:
         #  1. running decodes of latency lanes (not preemptible), most urgent first;
         #  2. each deferrable (preemptible, bulk) lane's guaranteed slice: min_share of the
@@ -376,7 +380,7 @@ class Scheduler:
             if plan.pressure_key is not None and seq.sort_key() >= plan.pressure_key:
                 return
             assert seq not in plan.preempted, f"{seq.seq_id} would be readmitted in its preemption step"
-            if seq.lane.name in capped_lanes:
+            if seq.lane.name in capped_lanes or self._awaits_shared_prompt(seq):
                 continue
             match = self.block_manager.match_prefix(seq)
             num_new_tokens = plan.max_new_tokens(match.num_tokens, seq.num_tokens - match.num_tokens)
@@ -406,6 +410,18 @@ class Scheduler:
                 self._preempt(victim, plan)
             assert self._fits(seq, match, num_new_tokens), f"{seq.seq_id} still does not fit"
             self._admit(seq, match, num_new_tokens, plan)
+
+    def _awaits_shared_prompt(self, seq: Sequence) -> bool:
+        """True while seq's prompt_leader (the first sample of the same prompt, still unfinished)
+        has yet to compute the full blocks seq would share and the cache does not hold them."""
+        leader = seq.prompt_leader
+        if leader is None or self._seqs.get(leader.seq_id) is not leader:
+            return False  # no leader, or it finished or was aborted: seq goes on its own
+        if not self.block_manager.has_prefix_cache or seq.sampling.prompt_logprobs is not None:
+            return False  # nothing would be shared: no reason to wait
+        shareable = self.block_manager.num_shareable_tokens(seq)
+        return (leader.num_computed_tokens < shareable
+                and self.block_manager.match_prefix(seq).num_tokens < shareable)
 
     def _victims_to_admit(
         self, seq: Sequence, match: PrefixMatch, num_new_tokens: int

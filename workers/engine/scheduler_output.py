@@ -29,6 +29,17 @@ class ScheduledSeq:
         return self.end == self.seq.num_tokens
 
 
+@dataclass(frozen=True)
+class PromptLogitSpan:
+    """Positions [start, end) of scheduled row `row` whose logits give prompt logprobs: the
+    logits at position p predict prompt token p + 1."""
+
+    row: int  # index into SchedulerOutput.scheduled
+    seq: Sequence
+    start: int
+    end: int
+
+
 @dataclass
 class SchedulerOutput:
     scheduled: list[ScheduledSeq] = field(default_factory=list)  # decodes first, then prefills
@@ -44,3 +55,22 @@ class SchedulerOutput:
     @property
     def is_empty(self) -> bool:
         return not self.scheduled
+
+    def prompt_logit_spans(self) -> list[PromptLogitSpan]:
+        """The prompt positions of this step whose logits the runner returns after the sample
+        rows (Runner.run): for each seq that asks for prompt logprobs, those it computes now
+        and has no logprob for yet (a recompute after preemption asks for none twice).
+        Call it before advancing num_computed_tokens, like needs_sample."""
+        spans = []
+        for row, s in enumerate(self.scheduled):
+            seq = s.seq
+            if seq.sampling.prompt_logprobs is None:
+                continue
+            start = max(s.start, len(seq.prompt_logprobs))
+            end = min(s.end, seq.num_prompt_tokens - 1)
+            if start < end:
+                spans.append(PromptLogitSpan(row, seq, start, end))
+        return spans
+
+    def num_prompt_logit_rows(self) -> int:
+        return sum(span.end - span.start for span in self.prompt_logit_spans())

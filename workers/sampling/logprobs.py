@@ -46,3 +46,25 @@ def _num_alternatives(seq: Sequence) -> int:
     # Callers pass only seqs that asked; SamplingParams refused a k outside [0, MAX_LOGPROBS].
     assert k is not None and k >= 0, f"sequence {seq.seq_id} asks for {k} logprobs"
     return k
+
+
+def prompt_logprobs(logits: torch.Tensor, target_ids: list[int], ks: list[int]) -> list[TokenLogprobs]:
+    """logits (P, V) raw, row j predicting target_ids[j]; ks[j] alternatives for row j.
+
+    One (logprob of the target, top-k alternatives) per row: the logprobs of prompt tokens
+    given the tokens before them (completions' echo with logprobs)."""
+    assert logits.shape[0] == len(target_ids) == len(ks), (
+        f"{logits.shape[0]} rows for {len(target_ids)} targets and {len(ks)} ks"
+    )
+    if not target_ids:
+        return []
+    logprobs = torch.log_softmax(logits.float(), dim=-1)  # (P, V)
+    targets = torch.tensor(target_ids, device=logits.device).unsqueeze(1)  # (P, 1)
+    chosen: list[float] = logprobs.gather(1, targets).squeeze(1).tolist()
+    max_k = min(max(ks), logits.shape[1])
+    top_values: list[list[float]] = [[] for _ in ks]
+    top_ids: list[list[int]] = [[] for _ in ks]
+    if max_k > 0:
+        values, ids = logprobs.topk(max_k, dim=-1)  # (P, max_k), best first
+        top_values, top_ids = values.tolist(), ids.tolist()
+    return [(chosen[j], list(zip(top_ids[j][:k], top_values[j][:k]))) for j, k in enumerate(ks)]

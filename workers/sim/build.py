@@ -30,6 +30,7 @@ log = logging.getLogger("laneway.worker")
 
 
 def build_sim_engine(cfg: WorkerConfig) -> BuiltEngine:
+    from workers.sampling.logprobs import prompt_logprobs
     from workers.sampling.sampler import sample
 
     preset = get_preset(cfg.model[len(SIM_PREFIX):])
@@ -45,7 +46,7 @@ def build_sim_engine(cfg: WorkerConfig) -> BuiltEngine:
     tokenizer = ByteTokenizer(model_config.vocab_size)
     runner = SimRunner(preset.cost, model_config.vocab_size)
     block_manager = BlockManager(num_blocks, block_size, cfg.cache.enable_prefix_caching)
-    engine = Engine(Scheduler(sched_cfg, block_manager), runner, sample, tokenizer)
+    engine = Engine(Scheduler(sched_cfg, block_manager), runner, sample, tokenizer, prompt_logprobs)
     log.warning("SIMULATED worker %s (%s): forward passes are sleeps from %s; %d KV blocks of %d tokens "
                 "(%.1f GB of K/V at %d bytes/token); tokens are meaningless", cfg.model, preset.description,
                 preset.cost.describe(), num_blocks, block_size,

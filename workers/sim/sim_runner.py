@@ -37,7 +37,7 @@ class SimRunner:
         self.stats = SimRunnerStats()
 
     def run(self, out: SchedulerOutput) -> torch.Tensor:
-        """Float32 logits (N, V), one row per seq with needs_sample, after the predicted time."""
+        """Float32 logits (N + P, V) as the Runner protocol says, after the predicted time."""
         assert not out.is_empty, "model runner called with nothing scheduled"
         shape = shape_of(out)
         seconds = self.cost.step_time(shape)
@@ -47,4 +47,5 @@ class SimRunner:
         self.stats.num_computed_tokens += shape.num_tokens
         self.stats.num_sampled += num_sampled
         self.stats.simulated_s += seconds
-        return self._row.repeat(num_sampled, 1)  # (N, V); a copy: samplers may mask in place
+        num_rows = num_sampled + out.num_prompt_logit_rows()
+        return self._row.repeat(num_rows, 1)  # (N + P, V); a copy: samplers may mask in place
