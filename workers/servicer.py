@@ -16,12 +16,14 @@ import grpc
 
 from laneway_proto import worker_pb2 as pb
 from laneway_proto import worker_pb2_grpc as pb_grpc
+from laneway_proto.error_codes import ERROR_CODE_KEY
 from workers.engine.engine_loop import EngineLoop
-from workers.engine.outputs import RequestOutput
+from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.request_error import InvalidRequest
+from workers.engine.sequence import Sequence
 from workers.engine.tokenizer import Tokenizer
 from workers.telemetry import StreamEnd, WorkerTelemetry
-from workers.wire import ModelLimits, to_chunk, to_load_report, to_sequence
+from workers.wire import ModelLimits, to_chunk, to_load_report, to_sequences, total_usage
 
 log = logging.getLogger(__name__)
 
@@ -53,51 +55,69 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"worker queue is full ({self.max_waiting} waiting)")
         try:
-            seq = to_sequence(request, self.tokenizer, self.limits)
-            self.loop.engine.scheduler.check_admissible(seq)  # fixed sizes only: safe off the engine thread
+            seqs = to_sequences(request, self.tokenizer, self.limits)  # one per choice
+            for seq in seqs:
+                self.loop.engine.scheduler.check_admissible(seq)  # fixed sizes only: safe off the engine thread
         except InvalidRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if self.telemetry is not None:  # the gateway's traceparent: worker spans join its trace
-            seq.trace_context = self.telemetry.carrier(context.invocation_metadata())
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc),
+                                trailing_metadata=((ERROR_CODE_KEY, exc.code),))
+        by_id = {seq.seq_id: seq for seq in seqs}
         outputs: asyncio.Queue[RequestOutput] = asyncio.Queue()
         aio_loop = asyncio.get_running_loop()
-        seq.on_output = lambda out: aio_loop.call_soon_threadsafe(outputs.put_nowait, out)
-        finished = False
+        trace_context = self.telemetry.carrier(context.invocation_metadata()) if self.telemetry is not None else {}
+        for seq in seqs:
+            seq.trace_context = trace_context  # the gateway's traceparent: worker spans join its trace
+            seq.on_output = lambda out: aio_loop.call_soon_threadsafe(outputs.put_nowait, out)
+        unfinished = set(by_id)  # choices still generating
+        started: set[str] = set()  # choices whose first chunk went out
+        usages: list[tuple[Sequence, Usage]] = []
         reason, error = "cancelled", None  # until the engine says otherwise
         self.num_active_streams += 1
-        self.loop.add(seq)
+        for seq in seqs:
+            self.loop.add(seq)
         try:
-            first = True
-            while not finished:
+            while unfinished:
                 out = await outputs.get()
                 if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
-                    finished = True
+                    unfinished.discard(out.seq_id)
                     reason, error = "error", out.invalid_request
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, out.invalid_request)
                 if out.error is not None:
-                    finished = True
+                    unfinished.discard(out.seq_id)
                     reason, error = "error", out.error
                     await context.abort(grpc.StatusCode.INTERNAL, out.error)
-                chunk = to_chunk(out, self.tokenizer)
-                if first:
-                    chunk.prompt_tokens = seq.num_prompt_tokens
-                    first = False
-                finished = out.is_finished
-                reason = out.finish_reason or reason
+                seq = by_id[out.seq_id]
+                total = None
+                if out.is_finished:
+                    unfinished.discard(out.seq_id)
+                    reason = out.finish_reason or reason
+                    if out.usage is not None:
+                        usages.append((seq, out.usage))
+                    if not unfinished and len(seqs) > 1:
+                        total = total_usage(usages)
+                chunk = to_chunk(out, self.tokenizer, seq, is_first=seq.seq_id not in started, usage=total)
+                if unfinished and chunk.HasField("usage"):
+                    chunk.ClearField("usage")  # usage is the request's, on the stream's last chunk only
+                if not started:
+                    chunk.prompt_tokens = sum(s.num_prompt_tokens for s in seqs if s.prompt_leader is None)
+                started.add(seq.seq_id)
                 yield chunk
         finally:
             self.num_active_streams -= 1
-            if not finished:
-                self.loop.abort(seq.seq_id)
+            for seq_id in unfinished:
+                self.loop.abort(seq_id)
             if self.telemetry is not None:
-                self.telemetry.stream_ended(seq, StreamEnd(
-                    received_s=received_s, ended_s=time.time(), reason=reason, endpoint=request.endpoint,
-                    batch_id=request.batch_id, worker_id=self.worker_id, error=error))
+                end = StreamEnd(received_s=received_s, ended_s=time.time(), reason=reason,
+                                endpoint=request.endpoint, batch_id=request.batch_id, worker_id=self.worker_id,
+                                error=error)
+                for seq in seqs:
+                    self.telemetry.stream_ended(seq, end)
 
     async def Abort(self, request: pb.AbortRequest, context: grpc.aio.ServicerContext) -> pb.AbortResponse:
-        found = self.loop.is_live(request.request_id)
-        self.loop.abort(request.request_id)
-        return pb.AbortResponse(found=found)
+        seq_ids = self.loop.live_ids_of(request.request_id)  # every choice of the request
+        for seq_id in seq_ids:
+            self.loop.abort(seq_id)
+        return pb.AbortResponse(found=bool(seq_ids))
 
     async def Load(self, request: pb.LoadRequest, context: grpc.aio.ServicerContext) -> pb.LoadReport:
         return to_load_report(self.loop.load, self.max_num_seqs, self.is_draining)

@@ -61,10 +61,10 @@ class WorkerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Generate(self, request, context):
-        """Generate tokens for one request. The stream yields one or more chunks; exactly the
-        last one has finish_reason set and carries usage. Errors: INVALID_ARGUMENT for bad
-        input (prompt too long, bad sampling values), RESOURCE_EXHAUSTED when the worker's
-        queue is full, UNAVAILABLE while draining.
+        """Generate tokens for one request. The stream yields one or more chunks; the last
+        chunk of each choice has finish_reason set, and the stream's last chunk carries usage.
+        Errors: INVALID_ARGUMENT for bad input (prompt too long, bad sampling values),
+        RESOURCE_EXHAUSTED when the worker's queue is full, UNAVAILABLE while draining.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -133,3 +133,60 @@ def test_duplicate_request_id_is_refused_on_the_engine_thread_and_the_original_k
     loop = _serve(scenario)
     assert loop.fatal_error is None
     assert loop.engine.scheduler.block_manager.num_free_blocks == NUM_BLOCKS
+
+
+async def _chunks(stub: pb_grpc.WorkerStub, req: pb.GenerateRequest) -> list[pb.GenerateChunk]:
+    return [chunk async for chunk in stub.Generate(req, timeout=60)]
+
+
+def test_n_choices_of_each_prompt_stream_with_their_index_and_one_usage() -> None:
+    async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
+        runner.gate.set()
+        req = _request("multi", max_tokens=2, changes={"n": 2, "sampling__echo": True})
+        req.prompts.items.extend([pb.Prompt(token_ids=pb.TokenIds(ids=[104, 105])), pb.Prompt(text="yo")])
+        chunks = await _chunks(stub, req)
+        by_index: dict[int, list[pb.GenerateChunk]] = {}
+        for chunk in chunks:
+            by_index.setdefault(chunk.index, []).append(chunk)
+        assert sorted(by_index) == [0, 1, 2, 3]
+        for index, mine in by_index.items():
+            assert sum(len(c.token_ids) for c in mine) == 2
+            assert mine[-1].finish_reason == pb.FINISH_REASON_LENGTH
+            assert [c.prompt_text for c in mine] == ["hi" if index < 2 else "yo"] + [""] * (len(mine) - 1)
+        assert [c.HasField("usage") for c in chunks] == [False] * (len(chunks) - 1) + [True]
+        usage = chunks[-1].usage
+        bos = 1  # the byte tokenizer adds BOS to text prompts only
+        assert (usage.prompt_tokens, usage.completion_tokens) == (2 + 2 + bos, 8), "each prompt counted once"
+        assert chunks[0].prompt_tokens == 5
+
+    _serve(scenario)
+
+
+def test_choices_beyond_the_cap_and_biases_outside_the_vocabulary_are_refused() -> None:
+    async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
+        runner.gate.set()
+        too_many = await _generate(stub, _request("many", changes={"n": 129}))
+        assert too_many.code == grpc.StatusCode.INVALID_ARGUMENT and "at most 128 choices" in too_many.details
+        req = _request("bias")
+        req.sampling.logit_bias[VOCAB_SIZE] = 1.0
+        bias = await _generate(stub, req)
+        assert bias.code == grpc.StatusCode.INVALID_ARGUMENT and "outside the vocabulary" in bias.details
+        prompt_lps = await _generate(stub, _request("plp", changes={"sampling__prompt_logprobs": 1}))
+        assert prompt_lps.code == grpc.StatusCode.INVALID_ARGUMENT, "the gated engine computes none"
+
+    _serve(scenario)
+
+
+def test_abort_by_request_id_ends_every_choice() -> None:
+    async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
+        call = asyncio.create_task(_generate(stub, _request("abort-me", max_tokens=12, changes={"n": 3})))
+        await _wait_for(lambda: len(servicer.loop.live_ids_of("abort-me")) == 3, "three live choices")
+        found = await stub.Abort(pb.AbortRequest(request_id="abort-me"))
+        runner.gate.set()
+        outcome = await call
+        assert found.found and outcome.code is None and outcome.finish_reason == pb.FINISH_REASON_ABORT
+        assert len(outcome.token_ids) < 36
+        assert not (await stub.Abort(pb.AbortRequest(request_id="abort-me"))).found
+
+    loop = _serve(scenario)
+    assert loop.engine.scheduler.block_manager.num_free_blocks == NUM_BLOCKS

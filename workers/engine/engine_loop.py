@@ -65,6 +65,11 @@ class EngineLoop:
     def is_live(self, seq_id: str) -> bool:
         return seq_id in self._live
 
+    def live_ids_of(self, request_id: str) -> list[str]:
+        """The live sequences of one request (its choices). Called off the engine thread: the
+        copy is one C-level call under the GIL, so the dict cannot change while it is made."""
+        return [seq.seq_id for seq in list(self._live.values()) if seq.request_id == request_id]
+
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():

@@ -12,4 +12,9 @@ from __future__ import annotations
 
 
 class InvalidRequest(ValueError):
-    """Bad input from the caller; the message names the offending value."""
+    """Bad input from the caller; the message names the offending value, `code` the rule
+    (laneway_proto.error_codes: the servicer sends it beside the status)."""
+
+    def __init__(self, message: str, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.code = code

@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 
+from laneway_proto.error_codes import CONTEXT_LENGTH_EXCEEDED
 from workers.engine.block_manager import BlockManager
 from workers.engine.config import SchedulerConfig
 from workers.engine.lane_caps import LaneLoad, LaneOccupancy, lane_block_ids, lane_has_room
@@ -101,10 +102,11 @@ class Scheduler:
         engine thread; `add` calls it again, because the engine must never trust its caller."""
         if seq.num_tokens >= self.config.max_model_len:  # room for at least one generated token
             raise InvalidRequest(f"prompt has {seq.num_tokens} tokens; this worker's max_model_len is "
-                                 f"{self.config.max_model_len} (prompt must be shorter to leave room for output)")
+                                 f"{self.config.max_model_len} (prompt must be shorter to leave room for output)",
+                                 CONTEXT_LENGTH_EXCEEDED)
         if not self.can_ever_fit(seq):
             raise InvalidRequest(f"request needs {self.max_blocks_needed(seq)} KV blocks at full length; "
-                                 f"this worker has {self.block_manager.num_total_blocks}")
+                                 f"this worker has {self.block_manager.num_total_blocks}", CONTEXT_LENGTH_EXCEEDED)
 
     def lane_occupancy(self) -> dict[str, LaneOccupancy]:
         names = {seq.lane.name for seq in self._running} | {seq.lane.name for seq in self._waiting}

@@ -79,6 +79,7 @@ class SamplingParams:
     # Prompt logprobs (completions' echo with logprobs): None, or k alternatives per prompt
     # token. The prompt is then computed in full, never read from the prefix cache.
     prompt_logprobs: int | None = None
+    echo: bool = False  # the first output of each choice carries the prompt's text (completions' echo)
 
     def __post_init__(self) -> None:
         # Written so that NaN fails every range check.
