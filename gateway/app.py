@@ -40,6 +40,8 @@ def _routes() -> list[Route]:
         Route("/v1/endpoints/{endpoint}/chat/completions", generate.chat_completions, methods=["POST"]),
         Route("/v1/models", meta.models, methods=["GET"]),
         Route("/v1/endpoints/{endpoint}/models", meta.models, methods=["GET"]),
+        Route("/v1/models/{model:path}", meta.model, methods=["GET"]),  # served names may hold "/"
+        Route("/v1/endpoints/{endpoint}/models/{model:path}", meta.model, methods=["GET"]),
         Route("/healthz", meta.healthz, methods=["GET"]),
         Route("/readyz", meta.readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -17,17 +17,18 @@ def no_output() -> APIError:
 
 
 async def collect_body(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> dict:
-    """The rest of the stream after its first chunk, as one OpenAI response body."""
-    parts, lps, last = [first.text], list(first.logprobs), first
+    """The rest of the stream after its first chunk, as one OpenAI response body (every choice)."""
+    choices = {index: fmt.ChoiceState(index) for index in range(job.num_choices)}
+    last = first
+    fmt.advance(job, choices.setdefault(first.index, fmt.ChoiceState(first.index)), first)
     try:
         async for c in chunks:
-            parts.append(c.text)
-            lps.extend(c.logprobs)
+            fmt.advance(job, choices.setdefault(c.index, fmt.ChoiceState(c.index)), c)
             last = c
     except StreamBroken as exc:
         raise APIError(502, f"the worker serving this request failed: {exc}", type="server_error",
                        code="worker_lost") from exc
-    return fmt.full_body(job, model, "".join(parts), last.finish_reason, last, lps)
+    return fmt.full_body(job, model, list(choices.values()), last)
 
 
 async def complete(service: GenerationService, catalog: ModelCatalog, job: Job) -> dict:

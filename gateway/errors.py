@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
@@ -53,15 +54,30 @@ def unavailable(message: str, retry_after_s: float = 1.0) -> APIError:
 
 
 def from_validation_error(exc: ValidationError) -> APIError:
-    """Name the first offending field and what was wrong with it."""
-    first = exc.errors()[0]
-    param = ".".join(str(p) for p in first["loc"]) or None
+    """Name the offending field and what was wrong with it. A value that fits no member of a
+    union (a prompt may be a string or lists) fails once per member: the deepest failure is the
+    one that says most (a content part of the wrong type, rather than "not a string")."""
+    errors = exc.errors()
+    first = max(errors, key=lambda e: len(_field_path(e["loc"])))  # max keeps the first of equals
+    param = ".".join(_field_path(first["loc"])) or None
+    if first["type"] == "extra_forbidden":  # OpenAI's words for an unknown field
+        return APIError(400, f"Unrecognized request argument supplied: {param}", param=param,
+                        code="unknown_parameter")
     value = first.get("input")
     shown = json.dumps(value, default=str)[:80] if first["type"] != "missing" else None
     msg = f"{param}: {first['msg']}" if param else first["msg"]
-    if shown is not None and first["type"] != "extra_forbidden":
+    if shown is not None:
         msg += f" (got {shown})"
     return APIError(400, msg, param=param, code=first["type"])
+
+
+def _field_path(loc: tuple[int | str, ...]) -> list[str]:
+    # pydantic puts each union member's tag in the location ("str", "list[int]", "constrained-str"):
+    # the client wrote none of them.
+    return [str(p) for p in loc if not (isinstance(p, str) and _UNION_TAG.fullmatch(p))]
+
+
+_UNION_TAG = re.compile(r"(constrained-|function-\w+-)?(str|int|float|bool|none|list|dict|tuple)(\[.*\])?|.*\[.*\]")
 
 
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -6,20 +6,30 @@ before body problems (400), so a caller without rights learns nothing about bodi
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from starlette.requests import Request
 
 from gateway.errors import APIError, bad_request, from_validation_error
-from gateway.job import Job, LaneTicket, Sampling
+from gateway.job import Job, LaneTicket, PromptList, Sampling
 from gateway.model_catalog import ModelCatalog
-from gateway.schemas import ChatCompletionRequest, CompletionRequest
+from gateway.schemas import MAX_CHOICES, UNSUPPORTED, ChatCompletionRequest, CompletionRequest
 from lanes.classify import RequestFeatures, classify
 from lanes.policy import Policy
+from lanes.api_key import hash_api_key
+from lanes.tenant_spec import ANONYMOUS
 from lanes.tenants import authenticate
+
+if TYPE_CHECKING:  # annotation only: gateway.state imports the Batch API, which imports this module
+    from gateway.state import GatewayState
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_TOKENS = {"completion": 16, "chat": 256}  # OpenAI's completions default is 16
 
@@ -41,14 +51,35 @@ def tenant_for(request: Request, policy: Policy, endpoint: str) -> str:
 
 
 def caller(request: Request, policy: Policy) -> str:
-    """The tenant of the request's API key (401 without a valid one); no endpoint check."""
+    """The tenant of the request's API key (401 without a valid one); no endpoint check.
+
+    When the policy does not require auth, a key that matches no tenant is served as tenant
+    anonymous, as OpenAI-compatible local servers do: every SDK sends some key, and a local
+    user should not need ours. It is logged (once per key) and counted. With auth.required
+    it is a 401, as it must be."""
     auth = request.headers.get("authorization", "")
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else (auth.strip() or None)
     tenant = authenticate(policy, key)
+    if tenant is None and key and not policy.auth.required:
+        _note_unknown_key(request, hash_api_key(key))
+        return ANONYMOUS
     if tenant is None:
         msg = "missing API key (send Authorization: Bearer KEY)" if not key else "invalid API key"
         raise APIError(401, msg, type="authentication_error", code="invalid_api_key")
     return tenant
+
+
+def _note_unknown_key(request: Request, digest: str) -> None:
+    state: GatewayState = request.app.state.laneway
+    state.telemetry.metrics.unknown_api_keys.inc()
+    _log_unknown_key(digest[:12])
+
+
+@functools.lru_cache(maxsize=1024)
+def _log_unknown_key(fingerprint: str) -> None:
+    # Cached: one line per distinct key (the SDK sends the same one on every request), not per request.
+    log.warning("an API key that matches no tenant (sha256 %s...) is served as tenant %r: the policy does not "
+                "require auth (auth.required: false)", fingerprint, ANONYMOUS)
 
 
 async def build_job(request: Request, kind: str, policy: Policy, catalog: ModelCatalog) -> Job:
@@ -63,6 +94,8 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: st
     """Validate an OpenAI body for an endpoint and classify it; used by HTTP routes and the Batch API.
     The job keeps this policy's decisions even if the policy is reloaded while it runs."""
     schema = ChatCompletionRequest if kind == "chat" else CompletionRequest
+    _refuse_unsupported(body)
+    _refuse_lone_surrogates(body)
     try:
         req = schema.model_validate(body)
     except ValidationError as exc:
@@ -72,10 +105,11 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: st
         raise APIError(404, f"model {req.model!r} does not exist; available: {', '.join(names)}",
                        type="not_found_error", param="model", code="model_not_found")
     spec = policy.endpoints[endpoint]
-    prompt, estimate = _prompt(req, catalog)
-    sampling = _sampling(req, kind, spec)
-    if spec.limits.max_prompt_tokens is not None and estimate > spec.limits.max_prompt_tokens:
-        raise bad_request(f"prompt has about {estimate} tokens; endpoint {endpoint!r} accepts at most "
+    prompt, estimates = _prompt(req, catalog)
+    estimate = sum(estimates)
+    sampling = _sampling(req, kind, spec, num_prompts=len(estimates))
+    if spec.limits.max_prompt_tokens is not None and max(estimates) > spec.limits.max_prompt_tokens:
+        raise bad_request(f"prompt has about {max(estimates)} tokens; endpoint {endpoint!r} accepts at most "
                           f"{spec.limits.max_prompt_tokens}", param="prompt", code="prompt_too_long")
     lower_headers = {k.lower(): v for k, v in headers.items()}
     decision = classify(RequestFeatures(endpoint=endpoint, stream=req.stream, tenant=tenant,
@@ -106,36 +140,83 @@ async def _json_body(request: Request) -> object:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise bad_request("request body nests arrays or objects too deeply", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request(f"request body must be a JSON object, got {type(body).__name__}", code="invalid_json")
     return body
 
 
-def _prompt(req: CompletionRequest | ChatCompletionRequest, catalog: ModelCatalog):
+def _refuse_unsupported(body: object) -> None:
+    """OpenAI fields that would change the output and are not served here: a 400 naming the field
+    (unknown fields in general are refused by the models, as unrecognized)."""
+    if isinstance(body, dict):
+        for name, why in UNSUPPORTED.items():
+            if name in body:
+                raise bad_request(f"{name} is not supported by this server: {why}", param=name,
+                                  code="unsupported_parameter")
+
+
+def _prompt(req: CompletionRequest | ChatCompletionRequest, catalog: ModelCatalog
+            ) -> tuple[str | list[int] | list[dict[str, str]] | PromptList, list[int]]:
+    """The job's prompt and the estimated tokens of each of its prompts (chat: one)."""
     if isinstance(req, ChatCompletionRequest):
-        try:
-            messages = [{"role": m.role, "content": m.text()} for m in req.messages]
-        except ValueError as exc:
-            raise bad_request(str(exc), param="messages") from None
+        messages = [{"role": m.role, "content": m.text()} for m in req.messages]
         text_len = sum(len(m["content"].encode()) + 8 for m in messages)
-        return messages, catalog.estimate_tokens(text_len)
-    if isinstance(req.prompt, str):
-        return req.prompt, catalog.estimate_tokens(len(req.prompt.encode()))
-    return list(req.prompt), len(req.prompt)
+        return messages, [catalog.estimate_tokens(text_len)]
+    prompts = req.prompts
+    estimates = [catalog.estimate_tokens(len(p.encode())) if isinstance(p, str) else len(p) for p in prompts]
+    if len(prompts) == 1:
+        return (prompts[0] if isinstance(prompts[0], str) else list(prompts[0])), estimates
+    return PromptList(tuple(p if isinstance(p, str) else tuple(p) for p in prompts)), estimates
 
 
-def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec) -> Sampling:
+def _refuse_lone_surrogates(body: object) -> None:
+    """JSON may escape a lone UTF-16 surrogate ("\\ud800"); such a string is no text and cannot be
+    encoded for the worker: a 400 naming where it is, not a failure later. Iterative: a body
+    nested as deep as the JSON parser allows must not exhaust the stack here."""
+    stack: list[tuple[object, str]] = [(body, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise bad_request(f"{path or 'body'} holds a lone UTF-16 surrogate, which is not text",
+                                  param=path or None, code="invalid_text") from None
+        elif isinstance(value, dict):
+            stack.extend((key, path) for key in value)
+            stack.extend((item, f"{path}.{key}" if path else str(key)) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}.{i}" if path else str(i)) for i, item in enumerate(value))
+
+
+def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec, num_prompts: int) -> Sampling:
     d = spec.sampling
+    prompt_logprobs = None
     if isinstance(req, ChatCompletionRequest):
         max_tokens = req.requested_max_tokens
         logprobs = (req.top_logprobs or 0) if req.logprobs else None
     else:
         max_tokens = req.max_tokens
         logprobs = req.logprobs
+        if req.best_of is not None and req.best_of != req.n:
+            raise bad_request(f"best_of={req.best_of} with n={req.n}: only best_of equal to n is served (ranking "
+                              "candidates by logprob is not supported; ask for n choices and pick yourself)",
+                              param="best_of", code="best_of_not_supported")
+        if req.echo and logprobs is not None:
+            prompt_logprobs = logprobs
+    if num_prompts * req.n > MAX_CHOICES:
+        raise bad_request(f"{num_prompts} prompts x n={req.n} is {num_prompts * req.n} choices; at most "
+                          f"{MAX_CHOICES} per request", param="n", code="too_many_choices")
     max_tokens = max_tokens or d.max_tokens or min(DEFAULT_MAX_TOKENS[kind], spec.limits.max_tokens or 1 << 30)
     if spec.limits.max_tokens is not None and max_tokens > spec.limits.max_tokens:
         raise bad_request(f"max_tokens={max_tokens} is over this endpoint's limit of {spec.limits.max_tokens}",
                           param="max_tokens", code="max_tokens_over_limit")
+    min_tokens = req.min_tokens or 0
+    if min_tokens > max_tokens:
+        raise bad_request(f"min_tokens={min_tokens} is more than max_tokens={max_tokens}", param="min_tokens",
+                          code="min_tokens_over_max_tokens")
     stop = tuple(req.stop_list) or tuple(d.stop or ())
     return Sampling(
         max_tokens=max_tokens,
@@ -146,6 +227,14 @@ def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec) -
         stop=stop,
         ignore_eos=req.ignore_eos,
         logprobs=logprobs,
+        n=req.n,
+        presence_penalty=req.presence_penalty or 0.0,
+        frequency_penalty=req.frequency_penalty or 0.0,
+        repetition_penalty=_first(req.repetition_penalty, 1.0),
+        logit_bias=req.logit_bias_pairs,
+        min_tokens=min_tokens,
+        echo=isinstance(req, CompletionRequest) and req.echo,
+        prompt_logprobs=prompt_logprobs,
     )
 
 

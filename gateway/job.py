@@ -21,6 +21,21 @@ class Sampling:
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
     logprobs: int | None = None
+    n: int = 1  # choices per prompt
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    min_tokens: int = 0
+    echo: bool = False  # completions: the prompt's text before each choice's text
+    prompt_logprobs: int | None = None  # completions' echo with logprobs
+
+
+@dataclass(frozen=True)
+class PromptList:
+    """A completion request's list of prompts (strings or token ids): n choices for each."""
+
+    items: tuple[str | tuple[int, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,7 @@ class Job:
     endpoint: str
     tenant: str
     kind: Literal["completion", "chat"]
-    prompt: str | list[int] | list[dict[str, str]]
+    prompt: str | list[int] | list[dict[str, str]] | PromptList
     sampling: Sampling
     lane: LaneTicket
     stream: bool
@@ -54,6 +69,16 @@ class Job:
     batch_id: str = ""
     batch_size: int = 0
     trace_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def num_choices(self) -> int:
+        num_prompts = len(self.prompt.items) if isinstance(self.prompt, PromptList) else 1
+        return num_prompts * self.sampling.n
+
+    @property
+    def max_total_tokens(self) -> int:
+        """Most tokens the job can use: its prompts and every choice's max_tokens (rate limits)."""
+        return self.prompt_tokens_estimate + self.num_choices * self.sampling.max_tokens
 
     @property
     def queue_wait_s(self) -> float | None:
@@ -75,6 +100,11 @@ class Chunk:
     num_preemptions: int = 0
     logprobs: list[tuple[str, float, list[tuple[str, float]]]] = field(default_factory=list)
     has_usage: bool = False
+    index: int = 0  # the choice this chunk belongs to
+    prompt_text: str = ""  # on a choice's first chunk, with echo
+    # On a choice's first chunk, with echo and logprobs: one per prompt token, the first without
+    # a logprob (None) or alternatives.
+    prompt_logprobs: list[tuple[str, float | None, list[tuple[str, float]]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

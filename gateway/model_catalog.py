@@ -41,8 +41,10 @@ class ModelCatalog:
         return self.configured_name or FALLBACK_NAME
 
     def model_names(self, endpoint: str) -> list[str]:
-        # Clients may name the served model, the endpoint, or "laneway"; all route here.
-        return sorted({self.model_name, endpoint, FALLBACK_NAME})
+        """What a request to this endpoint may name as `model`: the served model (first), the
+        endpoint's own name, or "laneway". /v1/models lists exactly these."""
+        served = self.model_name
+        return [served, *sorted({endpoint, FALLBACK_NAME} - {served})]
 
     def estimate_tokens(self, num_bytes: int) -> int:
         """Prompt tokens before the worker tokenizes (admission and limits); the worker enforces

@@ -1,45 +1,114 @@
-"""OpenAI-compatible request bodies, validated at the HTTP edge (pydantic only here)."""
+"""OpenAI-compatible request bodies, validated at the HTTP edge (pydantic only here).
+
+Unknown fields are refused with a 400 naming them, as OpenAI's API does: a field this
+gateway ignored could change what the client expects to get. Accepted are OpenAI's fields
+that Laneway serves, the ones that cannot change the output (`user`, `metadata`, ...), and
+vLLM's extras it supports (`top_k`, `repetition_penalty`, `min_tokens`, `ignore_eos`).
+OpenAI fields known to change the output that Laneway does not serve get their own message.
+The JSON Schema of these models is /openapi.json's (gateway/routes/openapi.py): what it
+allows, the gateway takes, except for the rules listed in openapi.LIMIT_CODES.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator,
+                      model_validator)
 
 MAX_TOKENS_CEILING = 1_000_000  # anything above is absurd for any model; the worker checks the real limit
 MAX_STOP = 4
+MAX_CHOICES = 128  # choices per request (prompts x n), OpenAI's limit on n
+MAX_LOGPROBS = 20
 # Integer ranges of the gRPC wire (int32, int64): a larger value is the client's error (400),
 # not the gateway's (ValueError while building the message). The worker checks the real limits.
 INT32_MAX = 2**31 - 1
-TokenId = Annotated[int, Field(ge=0, le=INT32_MAX)]
+
+
+def _integral(value: object) -> object:
+    # JSON has numbers, not ints and floats: 16.0 is the integer 16 to JSON Schema, so it is to us.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# The validator goes after the bounds: before them, pydantic writes "ge"/"le" into the schema.
+AsInt = BeforeValidator(_integral)  # strict otherwise: no strings, no booleans
+TokenId = Annotated[int, Field(ge=0, le=INT32_MAX), AsInt]
+# logit_bias keys are token ids written as JSON object keys; 9 digits stay inside int32.
+TokenIdKey = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}$")]
+Text = Annotated[str, Field(min_length=1)]
+LOGIT_BIAS_LIMIT = 100.0
+# Spelled out for the schema: pydantic leaves keys outside the pattern allowed there.
+LogitBias = Annotated[dict[TokenIdKey, Annotated[float, Field(ge=-LOGIT_BIAS_LIMIT, le=LOGIT_BIAS_LIMIT)]],
+                      WithJsonSchema({"type": "object", "additionalProperties": False, "patternProperties": {
+                          "^[0-9]{1,9}$": {"type": "number", "minimum": -LOGIT_BIAS_LIMIT,
+                                           "maximum": LOGIT_BIAS_LIMIT}}})]
+Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
+
+# OpenAI fields that would change the output and that this gateway does not serve: refused
+# by name (gateway/intake.py) before the models see them.
+UNSUPPORTED = {
+    "functions": "the legacy function-calling fields are not supported",
+    "function_call": "the legacy function-calling fields are not supported",
+    "audio": "audio output is not supported",
+    "modalities": "only text output is supported",
+    "prediction": "predicted outputs are not supported",
+    "reasoning_effort": "this model has no reasoning-effort setting",
+    "web_search_options": "web search is not supported",
+    "verbosity": "this model has no verbosity setting",
+}
+# Fields that issue 15's structured-outputs-and-tools change defines. Until their fields are
+# declared here they pass through ignored, as they always did, instead of being refused as
+# unknown; once a model declares one, it is validated like any other field.
+_DEFINED_ELSEWHERE = frozenset({"response_format", "tools", "tool_choice", "parallel_tool_calls"})
+
+
+# strict: a value of the wrong JSON type is refused (0 is no boolean, "16" no integer), as the
+# schema says; lax coercion would accept what /openapi.json forbids.
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    include_usage: bool | None = None
 
 
 class _Request(BaseModel):
-    # OpenAI clients send many optional fields; unknown ones are ignored, not errors.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     model: str | None = None
-    max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_CEILING)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_CEILING), AsInt] | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    top_k: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = None
-    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
-    stop: str | list[str] | None = None
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1), AsInt] | None = None
+    stop: Text | Annotated[list[Text], Field(max_length=MAX_STOP)] | None = None
     stream: bool = False
-    stream_options: dict | None = None
-    n: Annotated[int, Field(ge=1, le=1)] = 1  # one choice per request: n > 1 is refused, not ignored
+    stream_options: StreamOptions | None = None
+    n: Annotated[int, Field(ge=1, le=MAX_CHOICES), AsInt] = Field(
+        1, description=f"Choices per prompt; the samples of a prompt share its KV cache. At most {MAX_CHOICES} "
+                       "choices per request in all (prompts x n).")
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    logit_bias: LogitBias | None = Field(
+        None, description="Token id -> a value added to its logit. Ids outside the model's vocabulary get a 400.")
+    # Accepted, and no effect on the output.
     user: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    # vLLM's extras.
+    top_k: Annotated[int, Field(ge=0, le=INT32_MAX), AsInt] | None = None
+    repetition_penalty: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = Field(
+        None, description="vLLM's: tokens of the prompt or the output have positive logits divided by it, "
+                          "negative ones multiplied; 1 is off.")
+    min_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_CEILING), AsInt] | None = Field(
+        None, description="vLLM's: no end-of-sequence token, stop token or stop string ends the output before "
+                          "this many tokens; at most max_tokens.")
     ignore_eos: bool = False
 
-    @field_validator("stop")
+    @model_validator(mode="before")
     @classmethod
-    def _stop(cls, v: str | list[str] | None) -> str | list[str] | None:
-        stops = [v] if isinstance(v, str) else (v or [])
-        if len(stops) > MAX_STOP:
-            raise ValueError(f"at most {MAX_STOP} stop sequences are allowed")
-        if any(not s for s in stops):
-            raise ValueError("stop sequences must be non-empty strings")
-        return v
+    def _let_through_fields_defined_elsewhere(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        elsewhere = [k for k in data if k in _DEFINED_ELSEWHERE and k not in cls.model_fields]
+        return {k: v for k, v in data.items() if k not in elsewhere} if elsewhere else data
 
     @property
     def stop_list(self) -> list[str]:
@@ -47,47 +116,72 @@ class _Request(BaseModel):
 
     @property
     def include_usage_in_stream(self) -> bool:
-        return bool(self.stream_options and self.stream_options.get("include_usage"))
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def logit_bias_pairs(self) -> tuple[tuple[int, float], ...]:
+        return tuple(sorted((int(k), v) for k, v in (self.logit_bias or {}).items()))
+
+
+TokenPrompt = Annotated[list[TokenId], Field(min_length=1)]
 
 
 class CompletionRequest(_Request):
-    prompt: str | list[TokenId]
-    logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    echo: Literal[False] = False
+    prompt: Text | TokenPrompt | Annotated[list[Text], Field(min_length=1, max_length=MAX_CHOICES)] | Annotated[
+        list[TokenPrompt], Field(min_length=1, max_length=MAX_CHOICES)] = Field(
+        description="A string, a list of token ids, or a list of either: one choice per prompt (times n).")
+    logprobs: Annotated[int, Field(ge=0, le=MAX_LOGPROBS), AsInt] | None = None
+    echo: bool = Field(False, description="Return the prompt before the completion; with logprobs, the "
+                                          "prompt tokens' logprobs too (the first one's is null).")
+    best_of: Annotated[int, Field(ge=1, le=MAX_CHOICES), AsInt] | None = Field(
+        None, description="Only best_of = n (or unset) is served: ranking more candidates than it returns is "
+                          "not supported.")
+    suffix: None = Field(None, description="Fill-in-the-middle: no model served here supports it, so only null.")
 
-    @field_validator("prompt")
+    @field_validator("suffix", mode="before")
     @classmethod
-    def _prompt(cls, v: str | list[TokenId]) -> str | list[TokenId]:
-        if len(v) == 0:
-            raise ValueError("prompt must not be empty")
-        return v
+    def _suffix(cls, v: object) -> None:
+        if v is not None:
+            raise ValueError("suffix (fill-in-the-middle) is not supported by the model served here")
+        return None
+
+    @property
+    def prompts(self) -> list[str | list[int]]:
+        """The prompt as a list of prompts: a single one is a list of one."""
+        if isinstance(self.prompt, str) or isinstance(self.prompt[0], int):
+            return [self.prompt]  # type: ignore[list-item]
+        return list(self.prompt)  # type: ignore[arg-type]
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    type: Literal["text"]
+    text: str
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Fields of a message not declared here are ignored: the tools change (issue 15 part A)
+    # declares tool_calls and tool_call_id.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict] | None
+    content: str | list[TextPart] | None
 
     def text(self) -> str:
-        """Plain text of the message; content parts other than text are refused."""
+        """Plain text of the message (text content parts joined)."""
         if self.content is None:
             return ""
         if isinstance(self.content, str):
             return self.content
-        parts = []
-        for part in self.content:
-            if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise ValueError(f"only text content parts are supported, got type {part.get('type')!r}")
-            parts.append(part["text"])
-        return "".join(parts)
+        return "".join(part.text for part in self.content)
 
 
 class ChatCompletionRequest(_Request):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     logprobs: bool = False
-    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_CEILING)] | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=MAX_LOGPROBS), AsInt] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_CEILING), AsInt] | None = None
 
     @property
     def requested_max_tokens(self) -> int | None:

@@ -116,7 +116,7 @@ class GenerationService:
 
 def _rejected(exc: WorkerRejected) -> APIError:
     if exc.code == grpc.StatusCode.INVALID_ARGUMENT:
-        return APIError(400, exc.message, code="invalid_request")
+        return APIError(400, exc.message, code=exc.error_code or "invalid_request")
     if exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return APIError(429, exc.message, type="rate_limit_error", code="worker-full",
                         headers={"Retry-After": "1", "x-laneway-reject-reason": "worker-full"})

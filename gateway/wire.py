@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from laneway_proto import worker_pb2 as pb
-from gateway.job import Chunk, Job, WorkerLoad
+from gateway.job import Chunk, Job, PromptList, WorkerLoad
 
 _FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.FINISH_REASON_ABORT: "abort"}
 
@@ -11,20 +11,28 @@ _FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.
 def to_request(job: Job) -> pb.GenerateRequest:
     s = job.sampling
     sampling = pb.SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p,
-                                 top_k=s.top_k, stop=list(s.stop), ignore_eos=s.ignore_eos)
+                                 top_k=s.top_k, stop=list(s.stop), ignore_eos=s.ignore_eos,
+                                 presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
+                                 repetition_penalty=s.repetition_penalty, logit_bias=dict(s.logit_bias),
+                                 min_tokens=s.min_tokens, echo=s.echo)
     if s.seed is not None:
         sampling.seed = s.seed
     if s.logprobs is not None:
         sampling.logprobs = s.logprobs
+    if s.prompt_logprobs is not None:
+        sampling.prompt_logprobs = s.prompt_logprobs
     lane = pb.LaneInfo(name=job.lane.name, priority=job.lane.priority, preemptible=job.lane.preemptible,
                        max_seq_share=job.lane.max_seq_share, max_kv_share=job.lane.max_kv_share)
     req = pb.GenerateRequest(request_id=job.request_id, sampling=sampling, lane=lane, endpoint=job.endpoint,
-                             batch_id=job.batch_id,
+                             batch_id=job.batch_id, n=s.n,
                              deadline_unix_ms=int(job.deadline * 1000) if job.deadline else 0)
     if job.kind == "chat":
         if not isinstance(job.prompt, list) or not all(isinstance(m, dict) for m in job.prompt):
             raise TypeError(f"{job.request_id}: a chat job's prompt is a list of messages, got {job.prompt!r:.80}")
         req.chat.messages.extend(pb.ChatMessage(role=m["role"], content=m["content"]) for m in job.prompt)
+    elif isinstance(job.prompt, PromptList):
+        req.prompts.items.extend(pb.Prompt(text=p) if isinstance(p, str) else pb.Prompt(token_ids=pb.TokenIds(ids=p))
+                                 for p in job.prompt.items)
     elif isinstance(job.prompt, str):
         req.text = job.prompt
     else:
@@ -44,6 +52,11 @@ def from_chunk(c: pb.GenerateChunk) -> Chunk:
         num_preemptions=c.usage.num_preemptions,
         logprobs=[(lp.token, lp.logprob, [(t.token, t.logprob) for t in lp.top]) for lp in c.logprobs],
         has_usage=has_usage,
+        index=c.index,
+        prompt_text=c.prompt_text,
+        # The first prompt token has no logprob (nothing precedes it): None, as OpenAI shows it.
+        prompt_logprobs=[(lp.token, lp.logprob if i else None, [(t.token, t.logprob) for t in lp.top])
+                         for i, lp in enumerate(c.prompt_logprobs)],
     )
 
 

@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from laneway_proto import worker_pb2 as pb
 from laneway_proto import worker_pb2_grpc as pb_grpc
+from laneway_proto.error_codes import ERROR_CODE_KEY
 from gateway.job import Chunk, Job, WorkerLoad
 from gateway.wire import from_chunk, from_load, to_request
 
@@ -24,10 +25,11 @@ class WorkerUnavailable(Exception):
 class WorkerRejected(Exception):
     """The worker refused the request itself (bad input or full); not retried elsewhere."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, error_code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.error_code = error_code  # the worker's reason (laneway_proto.error_codes), when it sent one
 
 
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
@@ -41,6 +43,13 @@ class ModelInfo:
     block_size: int
     vocab_size: int
     worker_id: str
+
+
+def _error_code(exc: grpc.aio.AioRpcError) -> str | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == ERROR_CODE_KEY:
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return None
 
 
 class WorkerClient:
@@ -68,7 +77,7 @@ class WorkerClient:
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _RETRYABLE:
                 raise WorkerUnavailable(f"worker {self.address}: {exc.code().name}: {exc.details()}") from exc
-            raise WorkerRejected(exc.code(), exc.details() or exc.code().name) from exc
+            raise WorkerRejected(exc.code(), exc.details() or exc.code().name, _error_code(exc)) from exc
         finally:
             self.num_inflight -= 1
             call.cancel()  # no-op when finished; aborts the worker's sequence when we leave early

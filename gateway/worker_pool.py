@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 
-from gateway.job import Job
+from gateway.job import Job, PromptList
 from gateway.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,9 @@ class WorkerPool:
 
 def _prefix_key(job: Job) -> bytes | None:
     p = job.prompt
+    if isinstance(p, PromptList):  # a list of prompts goes where its first one's prefix is cached
+        first = p.items[0]
+        p = first if isinstance(first, str) else list(first)
     if isinstance(p, str):
         text = p
     elif p and isinstance(p[0], dict):

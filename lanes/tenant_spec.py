@@ -48,5 +48,6 @@ class AuthSpec(Spec):
     """Whether requests must carry an API key."""
 
     required: Annotated[bool, Strict()] = True
-    """true: every request needs a tenant's API key. false: requests without a key are
-    served as tenant 'anonymous' (for local runs and demos)."""
+    """true: every request needs a tenant's API key. false: requests without a key, or with
+    a key that matches no tenant, are served as tenant 'anonymous' (for local runs and demos;
+    unknown keys are logged and counted in laneway_unknown_api_keys_total)."""

@@ -13,8 +13,9 @@ def authenticate(policy: Policy, api_key: str | None) -> str | None:
     """The tenant name for this key, or None when the caller is not let in.
 
     No key (None or "") is the anonymous tenant when auth is not required. A key that
-    matches no tenant is refused even then: a typo in a key must show up as a 401, not
-    as silently anonymous traffic with someone else's limits.
+    matches no tenant is None here; the gateway serves it as anonymous when auth is not
+    required (logged and counted: every OpenAI SDK sends some key) and refuses it with a
+    401 when it is (gateway/intake.py).
     """
     if not api_key:
         return None if policy.auth.required else ANONYMOUS

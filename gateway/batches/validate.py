@@ -65,6 +65,8 @@ def _parse_line(raw: str, number: int, url: str) -> tuple[Item | None, LineError
     except json.JSONDecodeError as exc:
         return None, LineError("invalid_json_line", f"line is not valid JSON: {exc.msg} at column {exc.colno}",
                                number)
+    except RecursionError:
+        return None, LineError("invalid_json_line", "line nests arrays or objects too deeply", number)
     if not isinstance(req, dict):
         return None, LineError("invalid_json_line", f"line must be a JSON object, got {type(req).__name__}",
                                number)

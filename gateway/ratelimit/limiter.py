@@ -52,7 +52,7 @@ class RateLimiter:
         scopes = scopes_for(policy, job.tenant, job.endpoint)
         if not scopes:
             return Reservation.unlimited()
-        num_tokens = job.prompt_tokens_estimate + job.sampling.max_tokens
+        num_tokens = job.max_total_tokens
         if time.monotonic() < self._down_until:
             return self._without_redis(job, policy, "it failed moments ago")
         try:
@@ -112,8 +112,9 @@ def _refusal_message(verdict: Verdict, num_tokens: int) -> str:
     if scope is None:  # the Redis script refused without naming a scope: say what can be said
         return f"rate limit reached; retry after {verdict.retry_after_ms / 1000:.1f}s"
     if verdict.is_too_large:
-        return (f"this request needs about {num_tokens} tokens (prompt estimate + max_tokens), more than the "
-                f"{scope.tpm} tokens per minute {scope.name} may use; lower max_tokens or shorten the prompt")
+        return (f"this request needs about {num_tokens} tokens (prompt estimate + max_tokens per choice), more "
+                f"than the {scope.tpm} tokens per minute {scope.name} may use; lower max_tokens or n, or shorten "
+                "the prompt")
     usage = next(u for u in verdict.usage if u.scope == scope)
     if scope.rpm is not None and usage.num_requests >= scope.rpm:
         what = f"{scope.rpm} requests per minute"

@@ -82,11 +82,12 @@ def _lane_headers(job: Job) -> dict[str, str]:
 
 async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> AsyncIterator[str]:
     last = first
+    choices: dict[int, fmt.ChoiceState] = {}
     try:
-        yield fmt.stream_event(job, model, first, first=True)
+        yield fmt.stream_event(job, model, choices.setdefault(first.index, fmt.ChoiceState(first.index)), first)
         async for c in chunks:
             last = c
-            yield fmt.stream_event(job, model, c, first=False)
+            yield fmt.stream_event(job, model, choices.setdefault(c.index, fmt.ChoiceState(c.index)), c)
         if job.stream_usage:
             yield fmt.usage_event(job, model, last)
         yield fmt.DONE

@@ -15,7 +15,8 @@ suffix vLLM uses wherever vLLM exports the same quantity:
 
 Laneway-only: laneway_lane_queue_wait_seconds (the gateway lane queue; the worker's own
 queue is laneway_request_queue_time_seconds on the worker), laneway_request_refusals_total
-{reason}, laneway_request_cancellations_total{stage}, laneway_lane_batch_size, and the
+{reason}, laneway_request_cancellations_total{stage}, laneway_lane_batch_size,
+laneway_unknown_api_keys_total (keys served as tenant anonymous, gateway/intake.py), and the
 gauges of lane_collector.py. Latencies are measured at the gateway, queue included: what
 the endpoint's budget is about.
 """
@@ -75,6 +76,9 @@ class GatewayMetrics:
                                                    "finished request.", LABELS, registry=r, buckets=buckets.TOKENS)
         self.batch_size = Histogram("laneway_lane_batch_size", "Size of the lane batch each request left with "
                                     "(request-weighted).", LABELS, registry=r, buckets=buckets.BATCH_SIZE)
+        self.unknown_api_keys = Counter("laneway_unknown_api_keys", "Requests whose API key matches no tenant, "
+                                        "served as tenant anonymous because the policy does not require auth.",
+                                        registry=r)
         self._instruments: dict[tuple[str, str], LaneInstruments] = {}
 
     def for_lane(self, endpoint: str, lane: str) -> LaneInstruments:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from gateway.job import Job
+from gateway.job import Job, PromptList
 from telemetry import attributes as attr
 from telemetry.percentile import percentile
 
@@ -76,6 +76,7 @@ def _input_messages(job: Job) -> str:
         messages = [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]}
                     for m in prompt]  # type: ignore[index]
     else:
-        text = prompt if isinstance(prompt, str) else json.dumps(prompt)  # token ids, as JSON
-        messages = [{"role": "user", "parts": [{"type": "text", "content": text}]}]
+        prompts = prompt.items if isinstance(prompt, PromptList) else (prompt,)
+        messages = [{"role": "user", "parts": [{"type": "text", "content": p if isinstance(p, str) else json.dumps(p)}]}
+                    for p in prompts]  # token ids as JSON; a list of prompts as one message each
     return json.dumps(messages)

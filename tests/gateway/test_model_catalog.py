@@ -42,8 +42,8 @@ def test_a_report_arriving_later_is_seen_at_once() -> None:
 
 def test_clients_may_name_the_model_the_endpoint_or_laneway() -> None:
     catalog = ModelCatalog(FakeRoster([FakeWorker(_info("tiny"))]))
-    assert catalog.model_names("inline") == ["inline", "laneway", "tiny"]
-    assert ModelCatalog(FakeRoster()).model_names("chat") == ["chat", "laneway"]  # no duplicates
+    assert catalog.model_names("inline") == ["tiny", "inline", "laneway"]  # the served model first
+    assert ModelCatalog(FakeRoster()).model_names("chat") == ["laneway", "chat"]  # served is "laneway": once
 
 
 def test_byte_level_models_count_bytes_exactly_others_are_guessed() -> None:
