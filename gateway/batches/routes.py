@@ -37,20 +37,32 @@ from gateway.state import GatewayState
 BATCH_URLS = ("/v1/chat/completions", "/v1/completions")
 MAX_WINDOW_S = 24 * 3600
 CREATE_FIELDS = {"input_file_id", "endpoint", "completion_window", "metadata"}
+UPLOAD_FIELDS = {"purpose", "file"}
 MAX_METADATA_KEYS = 16
+MAX_FILES_PAGE = 10_000  # `limit` of GET /v1/files
+MAX_BATCHES_PAGE = 100  # `limit` of GET /v1/batches, as OpenAI's
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def routes() -> list[Route]:
-    table = [
-        ("/files", upload_file, "POST"), ("/files", list_files, "GET"),
-        ("/files/{file_id}", get_file, "GET"), ("/files/{file_id}", delete_file, "DELETE"),
-        ("/files/{file_id}/content", file_content, "GET"),
-        ("/batches", create_batch, "POST"), ("/batches", list_batches, "GET"),
-        ("/batches/{batch_id}", get_batch, "GET"), ("/batches/{batch_id}/cancel", cancel_batch, "POST"),
-    ]
-    return [Route(prefix + path, handler, methods=[method])
-            for prefix in ("/v1", "/v1/endpoints/{endpoint}") for path, handler, method in table]
+    table: dict[str, dict[str, Handler]] = {
+        "/files": {"POST": upload_file, "GET": list_files},
+        "/files/{file_id}": {"GET": get_file, "DELETE": delete_file},
+        "/files/{file_id}/content": {"GET": file_content},
+        "/batches": {"POST": create_batch, "GET": list_batches},
+        "/batches/{batch_id}": {"GET": get_batch},
+        "/batches/{batch_id}/cancel": {"POST": cancel_batch},
+    }
+    # One Route per path with all its methods, so a 405 (OPTIONS included) names them all in Allow.
+    return [Route(prefix + path, _by_method(handlers), methods=list(handlers))
+            for prefix in ("/v1", "/v1/endpoints/{endpoint}") for path, handlers in table.items()]
+
+
+def _by_method(handlers: dict[str, Handler]) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        # Starlette answers HEAD for GET routes: the GET handler serves it (the body is dropped).
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+    return endpoint
 
 
 def _needs_redis(handler: Handler) -> Handler:
@@ -84,14 +96,21 @@ def _not_found(kind: str, ident: str, param: str) -> APIError:
 async def upload_file(request: Request) -> Response:
     state, store, tenant = _store(request)
     async with request.form(max_files=1, max_fields=8) as form:
+        unknown = sorted(set(form.keys()) - UPLOAD_FIELDS)
+        if unknown:
+            raise bad_request(f"unsupported multipart field(s): {', '.join(unknown)}; this gateway takes "
+                              f"{', '.join(sorted(UPLOAD_FIELDS))}", param=unknown[0], code="unknown_parameter")
         purpose, upload = form.get("purpose"), form.get("file")
         if purpose != "batch":
             raise bad_request(f"purpose must be \"batch\" (the only kind of file this gateway takes), got "
                               f"{purpose!r}", param="purpose")
-        if not isinstance(upload, UploadFile):
+        if isinstance(upload, str):  # the JSONL sent as a plain form field, without a file name
+            raw, filename = upload.encode(), "input.jsonl"
+        elif isinstance(upload, UploadFile):
+            raw = await upload.read(state.config.max_file_bytes + 1)
+            filename = upload.filename or "input.jsonl"
+        else:
             raise bad_request("multipart field \"file\" with the JSONL file is required", param="file")
-        raw = await upload.read(state.config.max_file_bytes + 1)
-        filename = upload.filename or "input.jsonl"
     if len(raw) > state.config.max_file_bytes:
         raise APIError(413, f"file is larger than {state.config.max_file_bytes} bytes", param="file",
                        code="file_too_large")
@@ -110,7 +129,7 @@ async def list_files(request: Request) -> Response:
     order = q.get("order", "desc")
     if order not in ("asc", "desc"):
         raise bad_request(f"order must be \"asc\" or \"desc\", got {order!r}", param="order")
-    limit = _limit(q.get("limit"), default=10_000, most=10_000)
+    limit = _limit(q.get("limit"), default=MAX_FILES_PAGE, most=MAX_FILES_PAGE)
     records, has_more = await store.files.list(tenant, limit=limit, after=q.get("after"),
                                                newest_first=order == "desc", purpose=q.get("purpose"))
     return JSONResponse(_page([r.to_openai() for r in records], has_more))
@@ -192,7 +211,7 @@ async def get_batch(request: Request) -> Response:
 async def list_batches(request: Request) -> Response:
     _, store, tenant = _store(request)
     q = request.query_params
-    records, has_more = await store.list(tenant, limit=_limit(q.get("limit"), default=20, most=100),
+    records, has_more = await store.list(tenant, limit=_limit(q.get("limit"), default=20, most=MAX_BATCHES_PAGE),
                                          after=q.get("after"))
     return JSONResponse(_page([r.to_openai() for r in records], has_more))
 
@@ -229,13 +248,15 @@ async def _json_object(request: Request) -> dict:
         body = json.loads(await request.body() or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise bad_request("request body nests arrays or objects too deeply", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object", code="invalid_json")
     return body
 
 
 def _window_seconds(value: object) -> int:
-    m = re.fullmatch(r"(\d+)([hms])", value) if isinstance(value, str) else None
+    m = re.fullmatch(r"([0-9]+)([hms])", value) if isinstance(value, str) else None
     seconds = int(m.group(1)) * {"h": 3600, "m": 60, "s": 1}[m.group(2)] if m else 0
     if not 1 <= seconds <= MAX_WINDOW_S:
         raise bad_request(f"completion_window must be \"24h\" (or a shorter duration such as \"30m\"), got "
@@ -256,7 +277,7 @@ def _metadata(value: object) -> dict[str, str] | None:
 def _limit(raw: str | None, *, default: int, most: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    if re.fullmatch(r"[0-9]+", raw) is None or not 1 <= int(raw) <= most:  # str.isdigit takes "²" too
         raise bad_request(f"limit must be a whole number from 1 to {most}, got {raw!r}", param="limit")
     return int(raw)
 

@@ -31,7 +31,8 @@ def laneway_endpoint(policy: Policy, from_path: str | None, metadata: dict[str, 
     named = metadata.get(METADATA_KEY) if metadata else None
     if from_path is not None and named is not None and named != from_path:
         raise APIError(400, f"metadata.{METADATA_KEY}={named!r} contradicts the endpoint in the URL "
-                            f"({from_path!r}); leave one out", param=f"metadata.{METADATA_KEY}")
+                            f"({from_path!r}); leave one out", param=f"metadata.{METADATA_KEY}",
+                       code="endpoint_conflict")
     name = from_path or named
     if name is not None:
         if name not in policy.endpoints:
