@@ -19,7 +19,8 @@ from starlette.requests import Request
 from gateway.errors import APIError, bad_request, from_validation_error
 from gateway.job import Job, LaneTicket, PromptList, Sampling
 from gateway.model_catalog import ModelCatalog
-from gateway.schemas import MAX_CHOICES, UNSUPPORTED, ChatCompletionRequest, CompletionRequest
+from gateway.body_checks import refuse_lone_surrogates, refuse_unsupported
+from gateway.schemas import MAX_CHOICES, ChatCompletionRequest, CompletionRequest
 from lanes.classify import RequestFeatures, classify
 from lanes.policy import Policy
 from lanes.api_key import hash_api_key
@@ -94,8 +95,8 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: st
     """Validate an OpenAI body for an endpoint and classify it; used by HTTP routes and the Batch API.
     The job keeps this policy's decisions even if the policy is reloaded while it runs."""
     schema = ChatCompletionRequest if kind == "chat" else CompletionRequest
-    _refuse_unsupported(body)
-    _refuse_lone_surrogates(body)
+    refuse_unsupported(body)
+    refuse_lone_surrogates(body)
     try:
         req = schema.model_validate(body)
     except ValidationError as exc:
@@ -147,16 +148,6 @@ async def _json_body(request: Request) -> object:
     return body
 
 
-def _refuse_unsupported(body: object) -> None:
-    """OpenAI fields that would change the output and are not served here: a 400 naming the field
-    (unknown fields in general are refused by the models, as unrecognized)."""
-    if isinstance(body, dict):
-        for name, why in UNSUPPORTED.items():
-            if name in body:
-                raise bad_request(f"{name} is not supported by this server: {why}", param=name,
-                                  code="unsupported_parameter")
-
-
 def _prompt(req: CompletionRequest | ChatCompletionRequest, catalog: ModelCatalog
             ) -> tuple[str | list[int] | list[dict[str, str]] | PromptList, list[int]]:
     """The job's prompt and the estimated tokens of each of its prompts (chat: one)."""
@@ -169,26 +160,6 @@ def _prompt(req: CompletionRequest | ChatCompletionRequest, catalog: ModelCatalo
     if len(prompts) == 1:
         return (prompts[0] if isinstance(prompts[0], str) else list(prompts[0])), estimates
     return PromptList(tuple(p if isinstance(p, str) else tuple(p) for p in prompts)), estimates
-
-
-def _refuse_lone_surrogates(body: object) -> None:
-    """JSON may escape a lone UTF-16 surrogate ("\\ud800"); such a string is no text and cannot be
-    encoded for the worker: a 400 naming where it is, not a failure later. Iterative: a body
-    nested as deep as the JSON parser allows must not exhaust the stack here."""
-    stack: list[tuple[object, str]] = [(body, "")]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, str):
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                raise bad_request(f"{path or 'body'} holds a lone UTF-16 surrogate, which is not text",
-                                  param=path or None, code="invalid_text") from None
-        elif isinstance(value, dict):
-            stack.extend((key, path) for key in value)
-            stack.extend((item, f"{path}.{key}" if path else str(key)) for key, item in value.items())
-        elif isinstance(value, list):
-            stack.extend((item, f"{path}.{i}" if path else str(i)) for i, item in enumerate(value))
 
 
 def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec, num_prompts: int) -> Sampling:

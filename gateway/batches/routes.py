@@ -30,6 +30,7 @@ from gateway.batches import keys
 from gateway.batches.batch_store import BatchStore
 from gateway.batches.records import BatchRecord, BatchStatus
 from gateway.batches.target import laneway_endpoint
+from gateway.body_checks import refuse_lone_surrogates
 from gateway.errors import APIError, bad_request, unavailable
 from gateway.intake import caller, endpoint_name
 from gateway.state import GatewayState
@@ -252,6 +253,7 @@ async def _json_object(request: Request) -> dict:
         raise bad_request("request body nests arrays or objects too deeply", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object", code="invalid_json")
+    refuse_lone_surrogates(body)  # Redis could not store such a string
     return body
 
 

@@ -40,6 +40,7 @@ LIMIT_CODES = {
     "too_many_choices": f"more than {MAX_CHOICES} choices (prompts x n)",
     "best_of_not_supported": "best_of other than n",
     "endpoint_conflict": "a batch's metadata.laneway_endpoint other than the endpoint in its URL",
+    "invalid_text": "a string holding a lone UTF-16 surrogate escape (\\ud800), which is no text",
 }
 
 
@@ -140,7 +141,8 @@ def _batch_paths(prefix: str, endpoints: tuple[str, ...]) -> dict[str, dict]:
                        "metadata": {"type": "object", "maxProperties": batch_routes.MAX_METADATA_KEYS,
                                     "additionalProperties": {"type": "string"},
                                     "properties": {target.METADATA_KEY: endpoint_name}}}}}}}
-    batch_errors = {"400": _error("Invalid request"), "401": _error("Missing or invalid API key"),
+    batch_errors = {"400": _error("Invalid request, or refused by a rule the schema cannot state; then `code` "
+                                  "is endpoint_conflict or invalid_text (see the generation routes' 400)"), "401": _error("Missing or invalid API key"),
                     "404": _error("No such file or batch for this tenant"),
                     "503": _error("No Redis configured, or Redis is unavailable (Retry-After)")}
     return {
