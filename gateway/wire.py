@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from laneway_proto import worker_pb2 as pb
 from gateway.job import Chunk, Job, WorkerLoad
+from laneway_proto import worker_pb2 as pb
 
 _FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.FINISH_REASON_ABORT: "abort"}
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from laneway_proto import worker_pb2 as pb
-from laneway_proto import worker_pb2_grpc as pb_grpc
 from gateway.job import Chunk, Job, WorkerLoad
 from gateway.wire import from_chunk, from_load, to_request
+from laneway_proto import worker_pb2 as pb
+from laneway_proto import worker_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,6 @@ from workers.built_engine import BuiltEngine
 from workers.config import WorkerConfig, is_sim_model
 from workers.engine.config import CacheRuntime, SchedulerConfig
 from workers.engine.engine_loop import EngineLoop
-from workers.engine.tokenizer import Tokenizer
-from workers.models.config import ModelConfig
 
 if TYPE_CHECKING:
     import torch

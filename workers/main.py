@@ -87,7 +87,8 @@ def _default_advertise(cfg: WorkerConfig) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="tiny", help="preset name (tiny, small), a local HF model directory, or sim:PRESET "
+    p.add_argument("--model", default="tiny",
+                   help="preset name (tiny, small), a local HF model directory, or sim:PRESET "
                         "(SIMULATED: h100-llama3-8b, h100-llama3-70b-tp4, 8xb200-moe, cpu-small)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051)

@@ -11,8 +11,8 @@ import uuid
 from dataclasses import dataclass
 
 from laneway_proto import worker_pb2 as pb
-from workers.engine.outputs import RequestOutput
 from workers.engine.engine_loop import LoadSnapshot
+from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
 from workers.engine.tokenizer import Tokenizer

@@ -23,9 +23,24 @@ from gateway.config import GatewayConfig
 from gateway.lanes_runtime import admission
 from lanes.policy_load import parse_policy
 from tests.deploy.cli_check import parse
-from tests.deploy.manifests import (DEPLOY, K8S, OVERLAYS, ROOT, Dockerfile, Rendered, container_args, containers,
-                                    flag, kustomizations, load_all, package_folders, pod_spec, referenced_files, render,
-                                    yaml_files)
+from tests.deploy.manifests import (
+    DEPLOY,
+    K8S,
+    OVERLAYS,
+    ROOT,
+    Dockerfile,
+    Rendered,
+    container_args,
+    containers,
+    flag,
+    kustomizations,
+    load_all,
+    package_folders,
+    pod_spec,
+    referenced_files,
+    render,
+    yaml_files,
+)
 from workers.main import SERVICE_NAME
 
 PLACEHOLDERS = {"POD_IP": "10.0.0.7"}  # fieldRef values, for parsing args that expand them

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lanes.classify import RequestFeatures, classify
-from lanes.classify import UnknownEndpointError
+from lanes.classify import RequestFeatures, UnknownEndpointError, classify
 from tests.lanes.factories import make_policy, with_change
 
 POLICY = make_policy()

@@ -176,7 +176,8 @@ CASES = [
     ),
     (
         "auth required but nobody can authenticate",
-        POLICY_YAML[: POLICY_YAML.index("\ntenants:") + 1].replace("allowed_tenants: [bots]", "allowed_tenants: [anonymous]")
+        POLICY_YAML[: POLICY_YAML.index("\ntenants:") + 1].replace("allowed_tenants: [bots]",
+                                                                   "allowed_tenants: [anonymous]")
         .replace("tenant: bots", "tenant: anonymous")
         + "auth: {required: true}\n",
         "test.yaml:43: auth.required: got true",
@@ -235,7 +236,8 @@ def test_yaml_syntax_error_at_a_bad_indent() -> None:
 
 @pytest.mark.parametrize(
     ("text", "got"),
-    [("", "got an empty file"), ("# only a comment\n", "got an empty file"), ("- a\n- b\n", "got a list"), ("42\n", "got int 42")],
+    [("", "got an empty file"), ("# only a comment\n", "got an empty file"), ("- a\n- b\n", "got a list"),
+     ("42\n", "got int 42")],
 )
 def test_not_a_policy_at_all(text: str, got: str) -> None:
     with pytest.raises(PolicyError) as err:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from tests.redis.batch_client import completion_lines, create, lines_of, request_line, upload, wait_for
 from tests.redis.factories import ALPHA, BETA, gateway_app, make_config, make_policy, runner_of
 from tests.redis.fake_worker import RunningFake, start_fake_worker

@@ -13,8 +13,8 @@ from gateway.errors import APIError
 from gateway.job import Job, LaneTicket, Sampling
 from gateway.ratelimit import NoLimits, RateLimiter
 from gateway.ratelimit.headers import format_duration, ratelimit_headers
-from gateway.ratelimit.scope import Scope
 from gateway.ratelimit.limiter import _refusal_message
+from gateway.ratelimit.scope import Scope
 from gateway.ratelimit.sliding_log import SlidingLog, Verdict
 from lanes.policy import load_policy
 from tests.redis.factories import make_policy

@@ -77,7 +77,8 @@ def render_markdown(r: EngineBenchResult, plot_path: str | None, doc_dir: Path |
     lines += ["", *_targets(r)]
     for table in r.profiles:
         first, _, rest = table.partition("\n")
-        lines += ["", f"<details><summary>Profile: {first}</summary>", "", "```", rest.rstrip(), "```", "", "</details>"]
+        lines += ["", f"<details><summary>Profile: {first}</summary>", "", "```", rest.rstrip(), "```", "",
+                  "</details>"]
     lines.append(END)
     return "\n".join(lines) + "\n"
 

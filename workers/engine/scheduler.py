@@ -17,7 +17,7 @@ from workers.engine.preemption import may_preempt_to_admit, may_preempt_to_grow,
 from workers.engine.prefix_cache import PrefixMatch
 from workers.engine.request_error import InvalidRequest
 from workers.engine.scheduler_output import SchedulerOutput
-from workers.engine.sequence import LanePolicy, Sequence, SeqStatus
+from workers.engine.sequence import LanePolicy, SeqStatus, Sequence
 from workers.engine.step_plan import StepPlan
 from workers.engine.step_shape import EMPTY_SHAPE, StepCost, StepShape, TokenCount
 from workers.engine.stopping import finish_status

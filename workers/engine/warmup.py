@@ -12,11 +12,10 @@ Pure Python over the Engine: the engine's runner does the torch work.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable
-
 import json
 import logging
+import random
+from collections.abc import Iterable
 from pathlib import Path
 
 from workers.engine.cost_fit import FitError, MeasuredStep
@@ -57,7 +56,8 @@ def warm_up(engine: Engine, vocab_size: int, seed: int = 0) -> list[MeasuredStep
             for batch, context in DECODE_POINTS:
                 if context <= longest:
                     batch = min(batch, config.max_num_seqs)
-                    _run(engine, (_seq(rng, vocab_size, context, NUM_DECODE_TOKENS, f"warm-up-{r}-d{batch}x{context}-{i}")
+                    name = f"warm-up-{r}-d{batch}x{context}"
+                    _run(engine, (_seq(rng, vocab_size, context, NUM_DECODE_TOKENS, f"{name}-{i}")
                                   for i in range(batch)))
     finally:
         engine.on_step = previous

@@ -7,6 +7,7 @@ bos/eos/pad, then reserved ids up to vocab_size, so every id a preset can emit d
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+
 from workers.models.errors import ModelLoadError
 
 SUPPORTED_DTYPES = ("float32", "bfloat16", "float16")

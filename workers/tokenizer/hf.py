@@ -9,8 +9,8 @@ from typing import Any
 
 from tokenizers import Tokenizer as RustTokenizer
 
-from workers.tokenizer.errors import ChatTemplateError
 from workers.tokenizer.chat_template import ChatTemplate
+from workers.tokenizer.errors import ChatTemplateError
 
 _SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token")
 

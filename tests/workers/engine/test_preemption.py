@@ -11,7 +11,7 @@ from tests.workers.engine.factories import (
     run_until_done,
     step,
 )
-from workers.engine.sequence import LanePolicy, Sequence, SeqStatus
+from workers.engine.sequence import LanePolicy, SeqStatus, Sequence
 
 
 def reference_output(seq: Sequence) -> list[int]:

@@ -14,7 +14,7 @@ from tests.workers.engine.factories import INTERACTIVE, STREAMING, make_schedule
 from workers.engine.linear_cost import LinearCost
 from workers.engine.scheduler import MIN_URGENT_CHUNK, TBT_HEADROOM
 from workers.engine.sequence import LanePolicy, LatencyTargets
-from workers.engine.step_shape import StepShape, shape_of
+from workers.engine.step_shape import StepShape
 
 COST = LinearCost(fixed_s=0.010, per_token_s=0.002)
 STREAM = LatencyTargets(ttft_s=1.5, tbt_s=0.100)
