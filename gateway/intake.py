@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from gateway.errors import APIError, bad_request, from_validation_error
-from gateway.job import Job, LaneTicket, Sampling
+from gateway.job import Job, LaneTicket, LatencyTargets, Sampling
 from gateway.model_catalog import ModelCatalog
 from gateway.schemas import ChatCompletionRequest, CompletionRequest
 from lanes.classify import RequestFeatures, classify
@@ -82,9 +82,7 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: st
                                         headers=lower_headers, prompt_tokens=estimate,
                                         max_tokens=sampling.max_tokens), policy)
     lane = decision.lane
-    ticket = LaneTicket(name=decision.lane_name, priority=lane.priority, preemptible=lane.preemptible,
-                        max_seq_share=lane.capacity_share.seqs, max_kv_share=lane.capacity_share.kv,
-                        backfill=lane.backfill)
+    ticket = LaneTicket.for_lane(decision.lane_name, lane)
     now = time.time()
     deadline = now + lane.max_queue_wait_ms / 1000.0
     client_timeout = lower_headers.get("x-laneway-deadline-ms")
@@ -93,9 +91,12 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: st
             deadline = min(deadline, now + float(client_timeout) / 1000.0)
         except ValueError:
             raise bad_request(f"x-laneway-deadline-ms must be a number of ms, got {client_timeout!r}") from None
+    # Gaps between tokens are a promise only to a client that watches them arrive: a request
+    # answered in one body carries no TBT target, so the worker need not shrink steps for it.
+    targets = LatencyTargets(ttft_ms=spec.slo.ttft_p95_ms, tbt_ms=spec.slo.tbt_p95_ms if req.stream else None)
     return Job(endpoint=endpoint, tenant=tenant, kind=kind, prompt=prompt, sampling=sampling, lane=ticket,
                stream=req.stream, stream_usage=req.include_usage_in_stream, prompt_tokens_estimate=estimate,
-               deadline=deadline, created=now)
+               deadline=deadline, created=now, targets=targets)
 
 
 async def _json_body(request: Request) -> object:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.job import Chunk, Job, WorkerLoad
+import math
+
+from gateway.job import Chunk, Job, LaneLoad, WorkerLoad
 from laneway_proto import worker_pb2 as pb
 
 _FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.FINISH_REASON_ABORT: "abort"}
@@ -17,9 +19,11 @@ def to_request(job: Job) -> pb.GenerateRequest:
     if s.logprobs is not None:
         sampling.logprobs = s.logprobs
     lane = pb.LaneInfo(name=job.lane.name, priority=job.lane.priority, preemptible=job.lane.preemptible,
-                       max_seq_share=job.lane.max_seq_share, max_kv_share=job.lane.max_kv_share)
+                       max_seq_share=job.lane.max_seq_share, max_kv_share=job.lane.max_kv_share,
+                       min_share=job.lane.min_share)
+    targets = pb.LatencyTargets(ttft_ms=job.targets.ttft_ms or 0.0, tbt_ms=job.targets.tbt_ms or 0.0)
     req = pb.GenerateRequest(request_id=job.request_id, sampling=sampling, lane=lane, endpoint=job.endpoint,
-                             batch_id=job.batch_id,
+                             batch_id=job.batch_id, targets=targets,
                              deadline_unix_ms=int(job.deadline * 1000) if job.deadline else 0)
     if job.kind == "chat":
         if not isinstance(job.prompt, list) or not all(isinstance(m, dict) for m in job.prompt):
@@ -51,4 +55,20 @@ def from_load(r: pb.LoadReport) -> WorkerLoad:
     return WorkerLoad(num_running=r.num_running, num_waiting=r.num_waiting,
                       num_free_kv_blocks=r.num_free_kv_blocks, num_total_kv_blocks=r.num_total_kv_blocks,
                       num_queued_prefill_tokens=r.num_queued_prefill_tokens,
-                      max_num_seqs=max(1, r.max_num_seqs), is_draining=r.is_draining)
+                      max_num_seqs=max(1, r.max_num_seqs), is_draining=r.is_draining,
+                      lanes=tuple(_lane_load(lane) for lane in r.lanes),
+                      step_time_budget_ms=_finite_ms(r.step_time_budget_ms),
+                      num_bulk_slots=max(0, r.num_bulk_slots))
+
+
+def _lane_load(lane: pb.LaneLoad) -> LaneLoad:
+    return LaneLoad(name=lane.name, priority=lane.priority, preemptible=lane.preemptible,
+                    num_running=lane.num_running, num_waiting=lane.num_waiting,
+                    num_queued_prefill_tokens=lane.num_queued_prefill_tokens,
+                    predicted_wait_ms=_finite_ms(lane.predicted_wait_ms))
+
+
+def _finite_ms(value: float) -> float:
+    # The worker reports 0 for "none"; a NaN or negative from a confused cost model is read as
+    # none too, so admission and dispatch fall back to their own measures instead of trusting it.
+    return value if math.isfinite(value) and value > 0 else 0.0

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 
-from gateway.job import Job
+from gateway.job import Job, WorkerLoad
 from gateway.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,24 @@ class WorkerPool:
         """Sequence slots the healthy workers report free, minus calls opened since."""
         return sum(max(0, w.load.max_num_seqs - max(w.load.num_running + w.load.num_waiting, w.num_inflight))
                    for w in self.healthy())
+
+    def backfill_capacity(self) -> int:
+        """More preemptible (bulk) sequences the healthy workers can take now: each worker's
+        step-time headroom (num_bulk_slots), minus calls opened since its report. A worker
+        whose steps have no time budget (token mode, an older worker, no latency work to
+        protect) offers its free sequence slots instead."""
+        total = 0
+        for w in self.healthy():
+            load = w.load
+            reported = load.num_running + load.num_waiting
+            opened_since = max(0, w.num_inflight - reported)  # calls the report cannot know of yet
+            room = load.num_bulk_slots if load.has_step_budget else load.max_num_seqs - reported
+            total += max(0, room - opened_since)
+        return total
+
+    def loads(self) -> list[WorkerLoad]:
+        """The healthy workers' last load reports (admission reads their by-lane waits)."""
+        return [w.load for w in self.healthy()]
 
     @staticmethod
     def _affine(job: Job, candidates: list[WorkerClient]) -> WorkerClient | None:

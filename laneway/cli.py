@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that compare configurations side by side in one run")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
-    bl = bench_sub.add_parser("lanes", help="one trace replayed under lanes vs product-blind policies")
+    bl = bench_sub.add_parser("lanes", help="one trace replayed under lanes vs product-blind policies, "
+                                             "steady or with a bulk backlog landing (--scenario)")
     from laneway.bench import lanes as bench_lanes
 
     bench_lanes.add_arguments(bl)

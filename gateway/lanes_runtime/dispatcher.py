@@ -5,9 +5,10 @@ every budget it carries; it then waits at most for its batch to close (full, win
 passed, or a member's deadline reached) and leaves with that batch to the one worker
 picked for the batch's first job. Whenever anything changes (an arrival, a departure, a
 closing window, the pool, a tick), `_pump()` dispatches every ready batch, lanes in
-priority order, backfill lanes last and only into idle capacity, then refuses jobs whose
-deadline has passed. `_pump()` never awaits, so no lane ever waits for another lane's
-work: a long bulk queue cannot delay an interactive batch.
+priority order, backfill lanes last and only into the workers' bulk headroom (the step time
+their latency work leaves, `pool.backfill_capacity()`), then refuses jobs whose deadline has
+passed. `_pump()` never awaits, so no lane ever waits for another lane's work: a long bulk
+queue cannot delay an interactive batch.
 
 Tasks: one flusher per lane (sleeps until that lane's window closes or a deadline
 arrives) and one pool watcher (wakes on `pool.changed` or every `TICK_S`). Only the
@@ -23,8 +24,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.errors import APIError, refused, unavailable
-from gateway.job import Job
-from gateway.lanes_runtime.admission import DEADLINE, Refusal, check_admission
+from gateway.job import Job, WorkerLoad
+from gateway.lanes_runtime.admission import DEADLINE, Backlog, Refusal, check_admission, predict_wait
 from gateway.lanes_runtime.clock import Clock, SystemClock, wait_for_event
 from gateway.lanes_runtime.lane_queue import Waiter
 from gateway.lanes_runtime.lane_state import LaneState
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.1  # backfill re-checks free capacity at least this often, even if nothing signals
+TICK_S = 0.1  # backfill re-checks the workers' headroom at least this often, even if nothing signals
 
 
 class WorkerSource(Protocol):
@@ -46,7 +47,9 @@ class WorkerSource(Protocol):
 
     def pick(self, job: Job, exclude: Iterable[WorkerClient] = ()) -> WorkerClient | None: ...
 
-    def free_capacity(self) -> int: ...
+    def backfill_capacity(self) -> int: ...
+
+    def loads(self) -> list[WorkerLoad]: ...
 
 
 class LaneDispatcher:
@@ -98,13 +101,16 @@ class LaneDispatcher:
         self._ensure_tasks()
         lane = self._lane_of(job)
         now = self.clock.now()
-        refusal = check_admission(
-            lane_name=lane.name, lane=lane.spec, endpoint_name=job.endpoint,
-            endpoint=self.policy.endpoints.get(job.endpoint), num_queued=len(lane.queue),
-            seconds_per_job=lane.rate.seconds_per_job, deadline=job.deadline, now=now,
-            num_unstarted=len(lane.unstarted), seconds_per_first_token=lane.start_rate.seconds_per_job)
+        backlog = Backlog(num_queued=len(lane.queue), seconds_per_job=lane.rate.seconds_per_job,
+                          num_unstarted=len(lane.unstarted), seconds_per_first_token=lane.start_rate.seconds_per_job,
+                          worker_loads=tuple(self.pool.loads()))
+        refusal = check_admission(lane_name=lane.name, lane=lane.spec, endpoint_name=job.endpoint,
+                                  endpoint=self.policy.endpoints.get(job.endpoint), backlog=backlog,
+                                  deadline=job.deadline, now=now)
         if refusal is not None:
             raise self._refuse(lane, refusal)
+        # Kept for telemetry: predicted against actual TTFT shows whether admission is honest.
+        job.predicted_wait_s = predict_wait(lane.name, lane.spec, backlog).wait_s
         future: asyncio.Future[WorkerClient] = asyncio.get_running_loop().create_future()
         waiter = Waiter(job, future, enqueued_at=now, window_s=lane.window_s)
         job.enqueued_at = now
@@ -192,7 +198,7 @@ class LaneDispatcher:
         now = self.clock.now()
         order = sorted(self._lanes.values(), key=lambda lane: (lane.spec.backfill, lane.spec.priority, lane.name))
         has_worker = True
-        backfill_room: int | None = None  # free capacity left for backfill in this pump
+        backfill_room: int | None = None  # bulk headroom left for backfill in this pump
         for lane in order:
             while has_worker:
                 ready = lane.ready_at()
@@ -203,7 +209,7 @@ class LaneDispatcher:
                     if any(other.has_waiting for other in order if not other.spec.backfill):
                         break
                     if backfill_room is None:
-                        backfill_room = self.pool.free_capacity()
+                        backfill_room = self.pool.backfill_capacity()
                     if backfill_room <= 0:
                         break
                     limit = min(limit, backfill_room)

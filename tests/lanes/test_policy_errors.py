@@ -84,6 +84,18 @@ CASES = [
         "expected true for a backfill lane",
     ),
     (
+        "minimum share on a lane that never gives way",
+        with_change("    max_queue_wait_ms: 300\n", "    max_queue_wait_ms: 300\n    min_share: 0.1\n"),
+        "test.yaml:10: lanes.interactive.min_share: got 0.1",
+        "expected 0 on a lane that is not preemptible",
+    ),
+    (
+        "minimum share above half of every step",
+        with_change("    backfill: true\n", "    backfill: true\n    min_share: 0.6\n"),
+        "test.yaml:25: lanes.bulk.min_share: got 0.6",
+        "expected 0.5 or less",
+    ),
+    (
         "endpoint name that is not URL-safe",
         with_change("  inline-completion:", "  Inline Completion:"),
         "test.yaml:34: endpoints.Inline Completion: got 'Inline Completion'",

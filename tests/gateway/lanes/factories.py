@@ -55,8 +55,7 @@ def make_job(policy: Policy, now: float, endpoint: str = "chat", *, deadline_ms:
     """A job as gateway.intake builds it: the endpoint's lane, deadline = min(lane wait, client's)."""
     lane_name = lane or policy.endpoints[endpoint].lane
     spec = policy.lanes[lane_name]
-    ticket = LaneTicket(name=lane_name, priority=spec.priority, preemptible=spec.preemptible,
-                        backfill=spec.backfill)
+    ticket = LaneTicket.for_lane(lane_name, spec)
     deadline = now + spec.max_queue_wait_ms / 1000.0
     if deadline_ms is not None:
         deadline = min(deadline, now + deadline_ms / 1000.0)
@@ -101,9 +100,10 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def running(policy: Policy | None = None, **pool_fields: Any) -> AsyncIterator[Rig]:
+async def running(policy: Policy | None = None, pool: Any = None, **pool_fields: Any) -> AsyncIterator[Rig]:
+    """A dispatcher on a fake clock; on a FakePool made of pool_fields unless `pool` is given."""
     policy = policy or make_policy()
-    pool, clock = FakePool(**pool_fields), FakeClock()
+    pool, clock = pool if pool is not None else FakePool(**pool_fields), FakeClock()
     dispatcher = LaneDispatcher(policy, pool, clock=clock)  # type: ignore[arg-type]
     await dispatcher.start()
     rig = Rig(dispatcher, pool, clock, policy, t0=clock.now())
