@@ -168,20 +168,22 @@ def test_preempted_seq_keeps_its_place_ahead_of_newer_seqs() -> None:
 
 
 def test_preempting_an_already_scheduled_decode_returns_its_tokens() -> None:
+    # Bulk goes last in a step, so the victim already scheduled is another bulk seq: b_new
+    # sat the last step out, goes first this step (turns), then b_old needs a block to grow
+    # and takes b_new's, tokens and all.
     sched = make_scheduler(num_blocks=4, block_size=4, max_num_batched_tokens=8)
-    floor = LanePolicy(name="bulk", priority=2, preemptible=True, min_share=0.25)
-    bulk = make_seq("bulk", prompt_len=4, max_tokens=10, lane=floor)
-    sched.add(bulk)
-    step(sched)
-    urgent = make_seq("urgent", prompt_len=15, max_tokens=1, lane=INTERACTIVE)
-    sched.add(urgent)
-    assert [(c.seq_id, c.num_new_tokens) for c in step(sched).chunks] == [("bulk", 1), ("urgent", 7)]
-    # Bulk's min_share slice goes before latency prefill, so bulk is scheduled before
-    # urgent's next chunk needs its blocks.
+    b_old = make_seq("b-old", prompt_len=7, max_tokens=10, lane=BULK)
+    b_new = make_seq("b-new", prompt_len=7, max_tokens=10, lane=BULK)
+    sched.add(b_old)
+    sched.add(b_new)
+    assert [(c.seq_id, c.num_new_tokens) for c in step(sched).chunks] == [("b-old", 7), ("b-new", 1)]
+    assert [(c.seq_id, c.num_new_tokens) for c in step(sched).chunks] == [("b-old", 1), ("b-new", 6)]
+    # b-new got its first token a step later, so it goes first now; b-old (8 tokens, 2 blocks)
+    # needs a third block for its next token and the cache is full.
     result = step(sched)
-    assert result.output.preempted == [bulk]
-    assert result.ids == ["urgent"]
-    assert result.output.num_batched_tokens == 7
+    assert result.output.preempted == [b_new]
+    assert result.ids == ["b-old"]
+    assert result.output.num_batched_tokens == 1
 
 
 def test_victim_is_the_least_urgent_by_sort_key_deadline_included() -> None:
