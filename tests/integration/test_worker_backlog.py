@@ -54,7 +54,6 @@ def test_a_bulk_burst_does_not_push_a_running_streams_tbt_over_its_budget(tmp_pa
     metrics_port, port = free_port(), free_port()
     cmd = laneway_cmd("worker", "--port", str(port), "--model", "small", "--kv-cache-memory", "512MB",
                       "--num-threads", "2", "--max-num-batched-tokens", "2048", "--metrics-port", str(metrics_port))
-    # The small preset's weights are built at start: minutes on a busy 2-core machine.
     worker = Proc("worker", cmd, port, tmp_path / "worker.log").start().wait_port(timeout=300)
     try:
         with grpc.insecure_channel(worker.address) as channel:
