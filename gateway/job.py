@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
+JobKind = Literal["completion", "chat"]  # which OpenAI endpoint the request came in on
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -39,7 +41,7 @@ class LaneTicket:
 class Job:
     endpoint: str
     tenant: str
-    kind: Literal["completion", "chat"]
+    kind: JobKind
     prompt: str | list[int] | list[dict[str, str]]
     sampling: Sampling
     lane: LaneTicket
