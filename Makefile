@@ -37,7 +37,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 typecheck: install
-	$(VENV)/bin/mypy gateway lanes telemetry workers/engine
+	$(VENV)/bin/mypy gateway lanes telemetry workers laneway
 
 proto: install
 	$(PY) scripts/gen_proto.py

@@ -83,7 +83,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             await pool.close()
             telemetry.shutdown()  # flushes the spans still queued
 
-    return Starlette(routes=_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,  # type: ignore[arg-type]
+    return Starlette(routes=_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,
                      middleware=[Middleware(TelemetryMiddleware),
                                  Middleware(BodyLimits, max_body_bytes=config.max_body_bytes,
                                             max_upload_bytes=config.max_file_bytes,

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from gateway.errors import APIError, bad_request, from_validation_error
-from gateway.job import Job, LaneTicket, LatencyTargets, Sampling
+from gateway.job import Job, JobKind, LaneTicket, LatencyTargets, Sampling
 from gateway.model_catalog import ModelCatalog
 from gateway.schemas import ChatCompletionRequest, CompletionRequest
 from lanes.classify import RequestFeatures, classify
@@ -51,14 +51,14 @@ def caller(request: Request, policy: Policy) -> str:
     return tenant
 
 
-async def build_job(request: Request, kind: str, policy: Policy, catalog: ModelCatalog) -> Job:
+async def build_job(request: Request, kind: JobKind, policy: Policy, catalog: ModelCatalog) -> Job:
     endpoint = endpoint_name(request, policy)
     tenant = tenant_for(request, policy, endpoint)
     body = await _json_body(request)
     return job_from_body(policy, catalog, kind, endpoint, tenant, body, request.headers)
 
 
-def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: str, tenant: str, body: object,
+def job_from_body(policy: Policy, catalog: ModelCatalog, kind: JobKind, endpoint: str, tenant: str, body: object,
                   headers: Mapping[str, str]) -> Job:
     """Validate an OpenAI body for an endpoint and classify it; used by HTTP routes and the Batch API.
     The job keeps this policy's decisions even if the policy is reloaded while it runs."""

@@ -12,6 +12,8 @@ from typing import Literal
 
 from lanes.lane import LaneSpec
 
+JobKind = Literal["completion", "chat"]  # which OpenAI endpoint the request came in on
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -57,7 +59,7 @@ class LatencyTargets:
 class Job:
     endpoint: str
     tenant: str
-    kind: Literal["completion", "chat"]
+    kind: JobKind
     prompt: str | list[int] | list[dict[str, str]]
     sampling: Sampling
     lane: LaneTicket

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 import grpc
@@ -72,7 +72,7 @@ class GenerationService:
         self.dispatcher = dispatcher
         self.telemetry = telemetry if telemetry is not None else GatewayTelemetry.disabled()
 
-    async def stream(self, job: Job) -> AsyncIterator[Chunk]:
+    async def stream(self, job: Job) -> AsyncGenerator[Chunk, None]:
         trace = self.telemetry.generation(job)  # the HTTP request's trace, or its own (Batch API items)
         try:
             with trace.lane_queue(job):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TypeGuard, cast
 
 from gateway.job import Chunk, Job, LaneLoad, WorkerLoad
 from laneway_proto import worker_pb2 as pb
@@ -26,14 +27,18 @@ def to_request(job: Job) -> pb.GenerateRequest:
                              batch_id=job.batch_id, targets=targets,
                              deadline_unix_ms=int(job.deadline * 1000) if job.deadline else 0)
     if job.kind == "chat":
-        if not isinstance(job.prompt, list) or not all(isinstance(m, dict) for m in job.prompt):
+        if not _is_messages(job.prompt):
             raise TypeError(f"{job.request_id}: a chat job's prompt is a list of messages, got {job.prompt!r:.80}")
         req.chat.messages.extend(pb.ChatMessage(role=m["role"], content=m["content"]) for m in job.prompt)
     elif isinstance(job.prompt, str):
         req.text = job.prompt
     else:
-        req.token_ids.ids.extend(job.prompt)
+        req.token_ids.ids.extend(cast(list[int], job.prompt))  # intake gives a completion text or token ids
     return req
+
+
+def _is_messages(prompt: object) -> TypeGuard[list[dict[str, str]]]:
+    return isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt)
 
 
 def from_chunk(c: pb.GenerateChunk) -> Chunk:

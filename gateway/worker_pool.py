@@ -145,7 +145,7 @@ def _prefix_key(job: Job) -> bytes | None:
     if isinstance(p, str):
         text = p
     elif p and isinstance(p[0], dict):
-        text = "".join(f"{m['role']}:{m['content']}" for m in p)  # type: ignore[index]
+        text = "".join(f"{m['role']}:{m['content']}" for m in p)
     else:
         text = ",".join(map(str, p[:AFFINITY_PREFIX_CHARS]))
     return text[:AFFINITY_PREFIX_CHARS].encode() if len(text) >= 32 else None

@@ -15,6 +15,7 @@ from redis.asyncio.client import Pipeline
 from gateway.batches import keys
 from gateway.batches.paging import page_ids
 from gateway.batches.records import FileRecord
+from gateway.redis_types import fields, maybe_text, text_hash
 
 
 class FileStore:
@@ -32,19 +33,19 @@ class FileStore:
     def write(pipe: Pipeline, record: FileRecord, content: str) -> None:
         """Queue the writes of one file on a pipeline (the finisher adds its own to one transaction)."""
         pipe.set(keys.content_key(record.id), content)
-        pipe.hset(keys.file_key(record.id), mapping=record.to_hash())
+        pipe.hset(keys.file_key(record.id), mapping=fields(record.to_hash()))
         pipe.zadd(keys.files_index(record.tenant), {record.id: record.created_at})
 
     async def get(self, file_id: str, tenant: str) -> FileRecord | None:
         h = await self.redis.hgetall(keys.file_key(file_id))
         if not h or h.get("tenant") != tenant:
             return None
-        return FileRecord.from_hash(h)
+        return FileRecord.from_hash(text_hash(h))
 
     async def content(self, file_id: str, tenant: str) -> str | None:
         if await self.get(file_id, tenant) is None:
             return None
-        return await self.redis.get(keys.content_key(file_id))
+        return maybe_text(await self.redis.get(keys.content_key(file_id)))
 
     async def delete(self, file_id: str, tenant: str) -> bool:
         record = await self.get(file_id, tenant)

@@ -14,6 +14,7 @@ import time
 
 from redis.asyncio.client import Pipeline
 
+from gateway import redis_types
 from gateway.batches import keys
 from gateway.batches.batch_store import BatchStore
 from gateway.batches.files import FileStore
@@ -45,7 +46,7 @@ async def finish(store: BatchStore, batch: BatchRecord, outcome: BatchStatus) ->
     def writes(pipe: Pipeline) -> None:
         for record, content in files:
             FileStore.write(pipe, record, content)
-        pipe.hset(keys.batch_key(batch.id), mapping=fields)
+        pipe.hset(keys.batch_key(batch.id), mapping=redis_types.fields(fields))
         pipe.srem(keys.ACTIVE, batch.id)
         pipe.delete(keys.items_key(batch.id), keys.results_key(batch.id), keys.validator_key(batch.id))
 

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum
 
+from gateway.job import JobKind
+
 
 class BatchStatus(str, Enum):
     VALIDATING = "validating"
@@ -75,7 +77,7 @@ class BatchRecord:
     timestamps: dict[str, int] = field(default_factory=dict)  # in_progress_at, ... as set so far
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> JobKind:
         """The gateway's job kind for the lines of this batch."""
         return "chat" if self.endpoint.endswith("/chat/completions") else "completion"
 

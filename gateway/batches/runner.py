@@ -21,6 +21,7 @@ own interactive traffic the way spending its per-minute budget would.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -32,7 +33,7 @@ from redis.exceptions import RedisError
 
 from gateway.batches.batch_store import BatchStore
 from gateway.batches.finish import finish
-from gateway.batches.item_queue import Answer, Claimed
+from gateway.batches.item_queue import Answer, Claimed, Item
 from gateway.batches.output import GAVE_UP, response_answer, unrun_answer
 from gateway.batches.records import BatchRecord, BatchStatus
 from gateway.batches.target import on_bulk_lane
@@ -144,7 +145,7 @@ class BatchRunner:
         content = await self.store.files.content(batch.input_file_id, batch.tenant)
         if content is None:
             errors = [LineError("input_file_missing", f"input file {batch.input_file_id!r} was deleted")]
-            items = []
+            items: list[Item] = []
         else:
             items, errors = parse_lines(content, batch.endpoint)
             errors += await check_bodies(items, lambda body: self._job(batch, body))  # all problems at once
@@ -167,7 +168,7 @@ class BatchRunner:
                 task = asyncio.create_task(self._run(batch, claimed), name=f"batch-item-{key}")
                 self._inflight[key] = task
                 # A done callback, not a finally: a task cancelled before it first ran runs no finally.
-                task.add_done_callback(lambda t, key=key: self._done(key, t))
+                task.add_done_callback(functools.partial(self._done, key))
 
     def _done(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
         if self._inflight.get(key) is task:

@@ -76,7 +76,7 @@ def _input_messages(job: Job) -> str:
     prompt = job.prompt
     if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
         messages = [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]}
-                    for m in prompt]  # type: ignore[index]
+                    for m in prompt]
     else:
         text = prompt if isinstance(prompt, str) else json.dumps(prompt)  # token ids, as JSON
         messages = [{"role": "user", "parts": [{"type": "text", "content": text}]}]

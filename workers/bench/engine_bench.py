@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _offline(args, model, config, tokenizer, hf) -> OfflineComparison:
-    prompt_lens, output_lens = tuple(_ints(args.prompt_lens)), tuple(_ints(args.output_lens))
+    prompt_lens, output_lens = _range(args.prompt_lens), _range(args.output_lens)
     requests = mixed_workload(args.requests, prompt_lens, output_lens, config.vocab_size, args.seed)
     laneway_runs: list[ThroughputResult] = []
     hf_runs: list[ThroughputResult] = []
@@ -117,6 +117,13 @@ def _pad_id(config) -> int:
 
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
+
+
+
+def _range(text: str) -> tuple[int, int]:
+    """An inclusive length range, "lo,hi"."""
+    lo, hi = _ints(text)
+    return lo, hi
 
 
 def _cpu_name() -> str:

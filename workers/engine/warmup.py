@@ -12,6 +12,7 @@ Pure Python over the Engine: the engine's runner does the torch work.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -68,14 +69,14 @@ def warm_up(engine: Engine, vocab_size: int, seed: int = 0) -> list[MeasuredStep
             for length in PREFILL_LENGTHS:
                 if length <= longest:
                     measure(f"p{length}", [_seq(rng, vocab_size, length, 1, f"warm-up-{r}-p{length}")],
-                            keep=lambda shape: shape.num_tokens > 1)
+                            keep=_is_prefill)
             for batch, context in DECODE_POINTS:
                 if context <= longest:
                     b = min(batch, config.max_num_seqs)
                     point = f"d{b}x{context}"
                     measure(point, [_seq(rng, vocab_size, context, NUM_DECODE_TOKENS, f"warm-up-{r}-{point}-{i}")
                                     for i in range(b)],
-                            keep=lambda shape, b=b: shape.num_seqs == shape.num_tokens == b)
+                            keep=functools.partial(_is_decode_of, b))
     finally:
         engine.on_step = previous
     return list(best.values())
@@ -109,6 +110,14 @@ def _load_cost(path: Path) -> LinearCost:
         return LinearCost.from_json(data.get("cost", data))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SystemExit(f"--step-cost {path}: not a readable cost model ({exc})") from None
+
+
+def _is_prefill(shape: StepShape) -> bool:
+    return shape.num_tokens > 1
+
+
+def _is_decode_of(batch: int, shape: StepShape) -> bool:
+    return shape.num_seqs == shape.num_tokens == batch
 
 
 def _seq(rng: random.Random, vocab_size: int, length: int, max_tokens: int, seq_id: str) -> Sequence:
