@@ -66,6 +66,18 @@ class Policy(Spec):
         tenant_spec = self.tenants.get(tenant)
         return tenant_spec is not None and tenant_spec.can_call(endpoint)
 
+    @property
+    def has_keyless_batches(self) -> bool:
+        """Whether callers without a key may use the Batch API (one namespace shared by all of them)."""
+        anonymous = self.tenants.get(ANONYMOUS)
+        return not self.auth.required and anonymous is not None and anonymous.shared_batches
+
+    def has_tenant(self, tenant: str) -> bool:
+        """The tenant is served by this policy (anonymous: when keyless callers are let in)."""
+        if tenant == ANONYMOUS:
+            return not self.auth.required
+        return tenant in self.tenants
+
     def may_move_to(self, tenant: str, endpoint: str, lane: str) -> bool:
         """Whether a rule may send this tenant's request for this endpoint to `lane`: always when
         the lane is no more urgent than the endpoint's own; a more urgent one only when the tenant
