@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from lanes.policy import hash_api_key
-from tests.redis.batch_client import completion_lines, create, lines_of, upload, wait_for
+from tests.redis.batch_client import completion_lines, create, upload, wait_for
 from tests.redis.factories import ALPHA, BETA, gateway_app, make_config, make_policy
 from tests.redis.fake_worker import start_fake_worker
 from tests.support.redis_server import TestRedis
