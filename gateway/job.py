@@ -73,6 +73,7 @@ class Job:
     enqueued_at: float | None = None
     dispatched_at: float | None = None
     predicted_wait_s: float | None = None  # admission's predicted wait before the job starts
+    num_output_tokens: int = 0  # generated so far (fair queuing gives back what it was charged and did not use)
     batch_id: str = ""
     batch_size: int = 0
     trace_headers: dict[str, str] = field(default_factory=dict)

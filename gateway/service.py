@@ -91,6 +91,7 @@ class GenerationService:
                                 if not started:
                                     started = True
                                     self.dispatcher.observe(job, time.time() - job.created)
+                                job.num_output_tokens += len(chunk.token_ids)
                                 trace.chunk(chunk)
                                 yield chunk
                         completed = True

@@ -16,12 +16,14 @@ read from numbers (e.g. only bulk lanes take Batch API jobs).
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BeforeValidator, Field, Strict, model_validator
 
 from lanes.spec import Count, Ms, PositiveMs, Problem, Spec, Text, show_number
 
+FAIR: Final = "tenants"  # fair queuing between tenants (gateway/lanes_runtime/fair_share.py)
+FCFS: Final = "fcfs"  # first come, first served
 # A floor above half of every step would make the preemptible lane the priority one.
 MAX_MIN_SHARE = 0.5
 
@@ -109,6 +111,11 @@ class LaneSpec(Spec):
     min_share: Annotated[float, Strict(), Field(ge=0, le=MAX_MIN_SHARE, allow_inf_nan=False)] = 0.0
     """Share of each worker step's time kept for this lane while it has work, 0 to 0.5
     (preemptible lanes only): how far more urgent lanes may push it aside, so bulk still finishes."""
+
+    fairness: Literal["tenants", "fcfs"] = FAIR
+    """tenants: the next request to leave is the oldest of the tenant served least in this lane
+    (by tokens, over its weight), so one tenant's burst cannot take the lane from the others;
+    fcfs: first come, first served."""
 
     @model_validator(mode="after")
     def _check_consistency(self) -> LaneSpec:

@@ -38,8 +38,9 @@ return s
 
 
 class BatchStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, file_ttl_s: int = 30 * 24 * 3600) -> None:
         self.redis = redis
+        self.file_ttl_s = file_ttl_s  # output files expire this long after their batch ends
         self.files = FileStore(redis)
         self.items = ItemQueue(redis)
         self.changed = asyncio.Event()  # set on local create/cancel: wakes this gateway's runner

@@ -30,13 +30,14 @@ from lanes.endpoint import EndpointSpec
 from lanes.lane import LaneSpec
 
 QUEUE_FULL = "queue-full"
+TENANT_QUEUE_FULL = "tenant-queue-full"
 BUDGET = "budget"
 DEADLINE = "deadline"
 
 
 @dataclass(frozen=True)
 class Refusal:
-    reason: str  # QUEUE_FULL, BUDGET or DEADLINE: the x-laneway-reject-reason header
+    reason: str  # QUEUE_FULL, TENANT_QUEUE_FULL, BUDGET or DEADLINE: the x-laneway-reject-reason header
     message: str
     retry_after_s: float
 
@@ -84,6 +85,18 @@ def check_admission(*, lane_name: str, lane: LaneSpec, endpoint_name: str, endpo
                    f"predicted queue wait in lane {lane_name!r} is {predicted.wait_s * 1000:.0f} ms "
                    f"({predicted.why}), over {what} ({budget_s * 1000:.0f} ms)",
                    retry_after_s=predicted.wait_s)
+
+
+def check_tenant_queue(*, tenant: str, lane_name: str, cap: int | None, num_queued: int,
+                       seconds_per_job: float | None) -> Refusal | None:
+    """A tenant's own cap on its queued requests in one lane (tenants.NAME.max_queued_per_lane):
+    one tenant's burst fills its own share of the queue, not the lane's whole depth."""
+    if cap is None or num_queued < cap:
+        return None
+    return Refusal(TENANT_QUEUE_FULL,
+                   f"tenant {tenant!r} already has {num_queued} requests queued in lane {lane_name!r} "
+                   f"(tenants.{tenant}.max_queued_per_lane {cap}); retry later",
+                   retry_after_s=seconds_per_job or 1.0)
 
 
 def predict_wait(lane_name: str, lane: LaneSpec, backlog: Backlog) -> Prediction:

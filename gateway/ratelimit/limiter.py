@@ -26,6 +26,7 @@ from gateway.ratelimit.headers import ratelimit_headers
 from gateway.ratelimit.reservation import Reservation
 from gateway.ratelimit.scope import Scope, scopes_for
 from gateway.ratelimit.sliding_log import WINDOW_MS, SlidingLog, Verdict
+from gateway.redis_errors import is_out_of_memory, limits_unrecordable
 from lanes.endpoint import RedisFailMode
 from lanes.policy import Policy
 
@@ -58,6 +59,9 @@ class RateLimiter:
         try:
             verdict = await self.sliding_log.admit(scopes, job.request_id, num_tokens)
         except (RedisError, OSError) as exc:
+            if is_out_of_memory(exc):  # Redis is up and full: never a reason to serve unchecked
+                self.num_refused_unavailable += 1
+                raise limits_unrecordable(exc) from exc
             self._down_until = time.monotonic() + BREAKER_S
             return self._without_redis(job, policy, str(exc))
         headers = ratelimit_headers(verdict.usage)
@@ -66,6 +70,26 @@ class RateLimiter:
             err.headers.update(headers)
             raise err
         return Reservation(num_tokens, headers, lambda used: self._settle_soon(scopes, job.request_id, used))
+
+    async def admit_call(self, tenant: str, policy: Policy, request_id: str) -> dict[str, str]:
+        """Count one call of a route that runs no model (files, batches) against the tenant's rpm;
+        its x-ratelimit-* headers, or raise APIError 429 over the limit. Such routes need Redis
+        anyway, so a Redis failure is raised for the route to report."""
+        scopes = scopes_for(policy, tenant, "")
+        if not scopes:
+            return {}
+        try:
+            verdict = await self.sliding_log.admit(scopes, request_id, 0)
+        except (RedisError, OSError) as exc:
+            if is_out_of_memory(exc):
+                raise limits_unrecordable(exc) from exc
+            raise
+        headers = ratelimit_headers(verdict.usage)
+        if not verdict.is_admitted:
+            err = refused(REJECT_REASON, _refusal_message(verdict, 0), verdict.retry_after_ms / 1000)
+            err.headers.update(headers)
+            raise err
+        return headers
 
     async def idle(self) -> None:
         """Wait until every pending settle has reached Redis (tests, shutdown)."""

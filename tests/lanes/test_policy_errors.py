@@ -152,15 +152,33 @@ CASES = [
     (
         "two tenants share one key",
         with_change(f'keys_sha256: ["{sha("sk-test-bots")}"]', f'keys_sha256: ["{ACME_HASH}"]'),
-        "test.yaml:50: tenants.bots.keys_sha256[0]: got a value of 64 characters (not shown",
+        "test.yaml:51: tenants.bots.keys_sha256[0]: got a value of 64 characters (not shown",
         "expected a key used once (tenant 'acme' has it too)",
     ),
     (
-        "tenant named anonymous",
+        "tenant anonymous with a key",
         with_change("  bots:\n", "  anonymous:\n").replace("allowed_tenants: [bots]", "allowed_tenants: [acme]")
         .replace("tenant: bots", "tenant: acme"),
-        "test.yaml:49: tenants.anonymous: got 'anonymous'",
-        "expected a name other than 'anonymous'",
+        "test.yaml:51: tenants.anonymous.keys_sha256: got [",
+        "expected no keys: tenant 'anonymous' is the callers without a key",
+    ),
+    (
+        "tenant without a key",
+        with_change(f'    keys_sha256: ["{sha("sk-test-bots")}"]\n', ""),
+        "test.yaml:50: tenants.bots.keys_sha256: got []",
+        "expected at least one key hash",
+    ),
+    (
+        "shared_batches on a keyed tenant",
+        with_change('    endpoints: "*"\n', '    endpoints: "*"\n    shared_batches: true\n'),
+        "test.yaml:53: tenants.bots.shared_batches: got true",
+        "expected false (only tenant 'anonymous' has a shared Batch API namespace)",
+    ),
+    (
+        "a tenant's unknown lane",
+        with_change("    lanes: [interactive]\n", "    lanes: [turbo]\n"),
+        "test.yaml:49: tenants.acme.lanes[0]: got 'turbo'",
+        "expected one of the lanes",
     ),
     (
         "rate limit of zero",
