@@ -36,8 +36,7 @@ async def serve(cfg: WorkerConfig) -> None:
     telemetry = WorkerTelemetry.create(loop, cfg.tracing)  # before start: the engine reports steps to it
     loop.start()
     worker_id = f"{socket.gethostname()}:{cfg.port}:{uuid.uuid4().hex[:6]}"
-    limits = ModelLimits(max_model_len=sched_cfg.max_model_len, vocab_size=model_config.vocab_size,
-                         eos_token_ids=model_config.eos_token_ids)
+    limits = ModelLimits.of(model_config, sched_cfg.max_model_len)
     servicer = WorkerServicer(loop, tokenizer, limits, model_name=cfg.model, block_size=cfg.cache.block_size,
                               max_num_seqs=sched_cfg.max_num_seqs, worker_id=worker_id, telemetry=telemetry)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])

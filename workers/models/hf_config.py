@@ -11,6 +11,7 @@ from typing import Any
 
 from workers.models.config import SUPPORTED_DTYPES, ModelConfig, RopeScaling
 from workers.models.errors import ModelLoadError
+from workers.models.generation_config import token_ids
 
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM")
 _MODEL_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}
@@ -62,7 +63,7 @@ def parse_hf_config(cfg: dict[str, Any], source: str = "config.json") -> ModelCo
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         attention_bias=arch == "Qwen2ForCausalLM",
         bos_token_id=_optional_id(cfg, "bos_token_id", source),
-        eos_token_ids=_eos_ids(cfg, source),
+        eos_token_ids=token_ids(cfg, "eos_token_id", source),
         dtype=_dtype(cfg, source),
         architecture=arch,
     )
@@ -129,14 +130,6 @@ def _optional_id(cfg: dict[str, Any], key: str, source: str) -> int | None:
     if value is not None and (not isinstance(value, int) or value < 0):
         raise ModelLoadError(f"{source}: field '{key}' must be a token id, got {value!r}")
     return value
-
-
-def _eos_ids(cfg: dict[str, Any], source: str) -> tuple[int, ...]:
-    value = cfg.get("eos_token_id")
-    ids = value if isinstance(value, list) else [] if value is None else [value]
-    if not all(isinstance(i, int) and i >= 0 for i in ids):
-        raise ModelLoadError(f"{source}: field 'eos_token_id' must be a token id or a list of them, got {value!r}")
-    return tuple(ids)
 
 
 def _dtype(cfg: dict[str, Any], source: str) -> str:
