@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from laneway_proto import worker_pb2_grpc as pb_grpc
 from workers.build import build_engine
 from workers.config import WorkerConfig, parse_size
+from workers.context_length import AUTO, parse_max_model_len
 from workers.engine.config import CacheConfig, SchedulerConfig
 from workers.servicer import WorkerServicer
 from workers.telemetry import WorkerTelemetry
@@ -98,7 +99,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-cache-fraction", type=float, default=0.1)
     p.add_argument("--max-num-seqs", type=int, default=64)
     p.add_argument("--max-num-batched-tokens", type=int, default=512)
-    p.add_argument("--max-model-len", type=int, default=2048)
+    p.add_argument("--max-model-len", type=parse_max_model_len, default=AUTO, help="context length in tokens, or auto: "
+                   "the model's, bounded by what the KV cache holds (the start-up log says which bound won)")
     p.add_argument("--no-prefix-caching", action="store_true")
     p.add_argument("--num-threads", type=int, default=None)
     p.add_argument("--step-cost", default="auto",

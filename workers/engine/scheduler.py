@@ -35,6 +35,7 @@ MIN_URGENT_CHUNK = 16  # tokens the most urgent latency prompt gets however full
 
 class Scheduler:
     def __init__(self, config: SchedulerConfig, block_manager: BlockManager, cost: StepCost | None = None) -> None:
+        assert config.max_model_len is not None, "max_model_len 'auto' must be decided before the scheduler is built"
         self.config = config
         self.block_manager = block_manager
         # Predicted seconds per step (online_cost.py); None: a step costs its tokens.

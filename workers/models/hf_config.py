@@ -41,7 +41,7 @@ def parse_hf_config(cfg: dict[str, Any], source: str = "config.json") -> ModelCo
         _refuse(cfg, source, "attention_bias", bool, f"attention biases on {arch} are not supported")
 
     rope_theta, rope_scaling = _rope(cfg, source)
-    max_pos = _int(cfg, "max_position_embeddings", source, default=2048)
+    max_pos = _context_length(cfg, source)
     sliding_window = cfg.get("sliding_window") if arch == "MistralForCausalLM" else None
     if isinstance(sliding_window, int) and sliding_window < max_pos:
         # Full attention equals sliding-window attention while the context fits in the window,
@@ -67,6 +67,18 @@ def parse_hf_config(cfg: dict[str, Any], source: str = "config.json") -> ModelCo
         dtype=_dtype(cfg, source),
         architecture=arch,
     )
+
+
+# Where configs state the context length: max_position_embeddings in Llama, Mistral and
+# Qwen2; the others in families converted from elsewhere. The smallest one present wins.
+_CONTEXT_LENGTH_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
+                        "max_seq_length", "seq_len")
+DEFAULT_CONTEXT_LENGTH = 2048  # a config that states none (transformers' LlamaConfig default)
+
+
+def _context_length(cfg: dict[str, Any], source: str) -> int:
+    present = [_int(cfg, key, source) for key in _CONTEXT_LENGTH_KEYS if cfg.get(key) is not None]
+    return min(present, default=DEFAULT_CONTEXT_LENGTH)
 
 
 def _architecture(cfg: dict[str, Any], source: str) -> str:
