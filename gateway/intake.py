@@ -126,14 +126,19 @@ def _prompt(req: CompletionRequest | ChatCompletionRequest, catalog: ModelCatalo
 
 
 def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec) -> Sampling:
+    """The request's sampling values, else the endpoint policy's, else OpenAI's defaults.
+
+    Defaults are marked as such: the worker may clamp a default max_tokens to the context
+    the prompt leaves, and replace a default temperature/top_p/top_k with the model's own
+    (generation_config.json). An explicit max_tokens that does not fit stays an error."""
     d = spec.sampling
     if isinstance(req, ChatCompletionRequest):
-        max_tokens = req.requested_max_tokens
+        client_max_tokens = req.requested_max_tokens
         logprobs = (req.top_logprobs or 0) if req.logprobs else None
     else:
-        max_tokens = req.max_tokens
+        client_max_tokens = req.max_tokens
         logprobs = req.logprobs
-    max_tokens = max_tokens or d.max_tokens or min(DEFAULT_MAX_TOKENS[kind], spec.limits.max_tokens or 1 << 30)
+    max_tokens = client_max_tokens or d.max_tokens or min(DEFAULT_MAX_TOKENS[kind], spec.limits.max_tokens or 1 << 30)
     if spec.limits.max_tokens is not None and max_tokens > spec.limits.max_tokens:
         raise bad_request(f"max_tokens={max_tokens} is over this endpoint's limit of {spec.limits.max_tokens}",
                           param="max_tokens", code="max_tokens_over_limit")
@@ -147,6 +152,10 @@ def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec) -
         stop=stop,
         ignore_eos=req.ignore_eos,
         logprobs=logprobs,
+        max_tokens_is_default=not client_max_tokens,
+        temperature_is_default=req.temperature is None and d.temperature is None,
+        top_p_is_default=req.top_p is None and d.top_p is None,
+        top_k_is_default=req.top_k is None and d.top_k is None,
     )
 
 

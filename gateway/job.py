@@ -25,6 +25,13 @@ class Sampling:
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
     logprobs: int | None = None
+    # Values above that are defaults, not the client's: the worker clamps a default
+    # max_tokens to the context left, and gives a default temperature/top_p/top_k (one the
+    # endpoint's policy did not set either) to the model's generation_config.json.
+    max_tokens_is_default: bool = False
+    temperature_is_default: bool = False
+    top_p_is_default: bool = False
+    top_k_is_default: bool = False
 
 
 @dataclass(frozen=True)

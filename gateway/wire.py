@@ -14,7 +14,10 @@ _FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.
 def to_request(job: Job) -> pb.GenerateRequest:
     s = job.sampling
     sampling = pb.SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p,
-                                 top_k=s.top_k, stop=list(s.stop), ignore_eos=s.ignore_eos)
+                                 top_k=s.top_k, stop=list(s.stop), ignore_eos=s.ignore_eos,
+                                 max_tokens_is_default=s.max_tokens_is_default,
+                                 temperature_is_default=s.temperature_is_default,
+                                 top_p_is_default=s.top_p_is_default, top_k_is_default=s.top_k_is_default)
     if s.seed is not None:
         sampling.seed = s.seed
     if s.logprobs is not None:

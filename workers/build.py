@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from workers.built_engine import BuiltEngine
 from workers.config import WorkerConfig, is_sim_model
+from workers.context_length import log_context_length, resolve_max_model_len
 from workers.engine.config import CacheRuntime, SchedulerConfig
 from workers.engine.engine_loop import EngineLoop
 
@@ -26,8 +27,9 @@ def build_engine(cfg: WorkerConfig) -> BuiltEngine:
     """Load the model (or a SIMULATED preset, for `sim:` models) and size the KV pool.
 
     Returns the engine loop (not started), the model's tokenizer, its ModelConfig and the
-    SchedulerConfig actually in force (cfg.scheduler with max_model_len capped by the model).
-    A KV pool too small for one full-length sequence is a SystemExit naming the flag to raise."""
+    SchedulerConfig actually in force (cfg.scheduler with max_model_len decided: auto, or
+    the flag's, within the model's context and the KV pool). A KV pool too small for one
+    full-length sequence is a SystemExit naming the flag to raise."""
     if is_sim_model(cfg.model):  # SIMULATED: cost-model forward passes, same engine (workers/sim)
         from workers.sim.build import build_sim_engine
 
@@ -50,13 +52,12 @@ def build_engine(cfg: WorkerConfig) -> BuiltEngine:
     dtype = next(model.parameters()).dtype
     memory = cfg.cache.kv_cache_memory_bytes or _memory_fraction(cfg.cache.kv_cache_memory_fraction, device)
     num_blocks = num_blocks_for_memory(model_config, cfg.cache.block_size, dtype, memory)
-    max_len = min(cfg.scheduler.max_model_len, model_config.max_position_embeddings)
+    context = resolve_max_model_len(cfg.scheduler.max_model_len, model_config.max_position_embeddings,
+                                    num_blocks * cfg.cache.block_size)
+    log_context_length(context)
     sched_cfg = SchedulerConfig(max_num_seqs=cfg.scheduler.max_num_seqs,
                                 max_num_batched_tokens=cfg.scheduler.max_num_batched_tokens,
-                                max_model_len=max_len)
-    if num_blocks * cfg.cache.block_size < max_len:
-        raise SystemExit(f"KV cache of {memory} bytes holds {num_blocks} blocks of {cfg.cache.block_size} "
-                         f"tokens, less than one full-length sequence ({max_len}); raise --kv-cache-memory")
+                                max_model_len=context.max_model_len)
     runtime = CacheRuntime(num_blocks=num_blocks, block_size=cfg.cache.block_size)
     runner = ModelRunner(model, model_config, runtime, dtype, device)
     block_manager = BlockManager(num_blocks, cfg.cache.block_size, cfg.cache.enable_prefix_caching)

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from laneway_proto import worker_pb2_grpc as pb_grpc
 from workers.build import build_engine
 from workers.config import WorkerConfig, parse_size
+from workers.context_length import AUTO, parse_max_model_len
 from workers.engine.config import CacheConfig, SchedulerConfig
 from workers.servicer import WorkerServicer
 from workers.telemetry import WorkerTelemetry
@@ -36,8 +37,7 @@ async def serve(cfg: WorkerConfig) -> None:
     telemetry = WorkerTelemetry.create(loop, cfg.tracing)  # before start: the engine reports steps to it
     loop.start()
     worker_id = f"{socket.gethostname()}:{cfg.port}:{uuid.uuid4().hex[:6]}"
-    limits = ModelLimits(max_model_len=sched_cfg.max_model_len, vocab_size=model_config.vocab_size,
-                         eos_token_ids=model_config.eos_token_ids)
+    limits = ModelLimits.of(model_config, sched_cfg.context_length)
     servicer = WorkerServicer(loop, tokenizer, limits, model_name=cfg.model, block_size=cfg.cache.block_size,
                               max_num_seqs=sched_cfg.max_num_seqs, worker_id=worker_id, telemetry=telemetry)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
@@ -100,7 +100,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-cache-fraction", type=float, default=0.1)
     p.add_argument("--max-num-seqs", type=int, default=64)
     p.add_argument("--max-num-batched-tokens", type=int, default=512)
-    p.add_argument("--max-model-len", type=int, default=2048)
+    p.add_argument("--max-model-len", type=parse_max_model_len, default=AUTO, help="context length in tokens, or auto: "
+                   "the model's, bounded by what the KV cache holds (the start-up log says which bound won)")
     p.add_argument("--no-prefix-caching", action="store_true")
     p.add_argument("--num-threads", type=int, default=None)
     p.add_argument("--step-cost", default="auto",

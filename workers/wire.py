@@ -2,6 +2,12 @@
 
 Bad input raises InvalidRequest (workers/engine/request_error.py) naming the value: from
 here for what the model limits decide, from the domain types built here for the rest.
+
+Values the gateway marks as defaults (`*_is_default` in SamplingParams) are the model's to
+decide: a default max_tokens is clamped to the context the prompt leaves (a client's
+max_tokens that does not fit is refused), and a default temperature, top_p or top_k is
+replaced by the model's generation_config.json value where it has one (precedence in
+workers/models/generation_config.py).
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
+from typing import TypeVar
 
 from laneway_proto import worker_pb2 as pb
 from workers.engine.engine_loop import LoadSnapshot
@@ -16,7 +23,10 @@ from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
 from workers.engine.tokenizer import Tokenizer
+from workers.models.config import ModelConfig
+from workers.models.generation_config import SamplingDefaults
 
+_T = TypeVar("_T", int, float)
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
 
 
@@ -25,6 +35,13 @@ class ModelLimits:
     max_model_len: int
     vocab_size: int
     eos_token_ids: tuple[int, ...]  # the first is the sequence's eos; the rest stop like stop tokens
+    sampling_defaults: SamplingDefaults = SamplingDefaults()  # the model's, for values the client left unset
+
+    @classmethod
+    def of(cls, model: ModelConfig, max_model_len: int) -> ModelLimits:
+        """What requests are checked against when serving `model` with this context length."""
+        return cls(max_model_len=max_model_len, vocab_size=model.vocab_size, eos_token_ids=model.eos_token_ids,
+                   sampling_defaults=model.sampling_defaults)
 
     @property
     def eos_token_id(self) -> int | None:
@@ -47,8 +64,11 @@ def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimi
         raise InvalidRequest(f"token id {bad[0]} is outside the vocabulary [0, {limits.vocab_size})")
     room = limits.max_model_len - len(prompt_ids)
     if sampling.max_tokens > room:
-        raise InvalidRequest(f"max_tokens={sampling.max_tokens} plus the prompt's {len(prompt_ids)} tokens "
-                             f"exceeds this model's context length of {limits.max_model_len}")
+        if not req.sampling.max_tokens_is_default:
+            raise InvalidRequest(f"max_tokens={sampling.max_tokens} plus the prompt's {len(prompt_ids)} tokens "
+                                 f"exceeds this model's context length of {limits.max_model_len}")
+        # The client did not ask for that many: generate what the context leaves room for.
+        sampling = dataclasses.replace(sampling, max_tokens=room)
     lane = req.lane
     return Sequence(
         seq_id=req.request_id or uuid.uuid4().hex,
@@ -97,11 +117,12 @@ def _prompt_ids(req: pb.GenerateRequest, tokenizer: Tokenizer) -> list[int]:
 
 def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:
     """Proto defaults to domain values; SamplingParams checks the ranges (InvalidRequest)."""
+    model = limits.sampling_defaults
     sampling = SamplingParams(
         max_tokens=sp.max_tokens,
-        temperature=sp.temperature,
-        top_p=sp.top_p or 1.0,  # proto3 default 0: unset
-        top_k=sp.top_k,
+        temperature=_unless_default(sp.temperature, sp.temperature_is_default, model.temperature),
+        top_p=_unless_default(sp.top_p or 1.0, sp.top_p_is_default, model.top_p),  # proto3 default 0: unset
+        top_k=_unless_default(sp.top_k, sp.top_k_is_default, model.top_k),
         seed=sp.seed if sp.HasField("seed") else None,
         stop=tuple(s for s in sp.stop if s),
         stop_token_ids=tuple(sp.stop_token_ids),
@@ -112,6 +133,10 @@ def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:
     if bad_stop:
         raise InvalidRequest(f"stop token id {bad_stop[0]} is outside the vocabulary")
     return sampling
+
+
+def _unless_default(value: _T, is_default: bool, model_value: _T | None) -> _T:
+    return model_value if is_default and model_value is not None else value
 
 
 def to_chunk(out: RequestOutput, tokenizer: Tokenizer) -> pb.GenerateChunk:

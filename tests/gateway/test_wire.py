@@ -69,3 +69,12 @@ def test_chat_messages_become_a_chat_prompt() -> None:
 def test_a_chat_job_whose_prompt_is_not_messages_is_refused() -> None:
     with pytest.raises(TypeError, match="a chat job's prompt is a list of messages"):
         to_request(_job("chat", "just text"))
+
+
+def test_defaults_are_flagged_on_the_wire() -> None:
+    job = _job("completion", "hi")
+    job.sampling = Sampling(max_tokens=16, max_tokens_is_default=True, top_p_is_default=True)
+    sp = to_request(job).sampling
+    assert (sp.max_tokens, sp.max_tokens_is_default, sp.top_p_is_default) == (16, True, True)
+    assert not sp.temperature_is_default and not sp.top_k_is_default
+    assert not to_request(_job("completion", "hi")).sampling.max_tokens_is_default

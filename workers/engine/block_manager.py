@@ -96,7 +96,11 @@ class BlockManager:
             block.ref_count += 1
         seq.block_table = list(match.block_ids)
         seq.num_computed_tokens = match.num_tokens
-        seq.num_cached_tokens = match.num_tokens
+        if seq.num_preemptions == 0:
+            # Usage counts the client's prompt as first admitted (as vLLM does). A recompute
+            # after preemption is the worker's own cost, and its hits may cover generated
+            # tokens too, which would report more cached tokens than the prompt has.
+            seq.num_cached_tokens = min(match.num_tokens, seq.num_prompt_tokens)
         self.num_prefix_hit_tokens += match.num_tokens
         self.num_prefix_queried_tokens += seq.num_tokens
 

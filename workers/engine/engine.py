@@ -146,6 +146,10 @@ class Engine:
             seq.finish_time = time.time()
         if seq.detokenizer is not None and seq.status is not SeqStatus.FINISHED_ABORTED:
             text += seq.detokenizer.flush()
+            if seq.detokenizer.stop_matched and seq.status is SeqStatus.FINISHED_LENGTH:
+                # The last allowed token also completed a stop string: the model stopped, it
+                # was not cut off. A stop beats length, as a stop token does in stopping.py.
+                seq.status = SeqStatus.FINISHED_STOPPED
         queue_s = (seq.first_scheduled_time or time.time()) - seq.arrival_time
         usage = Usage(
             prompt_tokens=seq.num_prompt_tokens,

@@ -36,6 +36,7 @@ MIN_URGENT_CHUNK = 16  # tokens the most urgent latency prompt gets however full
 class Scheduler:
     def __init__(self, config: SchedulerConfig, block_manager: BlockManager, cost: StepCost | None = None) -> None:
         self.config = config
+        self.max_model_len = config.context_length  # an undecided "auto" fails here, at build time
         self.block_manager = block_manager
         # Predicted seconds per step (online_cost.py); None: a step costs its tokens.
         self.cost = cost
@@ -88,7 +89,7 @@ class Scheduler:
 
     def max_blocks_needed(self, seq: Sequence) -> int:
         """KV blocks seq holds at its longest. The last token is never computed."""
-        final_len = min(self.config.max_model_len, seq.num_prompt_tokens + seq.sampling.max_tokens)
+        final_len = min(self.max_model_len, seq.num_prompt_tokens + seq.sampling.max_tokens)
         return self.block_manager.num_blocks_for(final_len - 1)
 
     def can_ever_fit(self, seq: Sequence) -> bool:
@@ -100,9 +101,9 @@ class Scheduler:
 
         Reads only sizes fixed at start-up, so the servicer calls it at the edge too, off the
         engine thread; `add` calls it again, because the engine must never trust its caller."""
-        if seq.num_tokens >= self.config.max_model_len:  # room for at least one generated token
+        if seq.num_tokens >= self.max_model_len:  # room for at least one generated token
             raise InvalidRequest(f"prompt has {seq.num_tokens} tokens; this worker's max_model_len is "
-                                 f"{self.config.max_model_len} (prompt must be shorter to leave room for output)")
+                                 f"{self.max_model_len} (prompt must be shorter to leave room for output)")
         if not self.can_ever_fit(seq):
             raise InvalidRequest(f"request needs {self.max_blocks_needed(seq)} KV blocks at full length; "
                                  f"this worker has {self.block_manager.num_total_blocks}")
@@ -283,7 +284,7 @@ class Scheduler:
             if not needs_sample:
                 continue
             seq.append_token(sampled[seq.seq_id])
-            status = finish_status(seq, self.config.max_model_len)
+            status = finish_status(seq, self.max_model_len)
             if status is not None:
                 self.finish(seq, status)
             changed.append(seq)

@@ -64,7 +64,7 @@ def warm_up(engine: Engine, vocab_size: int, seed: int = 0) -> list[MeasuredStep
     try:
         _run(engine, [_seq(rng, vocab_size, 8, 2, "warm-up-first")])  # one-off allocations: not a row
         engine.on_step = record
-        longest = config.max_model_len - NUM_DECODE_TOKENS - 2
+        longest = engine.scheduler.max_model_len - NUM_DECODE_TOKENS - 2
         for r in range(REPEATS):
             for length in PREFILL_LENGTHS:
                 if length <= longest:

@@ -135,7 +135,7 @@ def test_non_preemptible_lane_is_not_preempted_by_a_waiting_seq() -> None:
     streaming = make_seq("streaming", prompt_len=12, max_tokens=4, lane=STREAMING)
     sched.add(streaming)
     step(sched)
-    urgent = make_seq("urgent", prompt_len=8, max_tokens=2, lane=INTERACTIVE)
+    urgent = make_seq("urgent", prompt_len=7, max_tokens=1, lane=INTERACTIVE)  # needs 2 of the 4 blocks
     sched.add(urgent)
     results = run_until_done(sched)
     assert all(not r.output.preempted for r in results)
@@ -244,3 +244,22 @@ def test_a_victim_has_first_claim_over_less_urgent_waiting_seqs() -> None:
     assert result.output.preempted == [victim]
     assert result.ids == ["urgent"]  # newer would fit in what is left, but victim comes first
     assert sched.waiting == (victim, newer)
+
+
+def test_cached_tokens_count_the_prompt_as_first_admitted_not_the_recompute() -> None:
+    # The victim's generated tokens fill a block that is cached when it is preempted, so its
+    # recompute hits more tokens than its prompt has: usage reports the first admission.
+    sched = make_scheduler(num_blocks=4, block_size=4, max_num_batched_tokens=64)
+    victim = make_seq("victim", prompt_len=4, max_tokens=12, lane=BULK)
+    sched.add(victim)
+    for _ in range(6):
+        step(sched)
+    assert victim.num_computed_tokens == 9 and victim.num_cached_tokens == 0
+    urgent = make_seq("urgent", prompt_len=7, max_tokens=1, lane=INTERACTIVE)  # needs 2 of the 4 blocks
+    sched.add(urgent)
+    assert step(sched).output.preempted == [victim]
+    results = run_until_done(sched)
+    readmitted = next(c for r in results for c in r.chunks if c.seq_id == "victim")
+    assert readmitted.start == 8, "the recompute hit the victim's prompt and generated blocks"
+    assert victim.status == SeqStatus.FINISHED_LENGTH and victim.num_preemptions == 1
+    assert victim.num_cached_tokens == 0 <= victim.num_prompt_tokens
