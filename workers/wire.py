@@ -49,10 +49,15 @@ def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimi
     if sampling.max_tokens > room:
         raise InvalidRequest(f"max_tokens={sampling.max_tokens} plus the prompt's {len(prompt_ids)} tokens "
                              f"exceeds this model's context length of {limits.max_model_len}")
+    resumed = list(req.resume_token_ids)
+    _check_resumed(resumed, sampling, limits)
     lane = req.lane
     return Sequence(
         seq_id=req.request_id or uuid.uuid4().hex,
-        token_ids=prompt_ids,
+        # A resumed stream's output so far is output here too: counted against max_tokens,
+        # and it keeps the seeded sampler's step numbers (workers/sampling/seeding.py).
+        token_ids=prompt_ids + resumed,
+        num_prompt_tokens=len(prompt_ids),
         sampling=sampling,
         lane=LanePolicy(  # shares outside (0, 1] raise InvalidRequest
             name=lane.name or "default",
@@ -66,6 +71,26 @@ def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimi
         eos_token_id=limits.eos_token_id,
         targets=_targets(req.targets),
     )
+
+
+def _check_resumed(resumed: list[int], sampling: SamplingParams, limits: ModelLimits) -> None:
+    """Tokens another worker already streamed must be tokens a live stream could have sent:
+    inside the vocabulary, fewer than max_tokens, none that would have ended it."""
+    if not resumed:
+        return
+    bad = [t for t in resumed if not 0 <= t < limits.vocab_size]
+    if bad:
+        raise InvalidRequest(f"resume token id {bad[0]} is outside the vocabulary [0, {limits.vocab_size})")
+    if len(resumed) >= sampling.max_tokens:
+        raise InvalidRequest(f"{len(resumed)} resume tokens leave nothing to generate under "
+                             f"max_tokens={sampling.max_tokens}: that stream had already finished")
+    enders = set(sampling.stop_token_ids)
+    if limits.eos_token_id is not None and not sampling.ignore_eos:
+        enders.add(limits.eos_token_id)
+    ended = [i for i, t in enumerate(resumed) if t in enders]
+    if ended:
+        raise InvalidRequest(f"resume token {ended[0]} (id {resumed[ended[0]]}) is an end-of-sequence or stop "
+                             "token: that stream had already finished")
 
 
 def _targets(t: pb.LatencyTargets) -> LatencyTargets:
