@@ -100,7 +100,8 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         return pb.AbortResponse(found=found)
 
     async def Load(self, request: pb.LoadRequest, context: grpc.aio.ServicerContext) -> pb.LoadReport:
-        return to_load_report(self.loop.load, self.max_num_seqs, self.is_draining)
+        # A failed engine's last snapshot is frozen: say it takes nothing, as a draining worker does.
+        return to_load_report(self.loop.load, self.max_num_seqs, self.is_draining or self.loop.fatal_error is not None)
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
         return pb.InfoResponse(model=self.model_name, max_model_len=self.limits.max_model_len,

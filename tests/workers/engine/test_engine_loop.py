@@ -57,3 +57,31 @@ def test_bad_sequences_are_refused_alone_and_the_engine_keeps_serving() -> None:
     assert loop.fatal_error is None
     engine.scheduler.check_integrity()
     assert engine.scheduler.block_manager.num_free_blocks == 8
+
+
+def test_an_engine_failure_reports_first_then_fails_every_request_and_every_later_one() -> None:
+    engine, runner = make_gated_engine()
+    loop = EngineLoop(engine)
+    events: list[str] = []
+    loop.on_fatal = lambda exc: events.append(f"on_fatal {exc.__class__.__name__}")
+
+    def failing_pass(out: object) -> None:
+        raise MemoryError("out of device memory")
+
+    runner.run = failing_pass  # type: ignore[method-assign]
+    running, running_out = _seq("running", [1, 2, 3], max_tokens=4)
+    running.on_output = lambda out: (events.append(f"output {out.seq_id}"), running_out.put(out))
+    loop.add(running)
+    loop.start()
+    try:
+        failed = _until_finished(running_out)
+        late, late_out = _seq("late", [4, 5], max_tokens=2)
+        loop.add(late)  # the thread is gone: the error comes from add() itself
+        late_failed = _until_finished(late_out)
+    finally:
+        loop.stop()
+
+    assert events == ["on_fatal MemoryError", "output running"], "health must hear of it before any stream"
+    assert isinstance(loop.fatal_error, MemoryError)
+    for outs in (failed, late_failed):
+        assert len(outs) == 1 and outs[0].finish_reason == "abort" and outs[0].error == "engine failure: MemoryError"
