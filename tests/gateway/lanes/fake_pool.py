@@ -16,7 +16,8 @@ class FakeWorker:
 
 @dataclass
 class FakePool:
-    is_healthy: bool = True
+    is_healthy: bool = True  # False: pick() finds no worker, so jobs stay queued
+    has_workers: bool = True  # False: not one healthy worker, so admission refuses (503)
     free: int = 1000
     workers: list[FakeWorker] = field(default_factory=lambda: [FakeWorker("w0"), FakeWorker("w1")])
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -30,6 +31,9 @@ class FakePool:
 
     def free_capacity(self) -> int:
         return self.free
+
+    def has_healthy_worker(self) -> bool:
+        return self.has_workers
 
     def healthy(self) -> list[FakeWorker]:
         return list(self.workers) if self.is_healthy else []

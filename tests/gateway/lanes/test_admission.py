@@ -133,3 +133,18 @@ async def test_jobs_that_start_or_fail_stop_counting_as_backlog():
         stats = rig.stats("streaming")
         assert (stats.num_unstarted, stats.num_in_flight) == (0, 0)
         assert stats.seconds_per_first_token == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("endpoint", ["inline", "nightly"])  # interactive, and bulk with its hour-long wait
+async def test_with_no_healthy_worker_admission_refuses_at_once_with_503_and_retry_after(endpoint):
+    async with running(has_workers=False) as rig:
+        lane = rig.job(endpoint).lane.name
+        err = refusal_of(await rig.submit(rig.job(endpoint)))
+        assert err.status == 503 and int(err.headers["Retry-After"]) >= 1
+        assert "no healthy worker" in err.message
+        assert rig.pool.picks == [] and rig.stats(lane).queue_depth == 0
+
+        rig.pool.has_workers = True  # a worker is back: the next request is admitted and leaves
+        admitted = await rig.submit(rig.job(endpoint))
+        await rig.until(ms=100)  # both lanes' batch windows have closed
+        assert admitted.done() and admitted.exception() is None and admitted.result() in rig.pool.workers
