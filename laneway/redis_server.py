@@ -66,8 +66,16 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def name(self) -> str:
+        return f"Redis on port {self.port}"
+
+    @property
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
 
     def start(self, timeout_s: float = 15.0) -> RedisServer:
         binary = shutil.which(self.executable)
