@@ -23,10 +23,10 @@ def hf_model(spec: str, model: LlamaForCausalLM, config: ModelConfig) -> torch.n
     """transformers' LlamaForCausalLM with exactly `model`'s weights, in its dtype."""
     import transformers  # the bench extra: not needed to serve
 
-    dtype = next(model.parameters()).dtype
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
     if Path(spec).is_dir():  # a checkpoint: transformers reads it itself
         hf = transformers.AutoModelForCausalLM.from_pretrained(spec, dtype=dtype)
-        return hf.eval()
+        return hf.to(device).eval()
     assert config.architecture == "LlamaForCausalLM" and not config.attention_bias, (
         f"preset {config.name} is not a plain Llama; give a checkpoint directory instead"
     )
@@ -47,7 +47,7 @@ def hf_model(spec: str, model: LlamaForCausalLM, config: ModelConfig) -> torch.n
     hf.load_state_dict(_hf_state_dict(model, config), strict=not config.tie_word_embeddings)
     if config.tie_word_embeddings:
         hf.tie_weights()
-    return hf.eval()
+    return hf.to(device).eval()
 
 
 def _hf_state_dict(model: LlamaForCausalLM, config: ModelConfig) -> dict[str, torch.Tensor]:
@@ -105,7 +105,9 @@ def generate_batch(hf: torch.nn.Module, prompts: list[list[int]], max_new_tokens
     for row, p in enumerate(prompts):  # left padding: every row's last prompt token is aligned
         ids[row, width - len(p):] = torch.tensor(p)
         mask[row, width - len(p):] = 1
-    out = hf.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
-                      do_sample=False, pad_token_id=pad_id, eos_token_id=None)
+    out = hf.generate(input_ids=ids.to(hf.device), attention_mask=mask.to(hf.device), max_new_tokens=max_new_tokens,
+                      min_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id, eos_token_id=None)
+    if out.is_cuda:  # the timings around this call must see the work done
+        torch.cuda.synchronize(out.device)
     assert out.shape[1] == width + max_new_tokens, f"generate stopped early: {out.shape[1] - width} new tokens"
     return out
