@@ -26,16 +26,14 @@ from collections.abc import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from laneway_proto import worker_pb2_grpc as pb_grpc
 from workers.build import build_engine
 from workers.built_engine import BuiltEngine
 from workers.config import WorkerConfig, parse_size
 from workers.engine.config import CacheConfig, SchedulerConfig
-from workers.servicer import WorkerServicer
+from workers.servicer import SERVICE_NAME, WorkerServicer, add_worker_service
 from workers.telemetry import WorkerTelemetry
 
 log = logging.getLogger("laneway.worker")
-SERVICE_NAME = "laneway.worker.v1.Worker"
 EXIT_ENGINE_FAILED = 70  # EX_SOFTWARE: the engine failed while serving; restart this worker
 FAILED_STREAMS_GRACE_S = 5.0  # after an engine failure, time for the failed streams to send their errors
 
@@ -57,7 +55,7 @@ async def serve(cfg: WorkerConfig, built: BuiltEngine | None = None) -> int:
     servicer = WorkerServicer(loop, tokenizer, limits, model_name=cfg.model, block_size=cfg.cache.block_size,
                               max_num_seqs=sched_cfg.max_num_seqs, worker_id=worker_id, telemetry=telemetry)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_WorkerServicer_to_server(servicer, server)
+    add_worker_service(servicer, server)  # undecodable Generate bytes: INVALID_ARGUMENT, like bad input
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     bound = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
     if bound == 0:

@@ -21,9 +21,29 @@ from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.tokenizer import Tokenizer
 from workers.telemetry import StreamEnd, WorkerTelemetry
-from workers.wire import ModelLimits, to_chunk, to_load_report, to_sequence
+from workers.wire import (ModelLimits, UndecodableRequest, decode_generate_request, to_chunk, to_load_report,
+                          to_sequence)
 
 log = logging.getLogger(__name__)
+SERVICE_NAME = "laneway.worker.v1.Worker"
+
+
+def add_worker_service(servicer: WorkerServicer, server: grpc.aio.Server) -> None:
+    """The generated registration (every method of the Worker service), except that Generate
+    decodes its request with `decode_generate_request`: undecodable bytes are bad input."""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    class Collect:  # takes the generated handlers instead of a server
+        def add_generic_rpc_handlers(self, generic: object) -> None:
+            pass
+
+        def add_registered_method_handlers(self, service: str, methods: dict[str, grpc.RpcMethodHandler]) -> None:
+            handlers.update(methods)
+
+    pb_grpc.add_WorkerServicer_to_server(servicer, Collect())
+    handlers["Generate"] = handlers["Generate"]._replace(request_deserializer=decode_generate_request)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 class WorkerServicer(pb_grpc.WorkerServicer):
@@ -42,9 +62,12 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         self.num_active_streams = 0
         self.telemetry = telemetry
 
-    async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
+    async def Generate(self, request: pb.GenerateRequest | UndecodableRequest, context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[pb.GenerateChunk]:
         received_s = time.time()
+        if isinstance(request, UndecodableRequest):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"request is not a laneway.worker.v1.GenerateRequest: {request.reason}")
         if self.is_draining:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is draining")
         if self.loop.fatal_error is not None:

@@ -10,6 +10,8 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
+
 from laneway_proto import worker_pb2 as pb
 from workers.engine.outputs import RequestOutput
 from workers.engine.engine_loop import LoadSnapshot
@@ -29,6 +31,22 @@ class ModelLimits:
     @property
     def eos_token_id(self) -> int | None:
         return self.eos_token_ids[0] if self.eos_token_ids else None
+
+
+@dataclass(frozen=True)
+class UndecodableRequest:
+    """Generate request bytes that are not a GenerateRequest (only a hand-made client sends them)."""
+
+    reason: str
+
+
+def decode_generate_request(data: bytes) -> pb.GenerateRequest | UndecodableRequest:
+    """Generate's request deserializer (workers/servicer.py): bytes that do not decode are bad
+    input the servicer answers with INVALID_ARGUMENT, where gRPC's own would say UNKNOWN."""
+    try:
+        return pb.GenerateRequest.FromString(data)
+    except DecodeError as exc:
+        return UndecodableRequest(str(exc))
 
 
 def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits) -> Sequence:
