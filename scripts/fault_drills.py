@@ -285,7 +285,8 @@ def drill_redis_kill(tmp: Path, bound_s: float) -> Drill:
         redis = {pid: c for pid, c in _children(serve.popen.pid).items() if c and "redis-server" in c[0]}
         assert len(redis) == 1, redis
         (pid, cmdline), = redis.items()
-        port = int(cmdline[-1].rsplit(":", 1)[1])  # Redis retitles itself "redis-server 127.0.0.1:PORT"
+        # As started (--port N), or once Redis retitled itself "redis-server 127.0.0.1:PORT".
+        port = int(_flag(cmdline, "--port") or cmdline[-1].rsplit(":", 1)[1])
 
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
