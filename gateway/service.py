@@ -9,7 +9,10 @@ When its worker goes down (killed, draining, engine failed) a job moves on:
   With no worker to take it within FAILOVER_WAIT_S the stream ends with an error
   (StreamBroken), never a hang.
 A job tries at most MAX_ATTEMPTS workers in all. A worker that fails one request but stays
-healthy (gateway/worker_client.py) keeps its place; the request gets the error.
+healthy (gateway/worker_client.py) keeps its place; the request gets the error. A job under
+which MAX_ENGINE_FAILURES workers' engines failed is their likely cause: it moves no further
+(a poison request takes down at most that many workers, and they restart), while the
+bystanders of a single engine failure are moved like those of a killed worker.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from gateway.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
+MAX_ENGINE_FAILURES = 2
 FAILOVER_WAIT_S = 10.0  # a broken stream waits this long for a worker to resume it (one restarting)
 FAILOVER_POLL_S = 0.1
 
@@ -108,6 +112,7 @@ class GenerationService:
         started = False
         tried: list[WorkerClient] = []
         failure: WorkerUnavailable | None = None
+        num_engine_failures = 0
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if worker is None:
                 worker = await self._worker_to_resume(job) if started else self.pool.pick(job, exclude=tried)
@@ -128,6 +133,14 @@ class GenerationService:
                 self.pool.mark_down(worker)
                 tried.append(worker)
                 worker, failure = None, exc
+                num_engine_failures += exc.engine_failed
+                if num_engine_failures >= MAX_ENGINE_FAILURES:
+                    message = (f"{exc}; the engines of {num_engine_failures} workers failed while serving this "
+                               "request, so it is not tried again")
+                    log.error("%s: %s", job.request_id, message)
+                    if started:
+                        raise StreamBroken(message) from exc
+                    raise APIError(502, message, type="server_error", code="worker_error") from exc
                 if started:
                     log.warning("%s: %s after %d tokens; resuming on another worker", job.request_id, exc, len(sent))
                 else:

@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 class WorkerUnavailable(Exception):
     """The worker could not take or finish the call (down, draining, crashed)."""
 
+    def __init__(self, message: str, *, engine_failed: bool = False) -> None:
+        super().__init__(message)
+        # It failed the call and then said it is not serving: its engine died under this request.
+        self.engine_failed = engine_failed
+
 
 class WorkerRejected(Exception):
     """The worker refused the request (bad input, full) or failed it alone while staying
@@ -82,7 +87,8 @@ class WorkerClient:
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code in _WORKER_DOWN or (code in _ASK_HEALTH and not await self.refresh(PROBE_TIMEOUT_S)):
-                raise WorkerUnavailable(f"worker {self.address}: {code.name}: {exc.details()}") from exc
+                raise WorkerUnavailable(f"worker {self.address}: {code.name}: {exc.details()}",
+                                        engine_failed=code in _ASK_HEALTH) from exc
             raise WorkerRejected(code, exc.details() or code.name) from exc
         finally:
             self.num_inflight -= 1

@@ -123,3 +123,14 @@ async def test_a_resumed_stream_tries_at_most_max_attempts_workers() -> None:
                 chunks.append(chunk)
     assert _calls(*workers) == service_module.MAX_ATTEMPTS
     assert "".join(c.text for c in chunks) == expected_text("unlucky", 2 * service_module.MAX_ATTEMPTS)
+
+
+async def test_a_request_under_which_two_engines_failed_is_not_moved_to_a_third_worker() -> None:
+    workers = [await start_cue_worker(f"w{i}", engine_fails_for={"poison"}) for i in range(3)]
+    async with _service(*workers) as (service, pool):
+        with pytest.raises(APIError) as info:
+            await _collect(service, _job("poison"))
+        assert info.value.status == 502 and "the engines of 2 workers failed" in info.value.message
+        assert _calls(*workers) == service_module.MAX_ENGINE_FAILURES
+        assert len(pool.healthy()) == 1  # the third never saw it, and serves
+        assert "".join(c.text for c in await _collect(service, _job("fine"))) == expected_text("fine", NUM_TOKENS)
