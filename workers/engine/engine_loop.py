@@ -5,7 +5,9 @@ each sequence's `on_output` callback, which the servicer binds to its event loop
 `call_soon_threadsafe`. The thread sleeps on the inbox when there is no work.
 
 A request the engine refuses (InvalidRequest from `Engine.add`) gets one final output
-naming why, and the thread carries on. Anything else escaping a step is an engine failure:
+naming why, and the thread carries on; so does one that fails in `Engine.add` before the
+scheduler took it (its error, answered INTERNAL, is its own). Anything else escaping a
+step is an engine failure:
 the engine's state can no longer be trusted, so the loop stops for good. It first tells
 the process (`on_fatal`: health NOT_SERVING, then exit so a supervisor restarts it), then
 ends every request, running, queued or still in the inbox, with an error output; a request
@@ -131,6 +133,14 @@ class EngineLoop:
             self.engine.add(seq)
         except InvalidRequest as exc:  # this request's fault: refuse it alone, keep serving
             self._send(seq, RequestOutput(seq.seq_id, [], "", finish_reason="abort", invalid_request=str(exc)))
+            return
+        except Exception as exc:
+            if self.engine.scheduler.get(seq.seq_id) is seq:
+                raise  # the scheduler holds it half-added: its state is not to be trusted
+            # Nothing was queued (e.g. its tokenizer failed on these ids): this request fails alone.
+            log.exception("request %s failed before the engine took it", seq.seq_id)
+            self._send(seq, RequestOutput(seq.seq_id, [], "", finish_reason="abort",
+                                          error=f"request failed: {exc.__class__.__name__}"))
             return
         self._live[seq.seq_id] = seq  # only once accepted: a refused duplicate never reroutes the original
 

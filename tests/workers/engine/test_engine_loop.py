@@ -85,3 +85,29 @@ def test_an_engine_failure_reports_first_then_fails_every_request_and_every_late
     assert isinstance(loop.fatal_error, MemoryError)
     for outs in (failed, late_failed):
         assert len(outs) == 1 and outs[0].finish_reason == "abort" and outs[0].error == "engine failure: MemoryError"
+
+
+def test_a_request_whose_tokenizer_fails_before_it_is_queued_fails_alone() -> None:
+    engine, runner = make_gated_engine()
+    decode = engine.tokenizer.decode
+
+    def picky_decode(ids, skip_special_tokens: bool = True) -> str:
+        if 99 in ids:
+            raise KeyError("token 99 has no piece in this vocabulary")
+        return decode(ids, skip_special_tokens)
+
+    engine.tokenizer.decode = picky_decode  # type: ignore[method-assign]
+    loop = EngineLoop(engine)
+    odd, odd_out = _seq("odd", [1, 99, 3], max_tokens=2)
+    fine, fine_out = _seq("fine", [1, 2, 3], max_tokens=2)
+    loop.add(odd)
+    loop.add(fine)
+    runner.gate.set()
+    loop.start()
+    try:
+        refused, served = _until_finished(odd_out), _until_finished(fine_out)
+    finally:
+        loop.stop()
+    assert len(refused) == 1 and refused[0].error == "request failed: KeyError"
+    assert sum(len(o.token_ids) for o in served) == 2 and served[-1].error is None
+    assert loop.fatal_error is None and not engine.has_work()
