@@ -7,11 +7,11 @@ each sequence's `on_output` callback, which the servicer binds to its event loop
 A request the engine refuses (InvalidRequest from `Engine.add`) gets one final output
 naming why, and the thread carries on; so does one that fails in `Engine.add` before the
 scheduler took it (its error, answered INTERNAL, is its own). Anything else escaping a
-step is an engine failure:
-the engine's state can no longer be trusted, so the loop stops for good. It first tells
-the process (`on_fatal`: health NOT_SERVING, then exit so a supervisor restarts it), then
-ends every request, running, queued or still in the inbox, with an error output; a request
-added afterwards gets its error at once. No stream is ever left waiting on a dead thread.
+step is an engine failure: the engine's state can no longer be trusted, so the loop stops
+for good. It first tells the process (`on_fatal`: health NOT_SERVING, then exit so a
+supervisor restarts it), then ends every request, running, queued or still in the inbox,
+with an error output; a request added afterwards gets its error at once. No stream is ever
+left waiting on a dead thread.
 """
 
 from __future__ import annotations
