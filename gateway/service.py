@@ -40,7 +40,14 @@ FAILOVER_POLL_S = 0.1
 
 
 class StreamBroken(Exception):
-    """The stream failed after tokens were already sent to the client, and could not resume."""
+    """The stream failed after tokens were already sent to the client, and could not resume.
+
+    `code`: "worker_lost" (its workers went away: the same request may well succeed later) or
+    "worker_error" (the request itself is the likely cause: retrying it is no use)."""
+
+    def __init__(self, message: str, code: str = "worker_lost") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Dispatcher(Protocol):
@@ -139,7 +146,7 @@ class GenerationService:
                                "request, so it is not tried again")
                     log.error("%s: %s", job.request_id, message)
                     if started:
-                        raise StreamBroken(message) from exc
+                        raise StreamBroken(message, code="worker_error") from exc
                     raise APIError(502, message, type="server_error", code="worker_error") from exc
                 if started:
                     log.warning("%s: %s after %d tokens; resuming on another worker", job.request_id, exc, len(sent))
@@ -147,7 +154,7 @@ class GenerationService:
                     log.warning("%s: %s; retrying on another worker", job.request_id, exc)
             except WorkerRejected as exc:
                 if started:  # e.g. the resuming worker refused the resume: the stream cannot go on
-                    raise StreamBroken(f"worker {worker.address}: {exc.message}") from exc
+                    raise StreamBroken(f"worker {worker.address}: {exc.message}", code="worker_error") from exc
                 raise _rejected(exc) from exc
         if started:
             raise StreamBroken(f"{failure}; no worker could resume the stream") from failure

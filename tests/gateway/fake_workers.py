@@ -5,6 +5,7 @@ a letter fixed by p and i), so a stream resumed on another worker can be checked
 the stream one worker would have sent. Cues, per worker:
 - `die_after`: after this many chunks the worker goes down mid-stream (UNAVAILABLE, as a
   killed or draining worker's calls end);
+- `engine_fails_after`: after this many chunks its engine fails: NOT_SERVING, then INTERNAL;
 - `internal_for`: prompts this worker fails with INTERNAL while staying healthy;
 - `engine_fails_for`: prompts that fail its engine: NOT_SERVING first, then INTERNAL (as
   workers/main.py does);
@@ -37,6 +38,7 @@ class CueWorker(pb_grpc.WorkerServicer):
     name: str
     health_servicer: health.aio.HealthServicer
     die_after: int | None = None
+    engine_fails_after: int | None = None
     internal_for: set[str] = field(default_factory=set)
     engine_fails_for: set[str] = field(default_factory=set)
     invalid_for: set[str] = field(default_factory=set)
@@ -61,6 +63,9 @@ class CueWorker(pb_grpc.WorkerServicer):
             if self.die_after is not None and n == self.die_after:
                 await self.go_down()
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "worker died")
+            if self.engine_fails_after is not None and n == self.engine_fails_after:
+                await self.go_down()
+                await context.abort(grpc.StatusCode.INTERNAL, "engine failure: RuntimeError")
             token = letter(prompt, i)
             chunk = pb.GenerateChunk(token_ids=[token], text=chr(token), prompt_tokens=len(prompt) if n == 0 else 0)
             if i == num_tokens - 1:

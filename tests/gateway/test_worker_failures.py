@@ -108,10 +108,11 @@ async def test_a_stream_with_no_worker_to_resume_it_ends_with_stream_broken(monk
     a = await start_cue_worker("a", die_after=3)
     async with _service(a) as (service, pool):
         chunks: list[Chunk] = []
-        with pytest.raises(StreamBroken, match="no worker could resume the stream"):
+        with pytest.raises(StreamBroken, match="no worker could resume the stream") as info:
             async for chunk in service.stream(_job("alone")):
                 chunks.append(chunk)
         assert len(chunks) == 3 and pool.healthy() == []
+        assert info.value.code == "worker_lost"  # the same request may well succeed later
 
 
 async def test_a_resumed_stream_tries_at_most_max_attempts_workers() -> None:
@@ -123,6 +124,17 @@ async def test_a_resumed_stream_tries_at_most_max_attempts_workers() -> None:
                 chunks.append(chunk)
     assert _calls(*workers) == service_module.MAX_ATTEMPTS
     assert "".join(c.text for c in chunks) == expected_text("unlucky", 2 * service_module.MAX_ATTEMPTS)
+
+
+async def test_a_stream_resumed_once_after_an_engine_failure_ends_if_a_second_engine_fails() -> None:
+    workers = [await start_cue_worker(f"w{i}", engine_fails_after=2) for i in range(3)]
+    async with _service(*workers) as (service, pool):
+        chunks: list[Chunk] = []
+        with pytest.raises(StreamBroken, match="the engines of 2 workers failed") as info:
+            async for chunk in service.stream(_job("poison mid-way")):
+                chunks.append(chunk)
+        assert info.value.code == "worker_error"  # the request is the likely cause: retrying is no use
+        assert len(chunks) == 4 and _calls(*workers) == 2 and len(pool.healthy()) == 1
 
 
 async def test_a_request_under_which_two_engines_failed_is_not_moved_to_a_third_worker() -> None:
