@@ -30,8 +30,6 @@ from laneway.redis_server import RedisServer, RedisServerError, data_dir_from_en
 from laneway.supervisor import Child, Supervisor
 from workers.parent_watch import child_env
 
-log = logging.getLogger("laneway.serve")
-
 
 class WorkerProcess:
     """One `laneway worker` child on a fixed port (a supervisor Child)."""
