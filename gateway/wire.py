@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TypeGuard, cast
 
 from gateway.job import Chunk, Job, LaneLoad, WorkerLoad
@@ -11,7 +12,9 @@ from laneway_proto import worker_pb2 as pb
 _FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.FINISH_REASON_ABORT: "abort"}
 
 
-def to_request(job: Job) -> pb.GenerateRequest:
+def to_request(job: Job, resume_token_ids: Sequence[int] = ()) -> pb.GenerateRequest:
+    """`resume_token_ids`: the tokens another worker already streamed for this job, when its
+    stream moves to this worker mid-way (the worker continues after them)."""
     s = job.sampling
     sampling = pb.SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p,
                                  top_k=s.top_k, stop=list(s.stop), ignore_eos=s.ignore_eos,
@@ -28,7 +31,8 @@ def to_request(job: Job) -> pb.GenerateRequest:
     targets = pb.LatencyTargets(ttft_ms=job.targets.ttft_ms or 0.0, tbt_ms=job.targets.tbt_ms or 0.0)
     req = pb.GenerateRequest(request_id=job.request_id, sampling=sampling, lane=lane, endpoint=job.endpoint,
                              batch_id=job.batch_id, targets=targets,
-                             deadline_unix_ms=int(job.deadline * 1000) if job.deadline else 0)
+                             deadline_unix_ms=int(job.deadline * 1000) if job.deadline else 0,
+                             resume_token_ids=list(resume_token_ids))
     if job.kind == "chat":
         if not _is_messages(job.prompt):
             raise TypeError(f"{job.request_id}: a chat job's prompt is a list of messages, got {job.prompt!r:.80}")

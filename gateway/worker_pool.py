@@ -83,6 +83,10 @@ class WorkerPool:
     def healthy(self) -> list[WorkerClient]:
         return [w for w in self.workers if w.is_healthy]
 
+    def has_healthy_worker(self) -> bool:
+        """Cheap enough for every admission: no list, stops at the first healthy worker."""
+        return any(w.is_healthy for w in self.workers)
+
     def mark_down(self, worker: WorkerClient) -> None:
         if worker.is_healthy:
             log.warning("worker %s taken out of rotation", worker.address)

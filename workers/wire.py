@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TypeVar
 
+from google.protobuf.message import DecodeError
+
 from laneway_proto import worker_pb2 as pb
 from workers.engine.engine_loop import LoadSnapshot
 from workers.engine.outputs import RequestOutput
@@ -48,6 +50,22 @@ class ModelLimits:
         return self.eos_token_ids[0] if self.eos_token_ids else None
 
 
+@dataclass(frozen=True)
+class UndecodableRequest:
+    """Generate request bytes that are not a GenerateRequest (only a hand-made client sends them)."""
+
+    reason: str
+
+
+def decode_generate_request(data: bytes) -> pb.GenerateRequest | UndecodableRequest:
+    """Generate's request deserializer (workers/servicer.py): bytes that do not decode are bad
+    input the servicer answers with INVALID_ARGUMENT, where gRPC's own would say UNKNOWN."""
+    try:
+        return pb.GenerateRequest.FromString(data)
+    except DecodeError as exc:
+        return UndecodableRequest(str(exc))
+
+
 def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits) -> Sequence:
     prompt_ids = _prompt_ids(req, tokenizer)
     sampling = _sampling(req.sampling, limits)
@@ -69,10 +87,15 @@ def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimi
                                  f"exceeds this model's context length of {limits.max_model_len}")
         # The client did not ask for that many: generate what the context leaves room for.
         sampling = dataclasses.replace(sampling, max_tokens=room)
+    resumed = list(req.resume_token_ids)
+    _check_resumed(resumed, sampling, limits)
     lane = req.lane
     return Sequence(
         seq_id=req.request_id or uuid.uuid4().hex,
-        token_ids=prompt_ids,
+        # A resumed stream's output so far is output here too: counted against max_tokens,
+        # and it keeps the seeded sampler's step numbers (workers/sampling/seeding.py).
+        token_ids=prompt_ids + resumed,
+        num_prompt_tokens=len(prompt_ids),
         sampling=sampling,
         lane=LanePolicy(  # shares outside (0, 1] raise InvalidRequest
             name=lane.name or "default",
@@ -86,6 +109,26 @@ def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimi
         eos_token_id=limits.eos_token_id,
         targets=_targets(req.targets),
     )
+
+
+def _check_resumed(resumed: list[int], sampling: SamplingParams, limits: ModelLimits) -> None:
+    """Tokens another worker already streamed must be tokens a live stream could have sent:
+    inside the vocabulary, fewer than max_tokens, none that would have ended it."""
+    if not resumed:
+        return
+    bad = [t for t in resumed if not 0 <= t < limits.vocab_size]
+    if bad:
+        raise InvalidRequest(f"resume token id {bad[0]} is outside the vocabulary [0, {limits.vocab_size})")
+    if len(resumed) >= sampling.max_tokens:
+        raise InvalidRequest(f"{len(resumed)} resume tokens leave nothing to generate under "
+                             f"max_tokens={sampling.max_tokens}: that stream had already finished")
+    enders = set(sampling.stop_token_ids)
+    if limits.eos_token_id is not None and not sampling.ignore_eos:
+        enders.add(limits.eos_token_id)
+    ended = [i for i, t in enumerate(resumed) if t in enders]
+    if ended:
+        raise InvalidRequest(f"resume token {ended[0]} (id {resumed[ended[0]]}) is an end-of-sequence or stop "
+                             "token: that stream had already finished")
 
 
 def _targets(t: pb.LatencyTargets) -> LatencyTargets:

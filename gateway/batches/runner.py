@@ -13,8 +13,10 @@ item_queue.py's; the ending is finish.py's.
 
 Retries: a line refused for capacity (429: lane queue full or its deadline passed; 503: no
 worker) never ran, so it waits and tries again until the batch expires or is cancelled;
-a worker lost mid-line (502) is retried MAX_WORKER_LOST times. Any other error is the
-line's answer, in the error file.
+a line whose workers were lost mid-way (502 worker_lost: the gateway could not resume it)
+is retried MAX_WORKER_LOST times. Any other error is the line's answer, in the error file:
+among them a 502 worker_error, a failure the line itself likely caused (a worker that
+stays healthy failed it, or two workers' engines died under it), which would only repeat.
 
 Tenant rpm/tpm limits do not apply to batch lines (as at OpenAI, whose Batch API has its
 own quota): a batch is paced by this runner's concurrency and the bulk lane, which only
@@ -60,6 +62,7 @@ MAX_WORKER_LOST = 3
 MAX_DELIVERIES = 5  # a line handed out more often than this (its runners died or failed) gets an error
 NEVER_RAN = {429, 503}
 WORKER_LOST = 502
+WORKER_LOST_CODE = "worker_lost"  # a 502 with another code (worker_error) is the line's own failure
 LOG_EVERY_S = 10.0
 
 
@@ -245,10 +248,11 @@ class BatchRunner:
                 return response_answer(custom_id, 200, job.request_id,
                                        await complete(self.service, self.catalog, job))
             except APIError as exc:
-                retry = exc.status in NEVER_RAN or (exc.status == WORKER_LOST and num_lost < MAX_WORKER_LOST)
+                is_lost = exc.status == WORKER_LOST and exc.code == WORKER_LOST_CODE
+                retry = exc.status in NEVER_RAN or (is_lost and num_lost < MAX_WORKER_LOST)
                 if not retry:
                     return response_answer(custom_id, exc.status, job.request_id if job else "", exc.body())
-                num_lost += exc.status == WORKER_LOST
+                num_lost += is_lost
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** attempt))
 
     def _job(self, batch: BatchRecord, body: dict) -> Job:

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1  # backfill re-checks the workers' headroom at least this often, even if nothing signals
+NO_WORKER_RETRY_S = 2.0  # Retry-After when no worker is healthy: about a supervisor's restart
 
 
 class WorkerSource(Protocol):
@@ -66,6 +67,8 @@ class WorkerSource(Protocol):
     def free_capacity(self) -> int: ...
 
     def loads(self) -> list[WorkerLoad]: ...
+
+    def has_healthy_worker(self) -> bool: ...
 
 
 class LaneDispatcher:
@@ -117,6 +120,11 @@ class LaneDispatcher:
             raise unavailable("the gateway is shutting down; retry", retry_after_s=1)
         self._ensure_tasks()
         lane = self._lane_of(job)
+        if not self.pool.has_healthy_worker():
+            # Refused now, not at its deadline (24 h for bulk): nothing here could serve it. Jobs
+            # already queued stay: a worker that is restarting takes them when it is back.
+            raise unavailable("no healthy worker can serve this request right now; retry",
+                              retry_after_s=NO_WORKER_RETRY_S)
         now = self.clock.now()
         tenant = self.policy.tenants.get(job.tenant)
         cap = tenant.max_queued_per_lane if tenant is not None else None

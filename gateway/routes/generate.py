@@ -91,7 +91,7 @@ async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncGenerator[Chunk,
             yield fmt.usage_event(job, model, last)
         yield fmt.DONE
     except StreamBroken as exc:
-        yield fmt.error_event(f"the worker serving this request failed: {exc}", "worker_lost")
+        yield fmt.error_event(f"the worker serving this request failed: {exc}", exc.code)
         yield fmt.DONE
     finally:
         await chunks.aclose()  # client gone mid-stream: cancels the gRPC call, worker frees KV

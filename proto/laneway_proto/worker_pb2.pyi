@@ -94,7 +94,7 @@ class LatencyTargets(_message.Message):
     def __init__(self, ttft_ms: _Optional[float] = ..., tbt_ms: _Optional[float] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "text", "token_ids", "chat", "sampling", "lane", "deadline_unix_ms", "endpoint", "batch_id", "targets")
+    __slots__ = ("request_id", "text", "token_ids", "chat", "sampling", "lane", "deadline_unix_ms", "endpoint", "batch_id", "targets", "resume_token_ids")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +105,7 @@ class GenerateRequest(_message.Message):
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
     token_ids: TokenIds
@@ -115,7 +116,8 @@ class GenerateRequest(_message.Message):
     endpoint: str
     batch_id: str
     targets: LatencyTargets
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[TokenIds, _Mapping]] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., lane: _Optional[_Union[LaneInfo, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., batch_id: _Optional[str] = ..., targets: _Optional[_Union[LatencyTargets, _Mapping]] = ...) -> None: ...
+    resume_token_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[TokenIds, _Mapping]] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., lane: _Optional[_Union[LaneInfo, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., batch_id: _Optional[str] = ..., targets: _Optional[_Union[LatencyTargets, _Mapping]] = ..., resume_token_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TokenLogprob(_message.Message):
     __slots__ = ("token_id", "token", "logprob", "top")

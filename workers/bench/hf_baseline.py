@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -27,9 +27,9 @@ def hf_model(spec: str, model: LlamaForCausalLM, config: ModelConfig) -> Generat
     """transformers' LlamaForCausalLM with exactly `model`'s weights, in its dtype."""
     import transformers  # the bench extra: not needed to serve
 
-    dtype = next(model.parameters()).dtype
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
     if Path(spec).is_dir():  # a checkpoint: transformers reads it itself
-        return transformers.AutoModelForCausalLM.from_pretrained(spec, dtype=dtype).eval()
+        return _on_device(transformers.AutoModelForCausalLM.from_pretrained(spec, dtype=dtype).eval(), device)
     assert config.architecture == "LlamaForCausalLM" and not config.attention_bias, (
         f"preset {config.name} is not a plain Llama; give a checkpoint directory instead"
     )
@@ -50,7 +50,12 @@ def hf_model(spec: str, model: LlamaForCausalLM, config: ModelConfig) -> Generat
     hf.load_state_dict(_hf_state_dict(model, config), strict=not config.tie_word_embeddings)
     if config.tie_word_embeddings:
         hf.tie_weights()
-    return hf.eval()
+    return _on_device(hf.eval(), device)
+
+
+def _on_device(hf: GenerationMixin, device: torch.device) -> GenerationMixin:
+    cast(torch.nn.Module, hf).to(device)  # in place: Module.to moves parameters and buffers
+    return hf
 
 
 def _hf_state_dict(model: LlamaForCausalLM, config: ModelConfig) -> dict[str, torch.Tensor]:

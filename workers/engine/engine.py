@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from workers.engine.detokenizer import IncrementalDetokenizer
 from workers.engine.online_cost import OnlineStepCost
 from workers.engine.outputs import RequestOutput, Usage
+from workers.engine.request_error import InvalidRequest
 from workers.engine.runner import Runner
 from workers.engine.scheduler import Scheduler
 from workers.engine.scheduler_output import SchedulerOutput
@@ -62,8 +63,16 @@ class Engine:
 
     def add(self, seq: Sequence) -> None:
         """Raises InvalidRequest, queueing nothing, for a request this worker cannot take."""
-        seq.detokenizer = IncrementalDetokenizer(self.tokenizer, seq.token_ids[: seq.num_prompt_tokens],
-                                                 stop=seq.sampling.stop)
+        detok = IncrementalDetokenizer(self.tokenizer, seq.token_ids[: seq.num_prompt_tokens], stop=seq.sampling.stop)
+        # A resumed stream (GenerateRequest.resume_token_ids) arrives with output another worker
+        # already streamed. Fed one token per step, as that worker fed them, the detokenizer
+        # holds back exactly what that worker held (a partial character, a possible stop
+        # string start) and releases it later; the text it already sent is not sent again.
+        for i, token_id in enumerate(seq.output_token_ids):
+            if detok.step([token_id]).stop_matched:
+                raise InvalidRequest(f"resume tokens complete a stop string at token {i}: that stream had "
+                                     "already finished")
+        seq.detokenizer = detok
         self.scheduler.add(seq)
 
     def abort(self, seq_id: str) -> bool:

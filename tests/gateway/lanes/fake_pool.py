@@ -37,7 +37,8 @@ def timed(num_bulk_slots: int, num_running: int = 4, max_num_seqs: int = 32) -> 
 
 @dataclass
 class FakePool:
-    is_healthy: bool = True
+    is_healthy: bool = True  # False: pick() finds no worker, so jobs stay queued
+    has_workers: bool = True  # False: not one healthy worker, so admission refuses (503)
     free: int = 1000  # what backfill_capacity() reports: room for bulk sequences
     free_slots: int = 1000  # what free_capacity() reports: free sequence slots
     workers: list[FakeWorker] = field(default_factory=lambda: [FakeWorker("w0"), FakeWorker("w1")])
@@ -59,6 +60,9 @@ class FakePool:
 
     def loads(self) -> list[WorkerLoad]:
         return list(self.reports) if self.is_healthy else []
+
+    def has_healthy_worker(self) -> bool:
+        return self.has_workers
 
     def healthy(self) -> list[FakeWorker]:
         return list(self.workers) if self.is_healthy else []

@@ -206,3 +206,15 @@ async def test_the_dispatcher_reads_the_healthy_workers_reports_and_keeps_its_pr
         err = refusal_of(await rig.submit(rig.job("inline")))
         assert err.code == "budget" and "400 ms" in err.message
         assert rig.stats("interactive").num_refused == {"budget": 1}
+@pytest.mark.parametrize("endpoint", ["inline", "nightly"])  # interactive, and bulk with its hour-long wait
+async def test_with_no_healthy_worker_admission_refuses_at_once_with_503_and_retry_after(endpoint):
+    async with running(has_workers=False) as rig:
+        lane = rig.job(endpoint).lane.name
+        err = refusal_of(await rig.submit(rig.job(endpoint)))
+        assert err.status == 503 and int(err.headers["Retry-After"]) >= 1
+        assert "no healthy worker" in err.message
+        assert rig.pool.picks == [] and rig.stats(lane).queue_depth == 0
+        rig.pool.has_workers = True  # a worker is back: the next request is admitted and leaves
+        admitted = await rig.submit(rig.job(endpoint))
+        await rig.until(ms=100)  # both lanes' batch windows have closed
+        assert admitted.done() and admitted.exception() is None and admitted.result() in rig.pool.workers
