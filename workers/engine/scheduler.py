@@ -341,26 +341,35 @@ class Scheduler:
                 stalled.append(seq)
         # A less urgent seq that preempted itself later in the pass may have freed enough.
         for seq in stalled:
+            if seq.status != SeqStatus.RUNNING:
+                continue  # preempted by a more urgent seq since it stalled
             num_new_tokens = plan.max_new_tokens(seq.num_computed_tokens, seq.num_uncomputed_tokens)
             if num_new_tokens > 0 and self.block_manager.can_append(seq, num_new_tokens):
                 self.block_manager.append_slots(seq, num_new_tokens)
                 plan.add(seq, num_new_tokens)
 
     def _reserve_blocks_to_grow(self, seq: Sequence, num_new_tokens: int, plan: StepPlan) -> bool:
-        """Get running seq the blocks for its next tokens, preempting if need be."""
-        while not self.block_manager.can_append(seq, num_new_tokens):
+        """Get running seq the blocks for its next tokens, preempting if need be (and only if
+        that is enough: otherwise the victims' work would be thrown away for nothing)."""
+        bm = self.block_manager
+        if not bm.can_append(seq, num_new_tokens):
             plan.note_pressure(seq)
             victims = victims_in_order(self._running, seq, may_preempt_to_grow)
-            if victims:
-                self._preempt(victims[0], plan)
-                continue
-            # Only equal-priority non-preemptible seqs remain behind seq. Wait for them: the
-            # last in order preempts itself when it needs a block (the last resort).
-            if any(other.sort_key() > seq.sort_key() for other in self._running):
+            if bm.num_missing_blocks(seq, num_new_tokens) <= bm.num_free_blocks + bm.num_blocks_freed_by(victims):
+                for victim in victims:
+                    if bm.can_append(seq, num_new_tokens):
+                        break
+                    self._preempt(victim, plan)
+                if not bm.can_append(seq, num_new_tokens):
+                    return False  # counted enough, freed less (shared blocks): wait a step
+            elif any(other.sort_key() > seq.sort_key() for other in self._running):
+                # Only seqs it may not preempt are behind it: wait for them; the last in order
+                # preempts itself when it needs a block (the last resort).
                 return False
-            self._preempt(seq, plan)
-            return False
-        self.block_manager.append_slots(seq, num_new_tokens)
+            else:
+                self._preempt(seq, plan)
+                return False
+        bm.append_slots(seq, num_new_tokens)
         return True
 
     def _schedule_waiting(self, plan: StepPlan, select: Callable[[Sequence], bool]) -> None:
