@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from laneway.bench.serve_drive import SendFn, Shape, grpc_sender, http_sender, run_level
-from laneway.bench.serve_report import DIRECT, LANEWAY, ServeReport, render, write_section
+from laneway.bench.serve_report import DIRECT, LANEWAY, LANEWAY_NO_LANES, ServeReport, render, write_section
 from laneway.bench.serve_stats import LevelResult, median_of_runs, summarize_level
 from laneway.ports import free_port
 from laneway.procs import Proc, laneway_cmd, wait_ready
@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--llamacpp-python", default=None, help="python of a venv with llama-cpp-python[server]")
     p.add_argument("--gguf", default=None, help="GGUF of the same weights for llama.cpp")
     p.add_argument("--no-engine", action="store_true", help="skip the in-process engine rate")
+    p.add_argument("--no-lanes-gateway", action="store_true",
+                   help="also a second gateway on the same worker with --no-lanes (immediate dispatch): the "
+                        "gateway's own cost apart from the lane batch window")
     p.add_argument("--out", nargs="*", default=[], metavar="PATH", help=".md (section rewritten) and/or .json")
     p.add_argument("--work-dir", default=None, help="logs and the exported HF directory (default: a temp dir)")
 
@@ -128,6 +131,14 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
     wait_ready(f"http://127.0.0.1:{gateway_port}", timeout=60)
     systems = [(DIRECT, _grpc(worker.address, shape)), (LANEWAY, _http(f"http://127.0.0.1:{gateway_port}",
                                                                        "laneway", shape))]
+    if args.no_lanes_gateway:
+        port = free_port()
+        plain = Proc("gateway-no-lanes", laneway_cmd("gateway", "--port", str(port), "--worker", worker.address,
+                                                     "--no-lanes"), port, work / "gateway-no-lanes.log")
+        procs.append(plain.start())
+        plain.wait_port(timeout=60)
+        wait_ready(f"http://127.0.0.1:{port}", timeout=60)
+        systems.append((LANEWAY_NO_LANES, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
     if args.vllm_python:
         hf_dir = _hf_dir(args.model, work)
         port = free_port()

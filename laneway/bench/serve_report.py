@@ -10,6 +10,7 @@ from laneway.bench.serve_stats import LevelResult
 
 START, END = "<!-- bench:serve:start -->", "<!-- bench:serve:end -->"
 LANEWAY, DIRECT = "Laneway (gateway + worker)", "Laneway worker, direct gRPC (no gateway)"
+LANEWAY_NO_LANES = "Laneway gateway --no-lanes + worker"
 ENGINE = "Laneway engine in-process"
 
 
@@ -33,9 +34,9 @@ def find(results: Sequence[LevelResult], system: str, concurrency: int) -> Level
     return next((r for r in results if r.system == system and r.concurrency == concurrency), None)
 
 
-def gateway_overhead(results: Sequence[LevelResult]) -> dict[str, float] | None:
+def gateway_overhead(results: Sequence[LevelResult], gateway: str = LANEWAY) -> dict[str, float] | None:
     """What the gateway adds at one stream: TTFT p50/p99 difference (ms) and per-token time share."""
-    gw, direct = find(results, LANEWAY, 1), find(results, DIRECT, 1)
+    gw, direct = find(results, gateway, 1), find(results, DIRECT, 1)
     if gw is None or direct is None or None in (gw.ttft_p50_s, direct.ttft_p50_s, gw.per_stream_tok_s,
                                                  direct.per_stream_tok_s):
         return None
@@ -77,11 +78,12 @@ def render(report: ServeReport) -> str:
                       f"{_f(r.ttft_p50_s, 1e3, 0)} / {_f(r.ttft_p95_s, 1e3, 0)}"]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     lines.append("")
-    over = gateway_overhead(report.results)
-    if over is not None:
-        lines.append(f"- Gateway overhead at c=1 (Laneway through the gateway minus the same worker over gRPC): "
-                     f"TTFT p50 {over['ttft_p50_ms']:+.1f} ms, p99 {over['ttft_p99_ms']:+.1f} ms; per-token time "
-                     f"{over['per_token_pct']:+.1f}%.")
+    for gateway in (LANEWAY, LANEWAY_NO_LANES):
+        over = gateway_overhead(report.results, gateway)
+        if over is not None:
+            lines.append(f"- Added at c=1 by `{gateway}` (minus the same worker over direct gRPC): TTFT p50 "
+                         f"{over['ttft_p50_ms']:+.1f} ms, p99 {over['ttft_p99_ms']:+.1f} ms; per-token time "
+                         f"{over['per_token_pct']:+.1f}%.")
     lines += [f"- {n}" for n in report.notes]
     lines.append(END)
     return "\n".join(lines) + "\n"
