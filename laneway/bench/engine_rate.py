@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-len", type=int, default=128)
     p.add_argument("--requests", type=int, default=3)
     a = p.parse_args(argv)
+    from workers.omp_policy import apply_wait_policy
+
+    apply_wait_policy(a.num_threads)  # as a worker does: the same engine, the same threads
     result = measure(a.model, num_threads=a.num_threads, prompt_len=a.prompt_len, output_len=a.output_len,
                      num_requests=a.requests)
     print(json.dumps(result))

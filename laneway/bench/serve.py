@@ -240,7 +240,7 @@ def _fmt(r: LevelResult) -> str:
         return "–" if v is None else f"{v:.1f}"
     return (f"per-stream {f(r.per_stream_tok_s)} tok/s, aggregate {r.aggregate_tok_s:.1f} tok/s, TTFT p50 "
             f"{f(r.ttft_p50_s and r.ttft_p50_s * 1e3)} ms p95 {f(r.ttft_p95_s and r.ttft_p95_s * 1e3)} ms, "
-            f"{r.num_failed} failed")
+            f"failed: {r.failures or 0}")
 
 
 def _cpu_name() -> str:

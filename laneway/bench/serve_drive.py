@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from laneway.bench.serve_stats import StreamSample
 
-SendFn = Callable[[int], Awaitable[StreamSample | None]]  # request index -> sample (None: it failed)
+SendFn = Callable[[int], Awaitable[StreamSample | str]]  # request index -> sample, or why it failed
 
 
 @dataclass(frozen=True)
@@ -29,18 +29,18 @@ class Shape:
         return [3 + (index * 7 + i * 13) % 250 for i in range(self.prompt_len)]
 
 
-async def run_level(send: SendFn, concurrency: int, num_requests: int) -> tuple[list[StreamSample], int, float]:
-    """(samples, number failed, wall seconds) for `num_requests` requests over `concurrency` streams."""
+async def run_level(send: SendFn, concurrency: int, num_requests: int
+                    ) -> tuple[list[StreamSample], dict[str, int], float]:
+    """(samples, failures by reason, wall seconds) for `num_requests` requests over `concurrency` streams."""
     next_index = iter(range(num_requests))
     samples: list[StreamSample] = []
-    failed = 0
+    failed: dict[str, int] = {}
 
     async def stream() -> None:
-        nonlocal failed
         for index in next_index:  # shared iterator: each request goes to exactly one stream
             sample = await send(index)
-            if sample is None:
-                failed += 1
+            if isinstance(sample, str):
+                failed[sample] = failed.get(sample, 0) + 1
             else:
                 samples.append(sample)
 
@@ -53,12 +53,12 @@ def http_sender(pool, model: str, shape: Shape) -> SendFn:
     """Streaming /v1/completions through any OpenAI-compatible server (the lean HTTP/1.1 pool)."""
     from laneway.load.client import send_request_fast
 
-    async def send(index: int) -> StreamSample | None:
+    async def send(index: int) -> StreamSample | str:
         body = {"model": model, "prompt": shape.prompt_ids(index), "max_tokens": shape.output_len,
                 "temperature": 0.0, "ignore_eos": True}
         res = await send_request_fast(pool, "/v1/completions", body, "bench", 0.0, 0.0)
         if not res.ok or not res.token_times:
-            return None
+            return f"HTTP {res.status}" + (f" {res.reject_reason}" if res.reject_reason else "")
         tokens = res.output_tokens or len(res.token_times)
         return StreamSample(ttft_s=res.token_times[0], first_token_s=res.token_times[0],
                             last_token_s=res.token_times[-1], output_tokens=tokens)
@@ -72,7 +72,7 @@ def grpc_sender(stub, shape: Shape) -> SendFn:
 
     from laneway_proto import worker_pb2 as pb
 
-    async def send(index: int) -> StreamSample | None:
+    async def send(index: int) -> StreamSample | str:
         req = pb.GenerateRequest(request_id=f"bench-{time.monotonic_ns()}-{index}",
                                  token_ids=pb.TokenIds(ids=shape.prompt_ids(index)),
                                  sampling=pb.SamplingParams(max_tokens=shape.output_len, ignore_eos=True))
@@ -84,10 +84,10 @@ def grpc_sender(stub, shape: Shape) -> SendFn:
                 if chunk.token_ids:
                     times.append(time.perf_counter() - sent)
                     tokens += len(chunk.token_ids)
-        except grpc.aio.AioRpcError:
-            return None
+        except grpc.aio.AioRpcError as exc:
+            return f"gRPC {exc.code().name}"
         if not times:
-            return None
+            return "no tokens"
         return StreamSample(ttft_s=times[0], first_token_s=times[0], last_token_s=times[-1], output_tokens=tokens)
 
     return send

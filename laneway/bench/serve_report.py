@@ -73,7 +73,8 @@ def render(report: ServeReport) -> str:
             if r is None:
                 cells += ["", "", ""]
                 continue
-            failed = f" ({r.num_failed} failed)" if r.num_failed else ""
+            why = ", ".join(f"{n} {reason}" for reason, n in sorted(r.failures.items()))
+            failed = f" ({r.num_failed} of {r.num_requests} failed: {why})" if r.num_failed else ""
             cells += [_f(r.per_stream_tok_s), _f(r.aggregate_tok_s) + failed,
                       f"{_f(r.ttft_p50_s, 1e3, 0)} / {_f(r.ttft_p95_s, 1e3, 0)}"]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")

@@ -34,6 +34,7 @@ class LevelResult:
     num_requests: int
     num_failed: int
     wall_s: float
+    failures: dict[str, int]  # reason (HTTP status and reject reason, gRPC code) -> count
     per_stream_tok_s: float | None  # median over streams
     aggregate_tok_s: float
     ttft_p50_s: float | None
@@ -42,16 +43,17 @@ class LevelResult:
     e2e_p50_s: float | None
 
 
-def summarize_level(system: str, concurrency: int, samples: Sequence[StreamSample], num_failed: int,
-                    wall_s: float) -> LevelResult:
+def summarize_level(system: str, concurrency: int, samples: Sequence[StreamSample],
+                    failures: dict[str, int], wall_s: float) -> LevelResult:
     if wall_s <= 0:
         raise ValueError(f"wall time must be positive, got {wall_s}")
     rates = [r for s in samples if (r := s.decode_tok_s) is not None]
     ttfts = sorted(s.ttft_s for s in samples)
     e2e = [s.last_token_s for s in samples]
     return LevelResult(
-        system=system, concurrency=concurrency, num_requests=len(samples) + num_failed, num_failed=num_failed,
-        wall_s=wall_s, per_stream_tok_s=statistics.median(rates) if rates else None,
+        system=system, concurrency=concurrency, num_requests=len(samples) + sum(failures.values()),
+        num_failed=sum(failures.values()), failures=dict(failures), wall_s=wall_s,
+        per_stream_tok_s=statistics.median(rates) if rates else None,
         aggregate_tok_s=sum(s.output_tokens for s in samples) / wall_s,
         ttft_p50_s=percentile(ttfts, 50) if ttfts else None, ttft_p95_s=percentile(ttfts, 95) if ttfts else None,
         ttft_p99_s=percentile(ttfts, 99) if ttfts else None,
@@ -69,9 +71,13 @@ def median_of_runs(runs: Sequence[LevelResult]) -> LevelResult:
         return statistics.median(present) if present else None
 
     first = runs[0]
+    failures: dict[str, int] = {}
+    for r in runs:
+        for reason, n in r.failures.items():
+            failures[reason] = failures.get(reason, 0) + n
     return LevelResult(
         system=first.system, concurrency=first.concurrency, num_requests=sum(r.num_requests for r in runs),
-        num_failed=sum(r.num_failed for r in runs), wall_s=statistics.median(r.wall_s for r in runs),
+        num_failed=sum(r.num_failed for r in runs), failures=failures, wall_s=statistics.median(r.wall_s for r in runs),
         per_stream_tok_s=med([r.per_stream_tok_s for r in runs]),
         aggregate_tok_s=statistics.median(r.aggregate_tok_s for r in runs),
         ttft_p50_s=med([r.ttft_p50_s for r in runs]), ttft_p95_s=med([r.ttft_p95_s for r in runs]),

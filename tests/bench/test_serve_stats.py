@@ -19,15 +19,17 @@ def test_decode_rate_excludes_the_first_token_and_ttft():
 
 
 def test_level_aggregate_counts_every_token_over_wall_time():
-    level = summarize_level("x", 2, [_sample(0.1, 1.1), _sample(0.3, 2.3)], num_failed=1, wall_s=4.0)
+    level = summarize_level("x", 2, [_sample(0.1, 1.1), _sample(0.3, 2.3)], {"HTTP 429 queue-full": 1}, wall_s=4.0)
     assert level.aggregate_tok_s == pytest.approx(22 / 4.0)
     assert level.per_stream_tok_s == pytest.approx((10.0 + 5.0) / 2)
     assert level.ttft_p50_s == pytest.approx(0.1) and level.ttft_p95_s == pytest.approx(0.3)
     assert level.num_requests == 3 and level.num_failed == 1
+    assert level.failures == {"HTTP 429 queue-full": 1}
 
 
 def test_median_of_rounds_takes_each_number_on_its_own():
-    runs = [summarize_level("x", 1, [_sample(t, t + 1.0)], 0, wall) for t, wall in ((0.1, 2.0), (0.3, 1.0), (0.2, 4.0))]
+    rounds = ((0.1, 2.0), (0.3, 1.0), (0.2, 4.0))
+    runs = [summarize_level("x", 1, [_sample(t, t + 1.0)], {}, wall) for t, wall in rounds]
     med = median_of_runs(runs)
     assert med.ttft_p50_s == pytest.approx(0.2)
     assert med.aggregate_tok_s == pytest.approx(11 / 2.0)
@@ -35,8 +37,8 @@ def test_median_of_rounds_takes_each_number_on_its_own():
 
 
 def test_gateway_overhead_is_the_difference_to_direct_grpc():
-    gw = summarize_level(LANEWAY, 1, [_sample(0.012, 1.012)], 0, 1.0)  # 10 tok/s
-    direct = summarize_level(DIRECT, 1, [_sample(0.010, 0.919)], 0, 1.0)  # 11 tok/s
+    gw = summarize_level(LANEWAY, 1, [_sample(0.012, 1.012)], {}, 1.0)  # 10 tok/s
+    direct = summarize_level(DIRECT, 1, [_sample(0.010, 0.919)], {}, 1.0)  # 11 tok/s
     over = gateway_overhead([gw, direct])
     assert over is not None
     assert over["ttft_p50_ms"] == pytest.approx(2.0)
@@ -44,7 +46,7 @@ def test_gateway_overhead_is_the_difference_to_direct_grpc():
 
 
 def test_render_replaces_only_its_section(tmp_path):
-    level = summarize_level(LANEWAY, 1, [_sample(0.1, 1.1)], 0, 1.2)
+    level = summarize_level(LANEWAY, 1, [_sample(0.1, 1.1)], {}, 1.2)
     report = ServeReport(command="laneway bench serve", machine="m", versions="v", shape="s", results=[level],
                          engine_rates={"2 threads": 60.0}, num_repeats=3)
     doc = tmp_path / "b.md"
