@@ -36,7 +36,8 @@ VLLM, LLAMACPP = "vLLM OpenAI server", "llama.cpp server (llama-cpp-python)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="small",
-                   help="preset (served as-is by Laneway; exported to an HF directory for peers) or an HF directory")
+                   help="an HF directory, or a preset (exported as an HF directory in --work-dir that every system "
+                        "serves, Laneway included)")
     p.add_argument("--concurrency", default="1,8,32")
     p.add_argument("--prompt-len", type=int, default=32)
     p.add_argument("--output-len", type=int, default=128)
@@ -63,6 +64,7 @@ def main(args: argparse.Namespace) -> int:
     shape = Shape(args.prompt_len, args.output_len)
     levels = [int(c) for c in args.concurrency.split(",") if c]
     load_before = os.getloadavg()
+    args.model = str(_hf_dir(args.model, work))  # a preset is exported once: every system reads the same files
     engine_runs: dict[str, list[float]] = {}
     procs: list[Proc] = []
     try:
@@ -140,7 +142,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
         systems.append((LANEWAY_NO_LANES, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
     if args.vllm_python:
-        hf_dir = _hf_dir(args.model, work)
+        hf_dir = Path(args.model)
         port = free_port()
         env = {"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_OMP_THREADS_BIND": f"0-{len(os.sched_getaffinity(0)) - 1}"}
         vllm = Proc("vllm", [args.vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(hf_dir),
