@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
 
     bench_lanes.add_arguments(bl)
     bl.set_defaults(func=bench_lanes.main)
+    from laneway.bench import serve as bench_serve
+
+    bs = bench_sub.add_parser("serve", help="Laneway (gateway and direct gRPC) and peers on the same weights, "
+                              "one client at concurrency 1, 8, 32; in-process engine rate as the ceiling")
+    bench_serve.add_arguments(bs)
+    bs.set_defaults(func=bench_serve.main)
     from workers.bench import cli as bench_engine
 
     be = bench_sub.add_parser("engine", help="one worker's engine in-process: bandwidth, decode batch curve, "

@@ -195,6 +195,9 @@ def run(a: argparse.Namespace) -> int:
     from workers.parent_watch import die_with_parent
 
     die_with_parent()  # started by `laneway serve`: never outlive it
+    from workers.omp_policy import apply_wait_policy
+
+    apply_wait_policy(a.num_threads)  # before torch loads: libgomp reads it once
     logging.basicConfig(level=os.environ.get("LANEWAY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return asyncio.run(serve(config_from_args(a)))

@@ -20,6 +20,7 @@ from workers.engine.engine_loop import EngineLoop
 from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.tokenizer import Tokenizer
+from workers.stream_coalesce import take_ready
 from workers.telemetry import StreamEnd, WorkerTelemetry
 from workers.wire import ModelLimits, UndecodableRequest, decode_generate_request, to_chunk, to_load_report, to_sequence
 
@@ -91,8 +92,12 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         self.loop.add(seq)
         try:
             first = True
+            held: RequestOutput | None = None  # an error output found behind a merge: next
             while not finished:
-                out = await outputs.get()
+                out = held if held is not None else await outputs.get()
+                # Tokens already queued leave in this one message (a reader that keeps up
+                # still gets one per message): workers/stream_coalesce.py states the rule.
+                out, held = take_ready(outputs, out)
                 if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
                     finished = True
                     reason, error = "error", out.invalid_request
