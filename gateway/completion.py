@@ -27,7 +27,7 @@ async def collect_body(job: Job, model: str, first: Chunk, chunks: AsyncIterator
             last = c
     except StreamBroken as exc:
         raise APIError(502, f"the worker serving this request failed: {exc}", type="server_error",
-                       code="worker_lost") from exc
+                       code=exc.code) from exc
     return fmt.full_body(job, model, list(choices.values()), last)
 
 

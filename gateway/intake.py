@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from gateway.errors import APIError, bad_request, from_validation_error
-from gateway.job import Job, LaneTicket, PromptList, Sampling
-from gateway.model_catalog import ModelCatalog
 from gateway.body_checks import refuse_lone_surrogates, refuse_unsupported
+from gateway.errors import APIError, bad_request, from_validation_error
+from gateway.job import Job, JobKind, LaneTicket, LatencyTargets, PromptList, Sampling
+from gateway.model_catalog import ModelCatalog
 from gateway.schemas import MAX_CHOICES, ChatCompletionRequest, CompletionRequest
+from lanes.api_key import hash_api_key
 from lanes.classify import RequestFeatures, classify
 from lanes.policy import Policy
-from lanes.api_key import hash_api_key
 from lanes.tenant_spec import ANONYMOUS
 from lanes.tenants import authenticate
 
@@ -83,14 +83,14 @@ def _log_unknown_key(fingerprint: str) -> None:
                 "require auth (auth.required: false)", fingerprint, ANONYMOUS)
 
 
-async def build_job(request: Request, kind: str, policy: Policy, catalog: ModelCatalog) -> Job:
+async def build_job(request: Request, kind: JobKind, policy: Policy, catalog: ModelCatalog) -> Job:
     endpoint = endpoint_name(request, policy)
     tenant = tenant_for(request, policy, endpoint)
     body = await _json_body(request)
     return job_from_body(policy, catalog, kind, endpoint, tenant, body, request.headers)
 
 
-def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: str, tenant: str, body: object,
+def job_from_body(policy: Policy, catalog: ModelCatalog, kind: JobKind, endpoint: str, tenant: str, body: object,
                   headers: Mapping[str, str]) -> Job:
     """Validate an OpenAI body for an endpoint and classify it; used by HTTP routes and the Batch API.
     The job keeps this policy's decisions even if the policy is reloaded while it runs."""
@@ -117,9 +117,7 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: st
                                         headers=lower_headers, prompt_tokens=estimate,
                                         max_tokens=sampling.max_tokens), policy)
     lane = decision.lane
-    ticket = LaneTicket(name=decision.lane_name, priority=lane.priority, preemptible=lane.preemptible,
-                        max_seq_share=lane.capacity_share.seqs, max_kv_share=lane.capacity_share.kv,
-                        backfill=lane.backfill)
+    ticket = LaneTicket.for_lane(decision.lane_name, lane)
     now = time.time()
     deadline = now + lane.max_queue_wait_ms / 1000.0
     client_timeout = lower_headers.get("x-laneway-deadline-ms")
@@ -128,9 +126,12 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: st
             deadline = min(deadline, now + float(client_timeout) / 1000.0)
         except ValueError:
             raise bad_request(f"x-laneway-deadline-ms must be a number of ms, got {client_timeout!r}") from None
+    # Gaps between tokens are a promise only to a client that watches them arrive: a request
+    # answered in one body carries no TBT target, so the worker need not shrink steps for it.
+    targets = LatencyTargets(ttft_ms=spec.slo.ttft_p95_ms, tbt_ms=spec.slo.tbt_p95_ms if req.stream else None)
     return Job(endpoint=endpoint, tenant=tenant, kind=kind, prompt=prompt, sampling=sampling, lane=ticket,
                stream=req.stream, stream_usage=req.include_usage_in_stream, prompt_tokens_estimate=estimate,
-               deadline=deadline, created=now)
+               deadline=deadline, created=now, targets=targets)
 
 
 async def _json_body(request: Request) -> object:
@@ -163,13 +164,18 @@ def _prompt(req: CompletionRequest | ChatCompletionRequest, catalog: ModelCatalo
 
 
 def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec, num_prompts: int) -> Sampling:
+    """The request's sampling values, else the endpoint policy's, else OpenAI's defaults.
+
+    Defaults are marked as such: the worker may clamp a default max_tokens to the context
+    the prompt leaves, and replace a default temperature/top_p/top_k with the model's own
+    (generation_config.json). An explicit max_tokens that does not fit stays an error."""
     d = spec.sampling
     prompt_logprobs = None
     if isinstance(req, ChatCompletionRequest):
-        max_tokens = req.requested_max_tokens
+        client_max_tokens = req.requested_max_tokens
         logprobs = (req.top_logprobs or 0) if req.logprobs else None
     else:
-        max_tokens = req.max_tokens
+        client_max_tokens = req.max_tokens
         logprobs = req.logprobs
         if req.best_of is not None and req.best_of != req.n:
             raise bad_request(f"best_of={req.best_of} with n={req.n}: only best_of equal to n is served (ranking "
@@ -180,7 +186,7 @@ def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec, n
     if num_prompts * req.n > MAX_CHOICES:
         raise bad_request(f"{num_prompts} prompts x n={req.n} is {num_prompts * req.n} choices; at most "
                           f"{MAX_CHOICES} per request", param="n", code="too_many_choices")
-    max_tokens = max_tokens or d.max_tokens or min(DEFAULT_MAX_TOKENS[kind], spec.limits.max_tokens or 1 << 30)
+    max_tokens = client_max_tokens or d.max_tokens or min(DEFAULT_MAX_TOKENS[kind], spec.limits.max_tokens or 1 << 30)
     if spec.limits.max_tokens is not None and max_tokens > spec.limits.max_tokens:
         raise bad_request(f"max_tokens={max_tokens} is over this endpoint's limit of {spec.limits.max_tokens}",
                           param="max_tokens", code="max_tokens_over_limit")
@@ -206,6 +212,10 @@ def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec, n
         min_tokens=min_tokens,
         echo=isinstance(req, CompletionRequest) and req.echo,
         prompt_logprobs=prompt_logprobs,
+        max_tokens_is_default=not client_max_tokens,
+        temperature_is_default=req.temperature is None and d.temperature is None,
+        top_p_is_default=req.top_p is None and d.top_p is None,
+        top_k_is_default=req.top_k is None and d.top_k is None,
     )
 
 

@@ -79,7 +79,8 @@ def _echo(job: Job, chunk: Chunk) -> str:
 def advance(job: Job, state: ChoiceState, chunk: Chunk) -> tuple[str, list[TokenLogprob], int]:
     """Take chunk into its choice's state; returns the text and logprobs it adds, and the
     text_offset of their first token."""
-    text, lps = chunk.text, list(chunk.logprobs)
+    text = chunk.text
+    lps: list[TokenLogprob] = list(chunk.logprobs)
     if not state.is_started:
         state.is_started = True
         text = _echo(job, chunk) + text

@@ -13,8 +13,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 MAX_TOKENS_CEILING = 1_000_000  # anything above is absurd for any model; the worker checks the real limit
 MAX_STOP = 4
@@ -149,8 +157,8 @@ class CompletionRequest(_Request):
     def prompts(self) -> list[str | list[int]]:
         """The prompt as a list of prompts: a single one is a list of one."""
         if isinstance(self.prompt, str) or isinstance(self.prompt[0], int):
-            return [self.prompt]  # type: ignore[list-item]
-        return list(self.prompt)  # type: ignore[arg-type]
+            return [self.prompt]
+        return list(self.prompt)
 
 
 class TextPart(BaseModel):

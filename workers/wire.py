@@ -2,6 +2,12 @@
 
 Bad input raises InvalidRequest (workers/engine/request_error.py) naming the value: from
 here for what the model limits decide, from the domain types built here for the rest.
+
+Values the gateway marks as defaults (`*_is_default` in SamplingParams) are the model's to
+decide: a default max_tokens is clamped to the context the prompt leaves (a client's
+max_tokens that does not fit is refused), and a default temperature, top_p or top_k is
+replaced by the model's generation_config.json value where it has one (precedence in
+workers/models/generation_config.py).
 """
 
 from __future__ import annotations
@@ -9,15 +15,21 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError
 
 from laneway_proto import worker_pb2 as pb
 from laneway_proto.error_codes import CHAT_TEMPLATE_ERROR, CONTEXT_LENGTH_EXCEEDED, TOKEN_OUT_OF_VOCABULARY
-from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.engine_loop import LoadSnapshot
+from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
 from workers.engine.tokenizer import Tokenizer
+from workers.models.config import ModelConfig
+from workers.models.generation_config import SamplingDefaults
 
+_T = TypeVar("_T", int, float)
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
 MAX_CHOICES = 128  # sequences one request may start (prompts x n), as OpenAI's n caps at 128
 
@@ -27,10 +39,33 @@ class ModelLimits:
     max_model_len: int
     vocab_size: int
     eos_token_ids: tuple[int, ...]  # the first is the sequence's eos; the rest stop like stop tokens
+    sampling_defaults: SamplingDefaults = SamplingDefaults()  # the model's, for values the client left unset
+
+    @classmethod
+    def of(cls, model: ModelConfig, max_model_len: int) -> ModelLimits:
+        """What requests are checked against when serving `model` with this context length."""
+        return cls(max_model_len=max_model_len, vocab_size=model.vocab_size, eos_token_ids=model.eos_token_ids,
+                   sampling_defaults=model.sampling_defaults)
 
     @property
     def eos_token_id(self) -> int | None:
         return self.eos_token_ids[0] if self.eos_token_ids else None
+
+
+@dataclass(frozen=True)
+class UndecodableRequest:
+    """Generate request bytes that are not a GenerateRequest (only a hand-made client sends them)."""
+
+    reason: str
+
+
+def decode_generate_request(data: bytes) -> pb.GenerateRequest | UndecodableRequest:
+    """Generate's request deserializer (workers/servicer.py): bytes that do not decode are bad
+    input the servicer answers with INVALID_ARGUMENT, where gRPC's own would say UNKNOWN."""
+    try:
+        return pb.GenerateRequest.FromString(data)
+    except DecodeError as exc:
+        return UndecodableRequest(str(exc))
 
 
 def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits) -> list[Sequence]:
@@ -57,16 +92,27 @@ def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLim
     )
     request_id = req.request_id or uuid.uuid4().hex
     single = len(prompts) * num_samples == 1
+    resumed = list(req.resume_token_ids)
+    if resumed and not single:
+        # Resume tokens are one stream's output: a request of several choices is never resumed.
+        raise InvalidRequest(f"resume_token_ids with {len(prompts)} prompt(s) x n={num_samples} choices: only a "
+                             "request of one choice can be resumed")
     seqs: list[Sequence] = []
     for prompt_index, prompt_ids in enumerate(prompts):
-        _check_prompt(prompt_ids, sampling, limits)
+        prompt_sampling = _check_prompt(prompt_ids, sampling, limits, req.sampling.max_tokens_is_default)
+        _check_resumed(resumed, prompt_sampling, limits)
+        if resumed:  # the first worker already sent the echoed prompt and its logprobs
+            prompt_sampling = dataclasses.replace(prompt_sampling, echo=False, prompt_logprobs=None)
         leader: Sequence | None = None
         for sample_index in range(num_samples):
             index = prompt_index * num_samples + sample_index
             seq = Sequence(
                 seq_id=request_id if single else f"{request_id}#{index}",
-                token_ids=list(prompt_ids),
-                sampling=_sample_params(sampling, sample_index, num_samples),
+                # A resumed stream's output so far is output here too: counted against max_tokens,
+                # and it keeps the seeded sampler's step numbers (workers/sampling/seeding.py).
+                token_ids=list(prompt_ids) + resumed,
+                num_prompt_tokens=len(prompt_ids),
+                sampling=_sample_params(prompt_sampling, sample_index, num_samples),
                 lane=lane_policy,
                 deadline=req.deadline_unix_ms / 1000.0 if req.deadline_unix_ms else None,
                 eos_token_id=limits.eos_token_id,
@@ -80,6 +126,14 @@ def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLim
     return seqs
 
 
+def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits) -> Sequence:
+    """The one Sequence of a request of one choice (one prompt, n = 1); InvalidRequest otherwise."""
+    seqs = to_sequences(req, tokenizer, limits)
+    if len(seqs) != 1:
+        raise InvalidRequest(f"expected a request of one choice, got {len(seqs)}")
+    return seqs[0]
+
+
 def _sample_params(sampling: SamplingParams, sample_index: int, num_samples: int) -> SamplingParams:
     """Sample i of n > 1 draws from seed + i: the same seed for all would give n copies of one
     answer (vLLM does the same)."""
@@ -88,7 +142,10 @@ def _sample_params(sampling: SamplingParams, sample_index: int, num_samples: int
     return dataclasses.replace(sampling, seed=sampling.seed + sample_index)
 
 
-def _check_prompt(prompt_ids: list[int], sampling: SamplingParams, limits: ModelLimits) -> None:
+def _check_prompt(prompt_ids: list[int], sampling: SamplingParams, limits: ModelLimits,
+                  max_tokens_is_default: bool) -> SamplingParams:
+    """Refuses a prompt this model cannot take; returns the sampling for it (a default
+    max_tokens clamped to the context the prompt leaves)."""
     if not prompt_ids:
         raise InvalidRequest("prompt is empty")
     if len(prompt_ids) >= limits.max_model_len:
@@ -101,8 +158,33 @@ def _check_prompt(prompt_ids: list[int], sampling: SamplingParams, limits: Model
                              TOKEN_OUT_OF_VOCABULARY)
     room = limits.max_model_len - len(prompt_ids)
     if sampling.max_tokens > room:
-        raise InvalidRequest(f"max_tokens={sampling.max_tokens} plus the prompt's {len(prompt_ids)} tokens "
-                             f"exceeds this model's context length of {limits.max_model_len}", CONTEXT_LENGTH_EXCEEDED)
+        if not max_tokens_is_default:
+            raise InvalidRequest(f"max_tokens={sampling.max_tokens} plus the prompt's {len(prompt_ids)} tokens "
+                                 f"exceeds this model's context length of {limits.max_model_len}",
+                                 CONTEXT_LENGTH_EXCEEDED)
+        # The client did not ask for that many: generate what the context leaves room for.
+        sampling = dataclasses.replace(sampling, max_tokens=room)
+    return sampling
+
+
+def _check_resumed(resumed: list[int], sampling: SamplingParams, limits: ModelLimits) -> None:
+    """Tokens another worker already streamed must be tokens a live stream could have sent:
+    inside the vocabulary, fewer than max_tokens, none that would have ended it."""
+    if not resumed:
+        return
+    bad = [t for t in resumed if not 0 <= t < limits.vocab_size]
+    if bad:
+        raise InvalidRequest(f"resume token id {bad[0]} is outside the vocabulary [0, {limits.vocab_size})")
+    if len(resumed) >= sampling.max_tokens:
+        raise InvalidRequest(f"{len(resumed)} resume tokens leave nothing to generate under "
+                             f"max_tokens={sampling.max_tokens}: that stream had already finished")
+    enders = set(sampling.stop_token_ids)
+    if limits.eos_token_id is not None and not sampling.ignore_eos:
+        enders.add(limits.eos_token_id)
+    ended = [i for i, t in enumerate(resumed) if t in enders]
+    if ended:
+        raise InvalidRequest(f"resume token {ended[0]} (id {resumed[ended[0]]}) is an end-of-sequence or stop "
+                             "token: that stream had already finished")
 
 
 def _targets(t: pb.LatencyTargets) -> LatencyTargets:
@@ -142,11 +224,12 @@ def _one_prompt_ids(which: str | None, text: str, token_ids: pb.TokenIds, tokeni
 
 def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:
     """Proto defaults to domain values; SamplingParams checks the ranges (InvalidRequest)."""
+    model = limits.sampling_defaults
     sampling = SamplingParams(
         max_tokens=sp.max_tokens,
-        temperature=sp.temperature,
-        top_p=sp.top_p or 1.0,  # proto3 default 0: unset
-        top_k=sp.top_k,
+        temperature=_unless_default(sp.temperature, sp.temperature_is_default, model.temperature),
+        top_p=_unless_default(sp.top_p or 1.0, sp.top_p_is_default, model.top_p),  # proto3 default 0: unset
+        top_k=_unless_default(sp.top_k, sp.top_k_is_default, model.top_k),
         seed=sp.seed if sp.HasField("seed") else None,
         stop=tuple(s for s in sp.stop if s),
         stop_token_ids=tuple(sp.stop_token_ids),
@@ -168,6 +251,10 @@ def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:
         raise InvalidRequest(f"logit_bias token id {bad_bias[0]} is outside the vocabulary [0, {limits.vocab_size})",
                              TOKEN_OUT_OF_VOCABULARY)
     return sampling
+
+
+def _unless_default(value: _T, is_default: bool, model_value: _T | None) -> _T:
+    return model_value if is_default and model_value is not None else value
 
 
 def to_chunk(out: RequestOutput, tokenizer: Tokenizer, seq: Sequence | None = None, *, is_first: bool = False,

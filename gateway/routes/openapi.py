@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse
 from gateway.batches import routes as batch_routes
 from gateway.batches import target
 from gateway.schemas import MAX_CHOICES, ChatCompletionRequest, CompletionRequest
-from laneway_proto import error_codes
 from gateway.state import GatewayState
+from laneway_proto import error_codes
 
 REF = "#/components/schemas/{model}"
 ENDPOINT_PREFIX = "/v1/endpoints/{endpoint}"
@@ -142,7 +142,8 @@ def _batch_paths(prefix: str, endpoints: tuple[str, ...]) -> dict[str, dict]:
                                     "additionalProperties": {"type": "string"},
                                     "properties": {target.METADATA_KEY: endpoint_name}}}}}}}
     batch_errors = {"400": _error("Invalid request, or refused by a rule the schema cannot state; then `code` "
-                                  "is endpoint_conflict or invalid_text (see the generation routes' 400)"), "401": _error("Missing or invalid API key"),
+                                  "is endpoint_conflict or invalid_text (see the generation routes' 400)"),
+                    "401": _error("Missing or invalid API key"),
                     "404": _error("No such file or batch for this tenant"),
                     "503": _error("No Redis configured, or Redis is unavailable (Retry-After)")}
     return {

@@ -54,7 +54,7 @@ class PromptList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ...) -> None: ...
 
 class SamplingParams(_message.Message):
-    __slots__ = ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "stop_token_ids", "ignore_eos", "logprobs", "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias", "min_tokens", "prompt_logprobs", "echo")
+    __slots__ = ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "stop_token_ids", "ignore_eos", "logprobs", "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias", "min_tokens", "prompt_logprobs", "echo", "max_tokens_is_default", "temperature_is_default", "top_p_is_default", "top_k_is_default")
     class LogitBiasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,10 @@ class SamplingParams(_message.Message):
     MIN_TOKENS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     ECHO_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     max_tokens: int
     temperature: float
     top_p: float
@@ -94,7 +98,11 @@ class SamplingParams(_message.Message):
     min_tokens: int
     prompt_logprobs: int
     echo: bool
-    def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., stop_token_ids: _Optional[_Iterable[int]] = ..., ignore_eos: _Optional[bool] = ..., logprobs: _Optional[int] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., repetition_penalty: _Optional[float] = ..., logit_bias: _Optional[_Mapping[int, float]] = ..., min_tokens: _Optional[int] = ..., prompt_logprobs: _Optional[int] = ..., echo: _Optional[bool] = ...) -> None: ...
+    max_tokens_is_default: bool
+    temperature_is_default: bool
+    top_p_is_default: bool
+    top_k_is_default: bool
+    def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., stop_token_ids: _Optional[_Iterable[int]] = ..., ignore_eos: _Optional[bool] = ..., logprobs: _Optional[int] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., repetition_penalty: _Optional[float] = ..., logit_bias: _Optional[_Mapping[int, float]] = ..., min_tokens: _Optional[int] = ..., prompt_logprobs: _Optional[int] = ..., echo: _Optional[bool] = ..., max_tokens_is_default: _Optional[bool] = ..., temperature_is_default: _Optional[bool] = ..., top_p_is_default: _Optional[bool] = ..., top_k_is_default: _Optional[bool] = ...) -> None: ...
 
 class LaneInfo(_message.Message):
     __slots__ = ("name", "priority", "preemptible", "max_seq_share", "max_kv_share", "min_share")
@@ -121,7 +129,7 @@ class LatencyTargets(_message.Message):
     def __init__(self, ttft_ms: _Optional[float] = ..., tbt_ms: _Optional[float] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "text", "token_ids", "chat", "prompts", "sampling", "lane", "deadline_unix_ms", "endpoint", "batch_id", "targets", "n")
+    __slots__ = ("request_id", "text", "token_ids", "chat", "prompts", "sampling", "lane", "deadline_unix_ms", "endpoint", "batch_id", "targets", "resume_token_ids", "n")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +141,7 @@ class GenerateRequest(_message.Message):
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
@@ -145,8 +154,9 @@ class GenerateRequest(_message.Message):
     endpoint: str
     batch_id: str
     targets: LatencyTargets
+    resume_token_ids: _containers.RepeatedScalarFieldContainer[int]
     n: int
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[TokenIds, _Mapping]] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., prompts: _Optional[_Union[PromptList, _Mapping]] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., lane: _Optional[_Union[LaneInfo, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., batch_id: _Optional[str] = ..., targets: _Optional[_Union[LatencyTargets, _Mapping]] = ..., n: _Optional[int] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[TokenIds, _Mapping]] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., prompts: _Optional[_Union[PromptList, _Mapping]] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., lane: _Optional[_Union[LaneInfo, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., batch_id: _Optional[str] = ..., targets: _Optional[_Union[LatencyTargets, _Mapping]] = ..., resume_token_ids: _Optional[_Iterable[int]] = ..., n: _Optional[int] = ...) -> None: ...
 
 class TokenLogprob(_message.Message):
     __slots__ = ("token_id", "token", "logprob", "top")

@@ -3,7 +3,7 @@ checks them outside and calls Scheduler.finish()."""
 
 from __future__ import annotations
 
-from workers.engine.sequence import Sequence, SeqStatus
+from workers.engine.sequence import SeqStatus, Sequence
 
 
 def finish_status(seq: Sequence, max_model_len: int) -> SeqStatus | None:
