@@ -8,6 +8,7 @@ stream that was mid-way resumes on another worker from the tokens already sent."
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -113,6 +114,21 @@ async def test_a_stream_with_no_worker_to_resume_it_ends_with_stream_broken(monk
                 chunks.append(chunk)
         assert len(chunks) == 3 and pool.healthy() == []
         assert info.value.code == "worker_lost"  # the same request may well succeed later
+
+
+async def test_a_stream_of_several_choices_is_not_resumed_on_another_worker() -> None:
+    a = await start_cue_worker("a", die_after=3)
+    b = await start_cue_worker("b")
+    job = _job("two choices")
+    job = dataclasses.replace(job, sampling=dataclasses.replace(job.sampling, n=2))
+    async with _service(a, b) as (service, pool):
+        first = a if pool.pick(job).address == a.address else b
+        other = b if first is a else a
+        first.servicer.die_after = 3
+        other.servicer.die_after = None
+        with pytest.raises(StreamBroken, match="a stream of 2 choices cannot resume"):
+            await _collect(service, job)
+        assert other.servicer.calls == [], "resume tokens are one choice's output: no resume"
 
 
 async def test_a_resumed_stream_tries_at_most_max_attempts_workers() -> None:

@@ -80,3 +80,20 @@ def test_max_outputs_bounds_one_message():
     out, _ = take_ready(q, _out(1), max_outputs=4)
     assert out.token_ids == [1, 2, 3, 4]
     assert q.qsize() == 5
+
+
+def test_another_choices_output_ends_the_merge_and_is_handed_back():
+    # The choices of an n > 1 request share one queue: each message holds one choice's tokens.
+    other = RequestOutput("s#1", [9], "z")
+    q = _queue(_out(2, text="b"), other, _out(3))
+    out, held = take_ready(q, _out(1, text="a"))
+    assert out.seq_id == "s" and out.token_ids == [1, 2] and out.text == "ab"
+    assert held is other
+    assert q.qsize() == 1
+
+
+def test_prompt_logprobs_survive_a_merge():
+    plp = [(-0.5, [(4, -0.5)])]
+    first = RequestOutput("s", [1], "a", prompt_logprobs=plp)
+    merged = merge([first, _out(2, text="b")])
+    assert merged.prompt_logprobs == plp and merged.token_ids == [1, 2]

@@ -11,7 +11,7 @@ from tests.workers.tokenizer.factories import write_hf_tokenizer
 from workers.engine.request_error import InvalidRequest
 from workers.models.generation_config import SamplingDefaults
 from workers.tokenizer import ByteTokenizer, HFTokenizer
-from workers.wire import ModelLimits, to_sequence
+from workers.wire import ModelLimits, to_sequence, to_sequences
 
 BYTES = ByteTokenizer(320)
 LIMITS = ModelLimits(max_model_len=32, vocab_size=320, eos_token_ids=(257, 300, 301))
@@ -74,3 +74,18 @@ def test_chat_prompt_bos_follows_the_tokenizer(tmp_path, bos_token: str | None, 
     ids = to_sequence(req, tok, ModelLimits(64, 300, (2,))).token_ids
     assert ids.count(1) == (1 if starts_with_bos else 0) and (ids[0] == 1) == starts_with_bos
     assert tok.decode(ids) == "hello"
+
+
+def test_resume_tokens_are_refused_for_a_request_of_several_choices() -> None:
+    req = _request(max_tokens=8)
+    req.n = 2
+    req.resume_token_ids.extend([65, 66])
+    with pytest.raises(InvalidRequest, match="only a request of one choice can be resumed"):
+        to_sequences(req, BYTES, LIMITS)
+
+
+def test_a_resumed_stream_does_not_echo_its_prompt_again() -> None:
+    req = _request(max_tokens=8, echo=True)
+    req.resume_token_ids.extend([65, 66])
+    seq = to_sequence(req, BYTES, LIMITS)
+    assert not seq.sampling.echo and seq.output_token_ids == [65, 66]
