@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
 
     bench_lanes.add_arguments(bl)
     bl.set_defaults(func=bench_lanes.main)
+    bt = bench_sub.add_parser("tenants", help="fairness between tenants: a quiet tenant beside a noisy one on one "
+                                               "lane (fair vs FCFS), and a small batch beside a huge one")
+    from laneway.bench import tenants as bench_tenants
+
+    bench_tenants.add_arguments(bt)
+    bt.set_defaults(func=bench_tenants.main)
     from workers.bench import cli as bench_engine
 
     be = bench_sub.add_parser("engine", help="one worker's engine in-process: bandwidth, decode batch curve, "

@@ -71,19 +71,20 @@ def main(args: argparse.Namespace) -> int:
             outcomes = []
             for num_gateways in (1, 2):
                 started = time.perf_counter()
-                outcomes.append((f"{num_gateways}", run_batches(num_gateways, args, tmp)))
+                share = expected_small_share(1.0, 1.0, args.small_lines, num_gateways * args.batch_concurrency)
+                outcomes.append((f"{num_gateways}", run_batches(num_gateways, args, tmp), share))
                 print(f"  batches / {num_gateways} gateway(s): done in {time.perf_counter() - started:.0f}s "
                       f"(load {_load()})", flush=True)
-            share = expected_small_share(1.0, 1.0, args.small_lines, args.batch_concurrency)
             out += ["", f"Batches: the noisy tenant's batch of {args.big_lines} lines, then {args.small_after:g} s "
                         f"later the quiet tenant's batch of {args.small_lines} lines, all of "
                         f"{args.batch_prompt_tokens} prompt tokens and {args.batch_output_tokens} out; both "
                         f"tenants of weight 1; {args.batch_concurrency} batch slots per gateway; counts polled "
                         f"every {args.poll:g} s (times are late by up to that); both batches cancelled once the "
                         f"small one is done or after {args.batch_window:g} s.", "",
-                    *render_batch_markdown(outcomes, share)]
-            record["batches"] = [{"gateways": name, **asdict(o), "small_share": o.small_share}
-                                 for name, o in outcomes]
+                    *render_batch_markdown(outcomes)]
+            record["batches"] = [{"gateways": name, **asdict(o), "small_share": o.small_share,
+                                  "small_share_once_running": o.small_share_once_running, "share_by_weight": w}
+                                 for name, o, w in outcomes]
     out += ["", f"Load average at the end {_load()}."]
     print("\n".join(out))
     if args.json:

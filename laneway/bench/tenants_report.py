@@ -67,11 +67,22 @@ class BatchOutcome:
     big_lines_while_both: int  # answered from the small batch's submission to its end (or the window's)
     small_lines_while_both: int
     both_s: float  # how long that lasted
+    # The same from the poll before its first answered line: without the ramp-up, while the
+    # big batch's lines already running finish and free the slots the small one then gets.
+    big_lines_once_running: int = 0
+    small_lines_once_running: int = 0
 
     @property
     def small_share(self) -> float | None:
-        total = self.big_lines_while_both + self.small_lines_while_both
-        return self.small_lines_while_both / total if total else None
+        return _share(self.small_lines_while_both, self.big_lines_while_both)
+
+    @property
+    def small_share_once_running(self) -> float | None:
+        return _share(self.small_lines_once_running, self.big_lines_once_running)
+
+
+def _share(small: int, big: int) -> float | None:
+    return small / (small + big) if small + big else None
 
 
 def batch_outcome(samples: Sequence[Sample], small_submitted_s: float, small_total: int) -> BatchOutcome:
@@ -85,10 +96,14 @@ def batch_outcome(samples: Sequence[Sample], small_submitted_s: float, small_tot
         return BatchOutcome(small_total, small_submitted_s, None, None, 0, 0, 0.0)
     end = done or after[-1]
     before = max((s for s in samples if s.at_s <= small_submitted_s), key=lambda s: s.at_s, default=after[0])
+    first_seen = next((i for i, s in enumerate(after) if s.small), None)
+    ramped = after[max(0, first_seen - 1)] if first_seen is not None else end
     return BatchOutcome(small_total, small_submitted_s, first, last,
                         big_lines_while_both=end.big - before.big,
                         small_lines_while_both=(end.small or 0) - (before.small or 0),
-                        both_s=end.at_s - small_submitted_s)
+                        both_s=end.at_s - small_submitted_s,
+                        big_lines_once_running=end.big - ramped.big,
+                        small_lines_once_running=(end.small or 0) - (ramped.small or 0))
 
 
 def expected_small_share(big_weight: float, small_weight: float, small_total: int, concurrency: int) -> float:
@@ -122,7 +137,7 @@ def render_lane_markdown(runs: Sequence[LaneRun]) -> list[str]:
 def lane_verdicts(runs: Sequence[LaneRun], fair: str, fcfs: str) -> list[str]:
     by = {r.name: r for r in runs}
     alone = by.get(ALONE)
-    out = []
+    out: list[str] = []
     if alone is None:
         return out
     if fair in by:
@@ -139,14 +154,19 @@ def lane_verdicts(runs: Sequence[LaneRun], fair: str, fcfs: str) -> list[str]:
     return out
 
 
-def render_batch_markdown(outcomes: Sequence[tuple[str, BatchOutcome]], expected_share: float) -> list[str]:
+def render_batch_markdown(outcomes: Sequence[tuple[str, BatchOutcome, float]]) -> list[str]:
+    """One row per (gateways, outcome, the small batch's share by weight)."""
     lines = ["| gateways | small batch submitted at s | its first line after s | its last line after s "
-             "| lines answered while both ran (big / small) | over s | small's share | by weight |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, o in outcomes:
-        share = o.small_share
+             "| answered since its submission: big / small (small's share) | from its first line: big / small "
+             "(share) | share by weight |",
+             "|---|---|---|---|---|---|---|"]
+    for name, o, expected in outcomes:
         lines.append(f"| {name} | {o.small_submitted_s:.1f} | {_f(o.first_after_s, 1)} | "
                      f"{_f(o.last_after_s, 1)} (of {o.small_total}) | {o.big_lines_while_both} / "
-                     f"{o.small_lines_while_both} | {o.both_s:.1f} | "
-                     f"{'-' if share is None else f'{100 * share:.0f}%'} | {100 * expected_share:.0f}% |")
+                     f"{o.small_lines_while_both} ({_pct(o.small_share)}) | {o.big_lines_once_running} / "
+                     f"{o.small_lines_once_running} ({_pct(o.small_share_once_running)}) | {_pct(expected)} |")
     return lines
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f}%"
