@@ -121,15 +121,17 @@ def _f(v: float | None, digits: int = 0) -> str:
 def render_lane_markdown(runs: Sequence[LaneRun]) -> list[str]:
     alone = next((r for r in runs if r.name == ALONE), None)
     lines = ["| run | quiet sent / done | quiet TTFT p50 / p95 ms | p95 / alone | p50 / alone "
-             "| quiet TBT p50 / p95 ms | noisy done | noisy out tok/s | quiet out tok/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| quiet gateway queue wait p50 / p95 ms | quiet TBT p50 / p95 ms | noisy done | noisy out tok/s "
+             "| quiet out tok/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         q = r.quiet
         p95 = quiet_ratio(r, alone) if alone is not None else None
         p50 = quiet_ratio(r, alone, "ttft_p50_ms") if alone is not None else None
         noisy_done = "-" if r.noisy is None else f"{r.noisy.completed} / {r.noisy.sent}"
         lines.append(f"| {r.name} | {q.sent} / {q.completed} | {_f(q.ttft_p50_ms)} / {_f(q.ttft_p95_ms)} | "
-                     f"{_f(p95, 2)}x | {_f(p50, 2)}x | {_f(q.tbt_p50_ms)} / {_f(q.tbt_p95_ms)} | {noisy_done} | "
+                     f"{_f(p95, 2)}x | {_f(p50, 2)}x | {_f(q.queue_wait_p50_ms)} / {_f(q.queue_wait_p95_ms)} | "
+                     f"{_f(q.tbt_p50_ms)} / {_f(q.tbt_p95_ms)} | {noisy_done} | "
                      f"{_f(r.noisy_tokens_per_s, 1)} | {r.quiet_tokens_per_s:.1f} |")
     return lines
 

@@ -73,7 +73,7 @@ def test_lane_table_has_one_row_per_run_with_its_ratio():
     table = render_lane_markdown(lane_runs())
     assert len(table) == 2 + 3
     assert "| fair | 30 / 30 | 25 / 50 | 1.25x | 1.25x |" in table[3]
-    assert "| 700.0 |" in table[3] and table[2].endswith("| - | - | 16.0 |")  # alone: no noisy tenant
+    assert "| 700.0 |" in table[3] and table[2].endswith("| - / - | - / - | - | - | 16.0 |")  # alone: no noisy tenant
 
 
 def test_batch_outcome_reads_first_and_last_line_and_shares_while_both_ran():
