@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
                               "one client at concurrency 1, 8, 32; in-process engine rate as the ceiling")
     bench_serve.add_arguments(bs)
     bs.set_defaults(func=bench_serve.main)
+    bt = bench_sub.add_parser("tenants", help="fairness between tenants: a quiet tenant beside a noisy one on one "
+                                               "lane (fair vs FCFS), and a small batch beside a huge one")
+    from laneway.bench import tenants as bench_tenants
+
+    bench_tenants.add_arguments(bt)
+    bt.set_defaults(func=bench_tenants.main)
     from workers.bench import cli as bench_engine
 
     be = bench_sub.add_parser("engine", help="one worker's engine in-process: bandwidth, decode batch curve, "

@@ -85,8 +85,10 @@ class VirtualCounters:
             self._last_served = max(self._last_served, self._counters[tenant])
 
     def pick(self, candidates: list[str]) -> str | None:
-        """The candidate (backlogged, not at a cap) with the smallest counter; ties by name for
-        a stable order."""
+        """The candidate (backlogged, not at a cap) with the smallest counter. A tie is what a
+        returning tenant meets (lifted level with the least served): it goes to the tenant with
+        fewer jobs queued or running here, then by name for a stable order, so which tenant
+        waits one more job never depends on how the tenants are named."""
         if not candidates:
             return None
-        return min(candidates, key=lambda t: (self._counters.get(t, 0.0), t))
+        return min(candidates, key=lambda t: (self._counters.get(t, 0.0), self._num_active.get(t, 0), t))

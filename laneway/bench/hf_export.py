@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 from workers.models.config import PRESETS
 
@@ -35,10 +36,11 @@ def export_preset(preset: str, path: Path, seed: int = 0) -> Path:
         vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
         max_position_embeddings=cfg.max_position_embeddings, tie_word_embeddings=cfg.tie_word_embeddings,
-        bos_token_id=1, eos_token_id=2, torch_dtype="bfloat16",
+        bos_token_id=1, eos_token_id=2, dtype="bfloat16",
     )
     torch.manual_seed(seed)
-    model = transformers.LlamaForCausalLM(hf_config).to(torch.bfloat16).eval()
+    model = transformers.LlamaForCausalLM(hf_config).eval()
+    cast(torch.nn.Module, model).to(torch.bfloat16)  # in place: Module.to converts parameters
     model.save_pretrained(path, safe_serialization=True)
     _write_tokenizer(path, cfg.vocab_size)
     return path

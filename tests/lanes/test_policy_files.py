@@ -29,6 +29,9 @@ def test_policy_file_loads(path: Path) -> None:
         # The product-blind baselines deliberately put every endpoint in one shared lane.
         assert len(policy.lanes) == 1
         assert {spec.lane for spec in policy.endpoints.values()} == set(policy.lanes)
+    elif path.parent.name == "bench" and path.name.startswith("tenants-"):
+        # Two tenants sharing lanes is the whole experiment (laneway bench tenants).
+        assert {"noisy", "quiet"} <= set(policy.tenants)
     else:
         assert kinds == set(LaneKind), "each kind of work has a lane"
 

@@ -44,6 +44,19 @@ def test_a_newcomer_is_lifted_to_the_least_served_active_tenant():
     assert vtc.counter("quiet") == 5000
 
 
+def test_a_tie_goes_to_the_tenant_with_fewer_jobs_here_whatever_the_names():
+    vtc = VirtualCounters()
+    for _ in range(16):
+        vtc.arrive("a-noisy")
+    vtc.charge("a-noisy", 2000, 1.0)
+    vtc.arrive("z-quiet")  # lifted level with a-noisy: a tie on the counter
+    assert vtc.counter("z-quiet") == vtc.counter("a-noisy")
+    assert vtc.pick(["a-noisy", "z-quiet"]) == "z-quiet", "one job against sixteen, not the alphabet"
+    vtc.arrive("z-quiet")
+    vtc.charge("z-quiet", 1, 1.0)
+    assert vtc.pick(["a-noisy", "z-quiet"]) == "a-noisy", "the counter still comes first"
+
+
 def test_with_nobody_active_a_returning_tenant_starts_at_the_last_counter_served():
     vtc = VirtualCounters()
     vtc.arrive("noisy")
