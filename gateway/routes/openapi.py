@@ -144,8 +144,12 @@ def _batch_paths(prefix: str, endpoints: tuple[str, ...]) -> dict[str, dict]:
     batch_errors = {"400": _error("Invalid request, or refused by a rule the schema cannot state; then `code` "
                                   "is endpoint_conflict or invalid_text (see the generation routes' 400)"),
                     "401": _error("Missing or invalid API key"),
+                    "403": _error("No API key while the policy gives keyless callers no shared namespace "
+                                  "(code api_key_required), or a batch for an endpoint this tenant may not call"),
                     "404": _error("No such file or batch for this tenant"),
-                    "503": _error("No Redis configured, or Redis is unavailable (Retry-After)")}
+                    "429": _error("The tenant's requests-per-minute limit (Retry-After)"),
+                    "503": _error("No Redis configured, or Redis is unavailable (Retry-After)"),
+                    "507": _error("The gateway's Redis is out of memory: nothing more can be stored")}
     return {
         f"{prefix}/files": {
             "post": _op("Upload a JSONL batch input file", prefix, body=upload,
