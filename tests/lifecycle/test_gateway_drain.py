@@ -96,7 +96,11 @@ def test_sigterm_drains_in_stages_and_exits_within_the_bound(draining_gateway: P
             sent_at = time.monotonic()
             report.append("tried: SIGTERM with a long stream, a short stream mid-flight and a queued request")
 
-            ready = await client.get(f"{base}/readyz")
+            for _ in range(100):  # the signal is handled on the server's loop: milliseconds, bounded anyway
+                ready = await client.get(f"{base}/readyz")
+                if ready.status_code == 503:
+                    break
+                await asyncio.sleep(0.02)
             report.append(f"observed: /readyz {ready.status_code} {ready.json()['status']} right after SIGTERM")
             assert ready.status_code == 503 and ready.json()["status"] == "draining"
 
@@ -134,4 +138,5 @@ def test_sigterm_drains_in_stages_and_exits_within_the_bound(draining_gateway: P
         assert code == 0
     finally:
         print("\n".join(report))
-    assert "draining" in gw.log_tail(), gw.log_tail()
+    log = gw.log_tail(100_000)  # the whole log: a cancelled stream's traceback can be long
+    assert "draining" in log, gw.log_tail()

@@ -244,7 +244,7 @@ class Scheduler:
         limit = self.step_time_budget()
         plan = StepPlan(budget=self.config.max_num_batched_tokens, cost=self._plan_cost, time_limit=math.inf)
         self._schedule_running(plan, decodes=True, select=_is_latency)
-        reserve = self._deferrable_reserve() * limit
+        reserve = self._deferrable_reserve() * limit if math.isfinite(limit) else 0.0  # inf * 0 is NaN
         plan.time_limit, plan.urgent_grant = limit - reserve, MIN_URGENT_CHUNK
         self._schedule_prefill(plan, select=_is_latency)
         plan.time_limit, plan.urgent_grant = max(limit, plan.predicted_time + reserve), 0

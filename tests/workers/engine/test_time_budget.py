@@ -231,3 +231,17 @@ def test_running_streams_never_skip_a_step_even_over_the_budget() -> None:
         running_before = {s.seq_id for s in sched.running if not s.is_prefill}
         result = step(sched)
         assert running_before <= set(result.ids), "a running stream sat a step out"
+
+
+def test_latency_lanes_without_targets_are_not_throttled_by_an_unbounded_budget() -> None:
+    # With a cost model and no latency targets the budget is unbounded: a bulk lane's
+    # min_share reserve of it must not turn into NaN and stall every prompt.
+    sched = big_scheduler()
+    sched.add(make_seq("b0", prompt_len=8, max_tokens=50, lane=bulk_lane(0.1)))
+    prompts = [make_seq(f"s{i}", prompt_len=100, max_tokens=4, lane=STREAMING) for i in range(3)]
+    for seq in prompts:
+        sched.add(seq)
+    result = step(sched)
+    assert result.output.time_budget == float("inf")
+    assert {c.seq_id: c.num_new_tokens for c in result.chunks if c.seq_id.startswith("s")} == {
+        "s0": 100, "s1": 100, "s2": 100}
