@@ -48,6 +48,7 @@ from lanes.policy import hash_api_key  # noqa: E402
 from laneway.procs import Proc, free_port, laneway_cmd, wait_ready  # noqa: E402
 from laneway_proto import worker_pb2 as pb  # noqa: E402
 from laneway_proto import worker_pb2_grpc as pb_grpc  # noqa: E402
+from workers.bench import report as engine_report  # noqa: E402
 
 START, END = "<!-- drills:start -->", "<!-- drills:end -->"
 QUIET = {"LANEWAY_TRACING": "off"}
@@ -417,14 +418,8 @@ def render(drills: list[Drill], command: str, tmp: Path) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    """Replace this report's section of `path`, or append it."""
+    engine_report.write_section(path, section, START, END)
 
 
 DRILLS = {"worker": drill_worker_kill, "redis": drill_redis_kill, "malformed": drill_malformed}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from laneway.bench.serve_stats import LevelResult
+from workers.bench import report as engine_report
 
 START, END = "<!-- bench:serve:start -->", "<!-- bench:serve:end -->"
 LANEWAY, DIRECT = "Laneway (gateway + worker)", "Laneway worker, direct gRPC (no gateway)"
@@ -91,12 +92,5 @@ def render(report: ServeReport) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of `path`, or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    """Replace this report's section of `path`, or append it."""
+    engine_report.write_section(path, section, START, END)

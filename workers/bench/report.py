@@ -101,16 +101,16 @@ def _targets(r: EngineBenchResult) -> list[str]:
     return out
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of `path` (or append it; create the file if needed)."""
+def write_section(path: Path, section: str, start: str = START, end: str = END) -> None:
+    """Replace the section between the `start` and `end` markers of `path` (or append it;
+    create the file if needed). Every benchmark that records into docs/benchmarks.md uses it."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1].lstrip("\n")
         text = before + section + ("\n" + after if after else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 
 
