@@ -92,11 +92,12 @@ def test_fields_with_no_effect_on_the_output_are_accepted() -> None:
     assert job.prompt == [{"role": "user", "content": "hi"}] and job.stream_usage
 
 
-def test_fields_another_change_defines_pass_through_until_it_lands() -> None:
-    # response_format and tools belong to the structured-outputs work (issue 15 part A).
-    job = _job({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"},
-                "tools": [], "tool_choice": "none", "parallel_tool_calls": False}, kind="chat")
-    assert job.kind == "chat"
+def test_structured_outputs_and_tools_are_refused_until_served_never_ignored() -> None:
+    # A client asking for JSON or a tool call must not silently get free text.
+    for name, value in [("response_format", {"type": "json_object"}), ("tools", []), ("tool_choice", "none"),
+                        ("parallel_tool_calls", False)]:
+        err = _refusal({"messages": [{"role": "user", "content": "hi"}], name: value}, kind="chat")
+        assert err.param == name and err.code == "unsupported_parameter"
 
 
 def test_non_text_content_parts_are_refused_by_the_schema() -> None:
