@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import uuid
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,8 +23,13 @@ from laneway_proto import worker_pb2_grpc as pb_grpc
 from workers.build import build_engine
 from workers.config import WorkerConfig, parse_size
 from workers.engine.config import CacheConfig, SchedulerConfig
+from workers.grammar import GrammarCompiler
 from workers.servicer import WorkerServicer
 from workers.telemetry import WorkerTelemetry
+
+if TYPE_CHECKING:
+    from workers.engine.tokenizer import Tokenizer
+    from workers.wire import ModelLimits
 
 log = logging.getLogger("laneway.worker")
 SERVICE_NAME = "laneway.worker.v1.Worker"
@@ -39,7 +45,8 @@ async def serve(cfg: WorkerConfig) -> None:
     limits = ModelLimits(max_model_len=sched_cfg.max_model_len, vocab_size=model_config.vocab_size,
                          eos_token_ids=model_config.eos_token_ids)
     servicer = WorkerServicer(loop, tokenizer, limits, model_name=cfg.model, block_size=cfg.cache.block_size,
-                              max_num_seqs=sched_cfg.max_num_seqs, worker_id=worker_id, telemetry=telemetry)
+                              max_num_seqs=sched_cfg.max_num_seqs, worker_id=worker_id, telemetry=telemetry,
+                              grammars=_grammar_compiler(tokenizer, limits))
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_WorkerServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -79,6 +86,17 @@ async def serve(cfg: WorkerConfig) -> None:
     await server.stop(grace=cfg.drain_timeout_s)
     loop.stop()
     telemetry.shutdown()  # flushes the spans still queued
+
+
+def _grammar_compiler(tokenizer: Tokenizer, limits: ModelLimits) -> GrammarCompiler | None:
+    """Structured outputs need the vocabulary in the grammar engine's terms (about a second
+    for a large Hugging Face vocabulary). A tokenizer it cannot read leaves the worker
+    serving everything else; requests with a constraint then get INVALID_ARGUMENT."""
+    try:
+        return GrammarCompiler.for_tokenizer(tokenizer, limits.vocab_size, limits.eos_token_ids)
+    except ValueError as exc:
+        log.warning("structured outputs disabled: %s", exc)
+        return None
 
 
 def _default_advertise(cfg: WorkerConfig) -> str:

@@ -20,8 +20,9 @@ from workers.engine.engine_loop import EngineLoop
 from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.tokenizer import Tokenizer
+from workers.grammar import GrammarCompiler
 from workers.telemetry import StreamEnd, WorkerTelemetry
-from workers.wire import ModelLimits, to_chunk, to_load_report, to_sequence
+from workers.wire import ModelLimits, has_constraint, to_chunk, to_load_report, to_sequence
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 class WorkerServicer(pb_grpc.WorkerServicer):
     def __init__(self, loop: EngineLoop, tokenizer: Tokenizer, limits: ModelLimits, model_name: str, block_size: int,
                  max_num_seqs: int, worker_id: str, max_waiting: int = 4096,
-                 telemetry: WorkerTelemetry | None = None) -> None:
+                 telemetry: WorkerTelemetry | None = None, grammars: GrammarCompiler | None = None) -> None:
         self.loop = loop
         self.tokenizer = tokenizer
         self.limits = limits
@@ -41,6 +42,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         self.is_draining = False
         self.num_active_streams = 0
         self.telemetry = telemetry
+        self.grammars = grammars  # None: requests with an output constraint are INVALID_ARGUMENT
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[pb.GenerateChunk]:
@@ -53,7 +55,10 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"worker queue is full ({self.max_waiting} waiting)")
         try:
-            seq = to_sequence(request, self.tokenizer, self.limits)
+            if has_constraint(request):  # compiling a big schema must not stall every other stream
+                seq = await asyncio.to_thread(to_sequence, request, self.tokenizer, self.limits, self.grammars)
+            else:
+                seq = to_sequence(request, self.tokenizer, self.limits)
             self.loop.engine.scheduler.check_admissible(seq)  # fixed sizes only: safe off the engine thread
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

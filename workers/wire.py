@@ -7,8 +7,10 @@ here for what the model limits decide, from the domain types built here for the 
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from laneway_proto import worker_pb2 as pb
 from workers.engine.outputs import RequestOutput
@@ -16,6 +18,7 @@ from workers.engine.engine_loop import LoadSnapshot
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
 from workers.engine.tokenizer import Tokenizer
+from workers.grammar import GrammarCompiler, GrammarMatcher, OutputConstraint
 
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
 
@@ -31,7 +34,11 @@ class ModelLimits:
         return self.eos_token_ids[0] if self.eos_token_ids else None
 
 
-def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits) -> Sequence:
+def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits,
+                grammars: GrammarCompiler | None = None) -> Sequence:
+    """grammars compiles the request's output constraint; a request with one is refused
+    when the worker has none. Compiling can take long for huge schemas: call this off the
+    event loop when req has a constraint (has_constraint)."""
     prompt_ids = _prompt_ids(req, tokenizer)
     sampling = _sampling(req.sampling, limits)
     extra_eos = tuple(t for t in limits.eos_token_ids[1:] if t not in sampling.stop_token_ids)
@@ -65,7 +72,28 @@ def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimi
         deadline=req.deadline_unix_ms / 1000.0 if req.deadline_unix_ms else None,
         eos_token_id=limits.eos_token_id,
         targets=_targets(req.targets),
+        grammar=_grammar(req, grammars),
     )
+
+
+def has_constraint(req: pb.GenerateRequest) -> bool:
+    return req.HasField("constraint") and req.constraint.WhichOneof("kind") is not None
+
+
+def _grammar(req: pb.GenerateRequest, grammars: GrammarCompiler | None) -> GrammarMatcher | None:
+    if not has_constraint(req):
+        return None
+    if grammars is None:
+        raise InvalidRequest("this worker does not serve structured outputs (no grammar engine for its tokenizer)")
+    c = req.constraint
+    kind = c.WhichOneof("kind")
+    if kind == "choice":
+        constraint = OutputConstraint("choice", choices=tuple(c.choice.choices))
+    elif kind == "json_object":
+        constraint = OutputConstraint("json_object", lenient=c.lenient)
+    else:
+        constraint = OutputConstraint(kind, source=getattr(c, kind), lenient=c.lenient)
+    return grammars.compile(constraint)
 
 
 def _targets(t: pb.LatencyTargets) -> LatencyTargets:
@@ -83,9 +111,10 @@ def _prompt_ids(req: pb.GenerateRequest, tokenizer: Tokenizer) -> list[int]:
     if which == "chat":
         if not req.chat.messages:
             raise InvalidRequest("messages is empty")
-        messages = [{"role": m.role, "content": m.content} for m in req.chat.messages]
+        messages = [_chat_message(m) for m in req.chat.messages]
+        tools = [_tool(t) for t in req.chat.tools] or None
         try:
-            rendered = tokenizer.apply_chat_template(messages)
+            rendered = tokenizer.apply_chat_template(messages, tools=tools)
         except ValueError as exc:  # ChatTemplateError: the template refused these messages
             raise InvalidRequest(f"chat template: {exc}") from None
         # HF templates usually render BOS themselves; add it only when the template did not.
@@ -93,6 +122,42 @@ def _prompt_ids(req: pb.GenerateRequest, tokenizer: Tokenizer) -> list[int]:
         bos = tokenizer.bos_token_id
         return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
     raise InvalidRequest("request has no prompt (text, token_ids or chat)")
+
+
+def _chat_message(m: pb.ChatMessage) -> dict[str, Any]:
+    """A message as Hugging Face chat templates read it (transformers' conventions)."""
+    message: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        # Templates index arguments as a mapping (Llama 3.1 iterates it, Qwen dumps it), as
+        # transformers documents; JSON that is not an object stays the client's text.
+        message["tool_calls"] = [{"id": c.id, "type": "function",
+                                  "function": {"name": c.name, "arguments": _json_object_or_text(c.arguments)}}
+                                 for c in m.tool_calls]
+    if m.tool_call_id:
+        message["tool_call_id"] = m.tool_call_id
+    if m.name:
+        message["name"] = m.name
+    return message
+
+
+def _tool(t: pb.ToolSpec) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": t.name}
+    if t.description:
+        function["description"] = t.description
+    if t.parameters_json:
+        try:
+            function["parameters"] = json.loads(t.parameters_json)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"tool {t.name!r}: parameters are not valid JSON: {exc}") from None
+    return {"type": "function", "function": function}
+
+
+def _json_object_or_text(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return value if isinstance(value, dict) else text
 
 
 def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:

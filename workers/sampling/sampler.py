@@ -1,6 +1,7 @@
 """Pick the next token for every row of a logits batch.
 
-Row i of `logits` belongs to seqs[i]. Greedy rows take the argmax. Random rows are
+Row i of `logits` belongs to seqs[i]. Rows with a grammar first lose their illegal tokens
+(grammar_mask.py). Greedy rows take the argmax. Random rows are
 scaled by their temperature, masked by top-k/top-p in one batched pass, and drawn with
 the exponential-race trick: argmax(probs / E) with E ~ Exp(1) i.i.d. picks token t with
 probability probs[t]. Only the noise E is per row, so seeded rows draw their noise from
@@ -12,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from workers.engine.sequence import Sequence
+from workers.sampling.grammar_mask import apply_grammar_masks
 from workers.sampling.logprobs import compute_logprobs
 from workers.sampling.masking import apply_top_k_top_p
 from workers.sampling.result import SampleResult
@@ -31,6 +33,8 @@ def sample(
     if not seqs:
         return SampleResult(token_ids=[], logprobs=[])
     logits = logits.float()
+    raw_logits = logits  # logprobs describe the model's distribution, before any grammar mask
+    logits = apply_grammar_masks(logits, seqs)
 
     wants_logprobs = any(seq.sampling.logprobs is not None for seq in seqs)
     random_rows = [i for i, seq in enumerate(seqs) if not seq.sampling.is_greedy]
@@ -47,7 +51,7 @@ def sample(
             random_seqs = [seqs[i] for i in random_rows]
             token_ids[rows] = _sample_random(logits.index_select(0, rows), random_seqs, generator)
 
-    logprobs = compute_logprobs(logits, token_ids, seqs) if wants_logprobs else [None] * len(seqs)
+    logprobs = compute_logprobs(raw_logits, token_ids, seqs) if wants_logprobs else [None] * len(seqs)
     return SampleResult(token_ids=token_ids.tolist(), logprobs=logprobs)
 
 

@@ -55,10 +55,13 @@ class ChatTemplate:
             raise ChatTemplateError(f"chat template syntax error at line {e.lineno}: {e.message}") from None
         self._special_tokens = special_tokens  # bos_token, eos_token, ... as the template expects
 
-    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True,
+               tools: list[dict[str, Any]] | None = None) -> str:
+        """tools: OpenAI-style [{"type": "function", "function": {...}}], passed to the template
+        as transformers passes them (templates without tool support ignore them)."""
         try:
             return self._template.render(
-                messages=messages, add_generation_prompt=add_generation_prompt, tools=None, **self._special_tokens
+                messages=messages, add_generation_prompt=add_generation_prompt, tools=tools, **self._special_tokens
             )
         except ChatTemplateError:
             raise

@@ -1,0 +1,124 @@
+"""One request's grammar state: the mask of legal next tokens, advanced token by token.
+
+Budget-aware closing (JSON constraints only): a structured output that runs out of
+max_tokens mid-document is useless to its client, so once the tokens left are just enough
+to finish the document, the matcher forces the shortest way to finish it (JsonCloser's
+ranking, checked against the grammar). How many tokens that takes is measured by a dry
+run on the matcher itself (consume, then roll back), redone every few tokens and every
+token near the end. A model that finishes on its own never meets it.
+"""
+
+from __future__ import annotations
+
+import llguidance
+
+from workers.grammar.json_closer import JsonCloser
+from workers.grammar.vocab import GrammarVocab
+
+RECHECK_EVERY = 8  # tokens between dry runs while the end is far
+RECHECK_MARGIN = 16  # dry-run every token once the tokens left are within this of the need
+# Closing starts this many tokens before the last moment: the model's own next token can
+# lengthen the way out (a 4-byte character, a new container, a literal instead of a digit)
+# by up to about this much before the next dry run sees it.
+CLOSING_SLACK = 8
+
+
+class GrammarMatcher:
+    def __init__(self, matcher: llguidance.LLMatcher, vocab: GrammarVocab, closer: JsonCloser | None) -> None:
+        self._matcher = matcher
+        self._vocab = vocab
+        self._closer = closer
+        self._is_closing = False
+        self._needed: int | None = None  # tokens the last dry run needed to finish; None: unknown
+        self._check_in = 0  # tokens until the next dry run
+
+    @property
+    def is_finished(self) -> bool:
+        """Nothing but eos can follow: the output is complete."""
+        return self._matcher.is_stopped()
+
+    @property
+    def is_failed(self) -> bool:
+        return self._matcher.is_error()
+
+    @property
+    def error(self) -> str:
+        return self._matcher.get_error()
+
+    @property
+    def is_closing(self) -> bool:
+        return self._is_closing
+
+    def fill_bitmask(self, address: int, num_bytes: int) -> None:
+        """Write the legal next tokens as a bitmask (bit t of 32-bit word t // 32) into
+        num_bytes of CPU memory at address (a row of an int32 tensor the sampler owns)."""
+        self._matcher.unsafe_compute_mask_ptr(address, num_bytes)
+
+    def accept(self, token_id: int) -> bool:
+        """Advance past a sampled token; False (and is_failed) if the grammar forbids it."""
+        if not self._matcher.consume_token(token_id):
+            return False
+        if self._closer is not None and token_id not in self._vocab.eos_token_ids:
+            self._closer.feed(self._vocab.token_bytes(token_id))
+        self._check_in -= 1
+        return True
+
+    def forced_token(self, num_tokens_left: int) -> int | None:
+        """The token to take now to finish within num_tokens_left (this one included),
+        or None to let the model choose among the legal tokens."""
+        if self._closer is None or self._matcher.is_stopped() or self._matcher.is_error():
+            return None
+        if not self._is_closing:
+            near_end = self._needed is not None and num_tokens_left <= self._needed + RECHECK_MARGIN
+            if self._check_in <= 0 or near_end:
+                self._needed = self._dry_run(num_tokens_left)
+                self._check_in = RECHECK_EVERY
+            # A document that cannot finish in time still closes as far as it can.
+            if self._needed is None or num_tokens_left <= self._needed + CLOSING_SLACK:
+                self._is_closing = True
+        if not self._is_closing:
+            return None
+        return self._closing_choice(self._closer)
+
+    def _closing_choice(self, closer: JsonCloser) -> int | None:
+        matcher = self._matcher
+        if matcher.is_accepting():
+            eos = self._vocab.eos_token_id
+            return eos if matcher.validate_tokens([eos]) == 1 else None
+        for byte in closer.preferences():
+            token = self._vocab.byte_tokens.get(byte)
+            if token is not None and matcher.validate_tokens([token]) == 1:
+                return token
+        return None
+
+    def _dry_run(self, limit: int) -> int | None:
+        """Tokens the closing path takes from here (eos included where one is needed), or
+        None if more than limit. Leaves the matcher as it found it."""
+        assert self._closer is not None, "dry runs are for JSON constraints"
+        matcher, closer = self._matcher, self._closer.copy()
+        num_consumed = 0
+        needed: int | None = None
+        while num_consumed < limit:
+            if matcher.is_stopped():
+                needed = num_consumed
+                break
+            if matcher.is_accepting():
+                needed = num_consumed + 1  # eos
+                break
+            token = self._closing_choice(closer)
+            if token is None:
+                token = _first_allowed(matcher)
+            if token is None or not matcher.consume_token(token):
+                break
+            num_consumed += 1
+            closer.feed(self._vocab.token_bytes(token))
+        if num_consumed:
+            matcher.rollback(num_consumed)
+        return needed if needed is not None and needed <= limit else None
+
+
+def _first_allowed(matcher: llguidance.LLMatcher) -> int | None:
+    mask = int.from_bytes(matcher.compute_bitmask(), "little")
+    if mask == 0:
+        return None
+    return (mask & -mask).bit_length() - 1
