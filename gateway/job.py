@@ -8,7 +8,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from gateway.constraint import Constraint
+from gateway.tools.plan import ToolPlan
 
 
 @dataclass(frozen=True)
@@ -40,12 +43,14 @@ class Job:
     endpoint: str
     tenant: str
     kind: Literal["completion", "chat"]
-    prompt: str | list[int] | list[dict[str, str]]
+    prompt: str | list[int] | list[dict[str, Any]]  # chat: role, content, tool_calls, tool_call_id, name
     sampling: Sampling
     lane: LaneTicket
     stream: bool
     prompt_tokens_estimate: int
     stream_usage: bool = False  # stream_options.include_usage: a final usage-only event
+    constraint: Constraint | None = None  # structured outputs / a forced tool call: the worker's grammar
+    tools: ToolPlan | None = None  # chat with tools: what the template shows, how the output is read
     deadline: float | None = None  # unix seconds by which the first token must be produced
     request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4().hex[:24]}")
     created: float = field(default_factory=time.time)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gateway.structured_schemas import ResponseFormat, StructuredOutputs
+from gateway.tools.schemas import MessageToolCall, Tool, ToolChoice
 
 MAX_TOKENS_CEILING = 1_000_000  # anything above is absurd for any model; the worker checks the real limit
 MAX_STOP = 4
@@ -30,6 +33,7 @@ class _Request(BaseModel):
     n: Annotated[int, Field(ge=1, le=1)] = 1  # one choice per request: n > 1 is refused, not ignored
     user: str | None = None
     ignore_eos: bool = False
+    structured_outputs: StructuredOutputs | None = None  # vLLM's extra (gateway/structured_schemas.py)
 
     @field_validator("stop")
     @classmethod
@@ -67,7 +71,16 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict] | None
+    content: str | list[dict] | None = None  # absent or null: empty (an assistant message with tool_calls)
+    tool_calls: Annotated[list[MessageToolCall], Field(min_length=1)] | None = None  # assistant: calls it made
+    tool_call_id: str | None = None  # tool: the call this answers
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _calls_are_the_assistants(self) -> ChatMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError(f"only assistant messages carry tool_calls, not {self.role} ones")
+        return self
 
     def text(self) -> str:
         """Plain text of the message; content parts other than text are refused."""
@@ -88,6 +101,10 @@ class ChatCompletionRequest(_Request):
     logprobs: bool = False
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_CEILING)] | None = None
+    response_format: ResponseFormat | None = None
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
     @property
     def requested_max_tokens(self) -> int | None:

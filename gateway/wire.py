@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from laneway_proto import worker_pb2 as pb
+from gateway.constraint import Constraint
 from gateway.job import Chunk, Job, WorkerLoad
 
 _FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.FINISH_REASON_ABORT: "abort"}
@@ -24,12 +25,35 @@ def to_request(job: Job) -> pb.GenerateRequest:
     if job.kind == "chat":
         if not isinstance(job.prompt, list) or not all(isinstance(m, dict) for m in job.prompt):
             raise TypeError(f"{job.request_id}: a chat job's prompt is a list of messages, got {job.prompt!r:.80}")
-        req.chat.messages.extend(pb.ChatMessage(role=m["role"], content=m["content"]) for m in job.prompt)
+        req.chat.messages.extend(_chat_message(m) for m in job.prompt)
+        if job.tools is not None:
+            req.chat.tools.extend(pb.ToolSpec(name=t.name, description=t.description, parameters_json=t.parameters_json)
+                                  for t in job.tools.shown_tools)
     elif isinstance(job.prompt, str):
         req.text = job.prompt
     else:
         req.token_ids.ids.extend(job.prompt)
+    if job.constraint is not None:
+        req.constraint.CopyFrom(_constraint(job.constraint))
     return req
+
+
+def _chat_message(m: dict) -> pb.ChatMessage:
+    return pb.ChatMessage(role=m["role"], content=m["content"],
+                          tool_calls=[pb.ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"])
+                                      for c in m.get("tool_calls", ())],
+                          tool_call_id=m.get("tool_call_id", ""), name=m.get("name", ""))
+
+
+def _constraint(c: Constraint) -> pb.OutputConstraint:
+    out = pb.OutputConstraint(lenient=c.lenient)
+    if c.kind == "json_object":
+        out.json_object = True
+    elif c.kind == "choice":
+        out.choice.choices.extend(c.choices)
+    else:
+        setattr(out, c.kind, c.source)  # json_schema, regex, grammar: the proto's field names
+    return out
 
 
 def from_chunk(c: pb.GenerateChunk) -> Chunk:

@@ -17,6 +17,7 @@ from gateway.job import Chunk, Job
 from gateway.model_catalog import ModelCatalog
 from gateway.service import StreamBroken
 from gateway.state import GatewayState
+from gateway.tools.stream import ToolStream
 
 log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499  # nginx's code for "client closed request"; never seen by the client
@@ -82,11 +83,16 @@ def _lane_headers(job: Job) -> dict[str, str]:
 
 async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> AsyncIterator[str]:
     last = first
+    tools = ToolStream(job) if job.tools is not None and job.tools.mode != "none" else None
     try:
-        yield fmt.stream_event(job, model, first, first=True)
+        event = fmt.stream_event(job, model, first, first=True) if tools is None else tools.event(model, first, True)
+        if event is not None:
+            yield event
         async for c in chunks:
             last = c
-            yield fmt.stream_event(job, model, c, first=False)
+            event = fmt.stream_event(job, model, c, first=False) if tools is None else tools.event(model, c, False)
+            if event is not None:
+                yield event
         if job.stream_usage:
             yield fmt.usage_event(job, model, last)
         yield fmt.DONE
