@@ -71,7 +71,7 @@ class GrammarMatcher:
         if not self._is_closing:
             near_end = self._needed is not None and num_tokens_left <= self._needed + RECHECK_MARGIN
             if self._check_in <= 0 or near_end:
-                self._needed = self._dry_run(num_tokens_left)
+                self._needed = self.tokens_to_finish(num_tokens_left)
                 self._check_in = RECHECK_EVERY
             # A document that cannot finish in time still closes as far as it can.
             if self._needed is None or num_tokens_left <= self._needed + CLOSING_SLACK:
@@ -91,9 +91,9 @@ class GrammarMatcher:
                 return token
         return None
 
-    def _dry_run(self, limit: int) -> int | None:
+    def tokens_to_finish(self, limit: int) -> int | None:
         """Tokens the closing path takes from here (eos included where one is needed), or
-        None if more than limit. Leaves the matcher as it found it."""
+        None if more than limit: a dry run that leaves the matcher as it found it."""
         assert self._closer is not None, "dry runs are for JSON constraints"
         matcher, closer = self._matcher, self._closer.copy()
         num_consumed = 0
