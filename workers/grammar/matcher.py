@@ -49,6 +49,13 @@ class GrammarMatcher:
     def is_closing(self) -> bool:
         return self._is_closing
 
+    def fork(self) -> GrammarMatcher:
+        """An independent copy in the same state (one per sample when a request asks for n > 1)."""
+        twin = GrammarMatcher(self._matcher.deep_copy(), self._vocab,
+                              self._closer.copy() if self._closer is not None else None)
+        twin._is_closing, twin._needed, twin._check_in = self._is_closing, self._needed, self._check_in
+        return twin
+
     def fill_bitmask(self, address: int, num_bytes: int) -> None:
         """Write the legal next tokens as a bitmask (bit t of 32-bit word t // 32) into
         num_bytes of CPU memory at address (a row of an int32 tensor the sampler owns)."""

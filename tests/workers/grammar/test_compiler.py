@@ -75,3 +75,11 @@ def test_a_hugging_face_vocabulary_masks_and_closes_json(tmp_path) -> None:
     assert matcher.is_finished
     text = tokenizer.decode([t for t in ids if t != 2])
     assert set(json.loads(text)) == {"greeting", "n"}
+
+
+def test_a_fork_advances_independently() -> None:
+    first = COMPILER.compile(OutputConstraint("choice", choices=("ab", "ac")))
+    assert first.accept(ord("a"))
+    second = first.fork()
+    assert first.accept(ord("b")) and first.is_finished
+    assert not second.is_finished and second.accept(ord("c")) and second.is_finished
