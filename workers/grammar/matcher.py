@@ -5,7 +5,10 @@ max_tokens mid-document is useless to its client, so once the tokens left are ju
 to finish the document, the matcher forces the shortest way to finish it (JsonCloser's
 ranking, checked against the grammar). How many tokens that takes is measured by a dry
 run on the matcher itself (consume, then roll back), redone every few tokens and every
-token near the end. A model that finishes on its own never meets it.
+token near the end. Shortly before that point the model may no longer start optional
+items (a container that may end here ends), so that no single choice of the model's can
+lengthen the way out by more than the slack. A model that finishes on its own early
+never meets any of this.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ RECHECK_MARGIN = 16  # dry-run every token once the tokens left are within this 
 # lengthen the way out (a 4-byte character, a new container, a literal instead of a digit)
 # by up to about this much before the next dry run sees it.
 CLOSING_SLACK = 8
+# Within this many tokens of the need, the model may not start optional items (another
+# array element, another optional key): one such choice could lengthen the way out by more
+# than the slack. Where a container may end, it ends.
+NO_NEW_ITEMS_ZONE = 2 * CLOSING_SLACK
 
 
 class GrammarMatcher:
@@ -83,9 +90,19 @@ class GrammarMatcher:
             # A document that cannot finish in time still closes as far as it can.
             if self._needed is None or num_tokens_left <= self._needed + CLOSING_SLACK:
                 self._is_closing = True
+            elif num_tokens_left <= self._needed + NO_NEW_ITEMS_ZONE:
+                return self._container_end()
         if not self._is_closing:
             return None
-        return self._closing_choice(self._closer)
+        # Closing follows exactly the path the dry run measured, so it fits.
+        token = self._closing_choice(self._closer)
+        return token if token is not None else _first_allowed(self._matcher)
+
+    def _container_end(self) -> int | None:
+        assert self._closer is not None, "only JSON constraints have a closer"
+        byte = self._closer.container_end()
+        token = self._vocab.byte_tokens.get(byte) if byte is not None else None
+        return token if token is not None and self._matcher.validate_tokens([token]) == 1 else None
 
     def _closing_choice(self, closer: JsonCloser) -> int | None:
         matcher = self._matcher

@@ -111,3 +111,14 @@ def test_eos_is_legal_only_once_the_document_is_complete():
     assert allowed_tokens(matcher) == [ord("b")]
     assert matcher.accept(ord("b"))
     assert set(allowed_tokens(matcher)) == {ord("b"), EOS}
+
+
+def test_near_the_end_no_optional_item_is_started() -> None:
+    """Found by the property above: with optional keys, the model's ',' ten tokens before the
+    end started a key-value pair longer than the closing slack."""
+    schema = {"type": "object", "additionalProperties": False, "required": [],
+              "properties": {"a": {"type": "string"}, "b": {"type": "string"}, "aa": {"type": "string"}}}
+    matcher = COMPILER.compile(OutputConstraint("json_schema", json.dumps(schema)))
+    for byte in b'{"a": "' + b" " * 62 + b'"':
+        assert matcher.accept(byte)
+    assert matcher.forced_token(10) == ord("}")
