@@ -4,6 +4,7 @@ structured outputs parse and tool calls come back, because the grammar forces th
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import anyio
 import openai
@@ -34,8 +35,10 @@ TIME_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": 
 ASK = [{"role": "user", "content": "What is the weather in Oslo?"}]
 
 
-def _sync(gateway: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway}/v1", api_key=KEY, max_retries=0, timeout=120)
+@pytest.fixture(scope="module")
+def client(gateway: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway}/v1", api_key=KEY, max_retries=0, timeout=120) as c:
+        yield c
 
 
 def _async(gateway: str) -> openai.AsyncOpenAI:
@@ -49,8 +52,8 @@ def _check_weather_call(call) -> None:
     assert set(args) == {"city", "days"} and isinstance(args["days"], int)
 
 
-def test_parse_returns_the_pydantic_object(gateway: str) -> None:
-    completion = _sync(gateway).chat.completions.parse(
+def test_parse_returns_the_pydantic_object(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.parse(
         model=MODEL, messages=[{"role": "user", "content": "A person, please."}], response_format=Person,
         max_tokens=200, temperature=1.0, seed=1)
     choice = completion.choices[0]
@@ -61,29 +64,30 @@ def test_parse_returns_the_pydantic_object(gateway: str) -> None:
 
 def test_parse_async_and_the_streaming_helper(gateway: str) -> None:
     async def main() -> None:
-        client = _async(gateway)
-        completion = await client.chat.completions.parse(
-            model=MODEL, messages=[{"role": "user", "content": "Weather?"}], response_format=Weather, max_tokens=120)
-        assert isinstance(completion.choices[0].message.parsed, Weather)
-        async with client.chat.completions.stream(model=MODEL, messages=ASK, response_format=Person,
-                                                  max_tokens=150) as stream:
-            async for _ in stream:
-                pass
-            final = await stream.get_final_completion()
+        async with _async(gateway) as client:  # closed here: an unclosed transport warns, and warnings fail tests
+            completion = await client.chat.completions.parse(
+                model=MODEL, messages=[{"role": "user", "content": "Weather?"}], response_format=Weather,
+                max_tokens=120)
+            assert isinstance(completion.choices[0].message.parsed, Weather)
+            async with client.chat.completions.stream(model=MODEL, messages=ASK, response_format=Person,
+                                                      max_tokens=150) as stream:
+                async for _ in stream:
+                    pass
+                final = await stream.get_final_completion()
         assert isinstance(final.choices[0].message.parsed, Person)
 
     anyio.run(main)
 
 
-def test_json_object_mode(gateway: str) -> None:
-    completion = _sync(gateway).chat.completions.create(
+def test_json_object_mode(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
         model=MODEL, messages=ASK, response_format={"type": "json_object"}, max_tokens=80)
     assert completion.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
 
 
-def test_tool_choice_required_returns_tool_calls(gateway: str) -> None:
-    completion = _sync(gateway).chat.completions.create(
+def test_tool_choice_required_returns_tool_calls(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
         model=MODEL, messages=ASK, tools=[WEATHER_TOOL, TIME_TOOL], tool_choice="required", max_tokens=150)
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -97,9 +101,10 @@ def test_tool_choice_required_returns_tool_calls(gateway: str) -> None:
 
 def test_named_tool_choice_async(gateway: str) -> None:
     async def main() -> None:
-        completion = await _async(gateway).chat.completions.create(
-            model=MODEL, messages=ASK, tools=[WEATHER_TOOL, TIME_TOOL], max_tokens=150,
-            tool_choice={"type": "function", "function": {"name": "get_weather"}}, parallel_tool_calls=False)
+        async with _async(gateway) as client:
+            completion = await client.chat.completions.create(
+                model=MODEL, messages=ASK, tools=[WEATHER_TOOL, TIME_TOOL], max_tokens=150,
+                tool_choice={"type": "function", "function": {"name": "get_weather"}}, parallel_tool_calls=False)
         choice = completion.choices[0]
         assert choice.finish_reason == "stop"  # as OpenAI reports a forced named call
         [call] = choice.message.tool_calls or []
@@ -108,8 +113,8 @@ def test_named_tool_choice_async(gateway: str) -> None:
     anyio.run(main)
 
 
-def test_tool_calls_stream_as_openai_streams_them(gateway: str) -> None:
-    stream = _sync(gateway).chat.completions.create(
+def test_tool_calls_stream_as_openai_streams_them(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
         model=MODEL, messages=ASK, tools=[WEATHER_TOOL], tool_choice="required", parallel_tool_calls=False,
         max_tokens=150, stream=True)
     events = [e for e in stream if e.choices]
@@ -122,29 +127,28 @@ def test_tool_calls_stream_as_openai_streams_them(gateway: str) -> None:
     assert events[-1].choices[0].finish_reason == "tool_calls"
 
 
-def test_parse_with_a_pydantic_function_tool(gateway: str) -> None:
-    completion = _sync(gateway).chat.completions.parse(
+def test_parse_with_a_pydantic_function_tool(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.parse(
         model=MODEL, messages=ASK, tools=[openai.pydantic_function_tool(Weather)], tool_choice="required",
         max_tokens=150)
     [call, *_] = completion.choices[0].message.tool_calls or []
     assert isinstance(call.function.parsed_arguments, Weather)
 
 
-def test_tool_history_and_auto_choice_are_accepted(gateway: str) -> None:
+def test_tool_history_and_auto_choice_are_accepted(client: openai.OpenAI) -> None:
     messages = [*ASK,
                 {"role": "assistant", "content": None, "tool_calls": [
                     {"id": "call_1", "type": "function",
                      "function": {"name": "get_weather", "arguments": '{"city": "Oslo", "days": 1}'}}]},
                 {"role": "tool", "tool_call_id": "call_1", "content": "Snow, -3 C"}]
-    completion = _sync(gateway).chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL],
+    completion = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL],
                                                         max_tokens=16, temperature=0)
     choice = completion.choices[0]
     # A random-weight model writes no call in auto mode: plain content, an ordinary finish.
     assert choice.finish_reason in ("stop", "length") and choice.message.tool_calls is None
 
 
-def test_unsupported_options_are_400s_naming_the_field(gateway: str) -> None:
-    client = _sync(gateway)
+def test_unsupported_options_are_400s_naming_the_field(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=8,
                                        extra_body={"structured_outputs": {"regex": "a+", "whitespace_pattern": " "}})
