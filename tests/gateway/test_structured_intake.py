@@ -144,3 +144,10 @@ def test_whole_answers_are_rewritten_into_tool_calls() -> None:
     plain = {"message": {"role": "assistant", "content": "No tools needed."}, "finish_reason": "stop"}
     rewrite_message(auto, plain)
     assert plain == {"message": {"role": "assistant", "content": "No tools needed."}, "finish_reason": "stop"}
+
+
+def test_completions_take_structured_outputs_too() -> None:
+    job = job_from_body(POLICY, ModelCatalog(_NoWorkers()), "completion", "chat", "anonymous",
+                        {"prompt": "Answer: ", "structured_outputs": {"choice": ["yes", "no"]}}, {})
+    assert list(to_request(job).constraint.choice.choices) == ["yes", "no"]
+    assert job.tools is None
