@@ -7,7 +7,7 @@ PORT ?= 8000
 MODEL ?= small
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install proto bench clean
+.PHONY: run test lint typecheck install proto bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,15 @@ redis-server:
 run: install
 	$(VENV)/bin/laneway serve --model $(MODEL) --port $(PORT)
 
-test: install
+# The checkers run first: a lint or type error fails `make test` like a failing test.
+test: lint typecheck
 	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+typecheck: install
+	$(VENV)/bin/mypy gateway lanes telemetry workers laneway
 
 proto: install
 	$(PY) scripts/gen_proto.py

@@ -15,19 +15,19 @@ from gateway.batches import routes as batch_routes
 from gateway.body_limits import BodyLimits
 from gateway.config import GatewayConfig
 from gateway.errors import EXCEPTION_HANDLERS
+from gateway.lanes_runtime import LaneDispatcher
 from gateway.model_catalog import ModelCatalog
 from gateway.policy_store import PolicyStore
 from gateway.redis_features import redis_features
 from gateway.routes import generate, meta
 from gateway.routes.openapi import openapi
-from gateway.lanes_runtime import LaneDispatcher
 from gateway.service import Dispatcher, GenerationService, ImmediateDispatcher
 from gateway.state import GatewayState
 from gateway.telemetry import GatewayTelemetry, TelemetryMiddleware
 from gateway.telemetry.metrics_route import metrics
 from gateway.telemetry.telemetry import SERVICE_NAME
-from telemetry import TracingConfig
 from gateway.worker_pool import WorkerPool
+from telemetry import TracingConfig
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             await pool.close()
             telemetry.shutdown()  # flushes the spans still queued
 
-    return Starlette(routes=_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,  # type: ignore[arg-type]
+    return Starlette(routes=_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,
                      middleware=[Middleware(TelemetryMiddleware),
                                  Middleware(BodyLimits, max_body_bytes=config.max_body_bytes,
                                             max_upload_bytes=config.max_file_bytes,

@@ -27,7 +27,7 @@ async def collect_body(job: Job, model: str, first: Chunk, chunks: AsyncIterator
             last = c
     except StreamBroken as exc:
         raise APIError(502, f"the worker serving this request failed: {exc}", type="server_error",
-                       code="worker_lost") from exc
+                       code=exc.code) from exc
     body = fmt.full_body(job, model, "".join(parts), last.finish_reason, last, lps)
     if job.tools is not None and job.tools.mode != "none":
         for choice in body["choices"]:

@@ -26,6 +26,8 @@ class GatewayConfig:
     batch_concurrency: int = 8  # Batch API items this gateway runs at once
     batch_claim_idle_s: float = 30.0  # an item claimed by a gateway silent this long is taken over
     max_file_bytes: int = 200 * 1024 * 1024  # Batch API input files (OpenAI's limit)
+    file_ttl_s: int = 30 * 24 * 3600  # Batch API files without expires_after (inputs and outputs) expire then
+    max_tenant_file_bytes: int = 1024 * 1024 * 1024  # each tenant's Batch API storage quota (all its files)
     registry_poll_interval_s: float = 1.0  # how often the worker registry in Redis is read
     # None: from the environment at start-up (OTEL_* and LANEWAY_TRACE_* variables, see
     # telemetry/tracing_config.py); JSON lines under .laneway/traces without a collector.
@@ -35,5 +37,8 @@ class GatewayConfig:
     def __post_init__(self) -> None:
         if not (self.worker_addresses or self.redis_url):
             raise ValueError("at least one worker address is required (or a Redis URL whose registry lists workers)")
+        if self.file_ttl_s < 1 or self.max_tenant_file_bytes < 1:
+            raise ValueError(f"file_ttl_s and max_tenant_file_bytes must be >= 1, got {self.file_ttl_s} and "
+                             f"{self.max_tenant_file_bytes}")
         if self.batch_concurrency < 1:
             raise ValueError(f"batch_concurrency must be >= 1, got {self.batch_concurrency}")

@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from gateway.constraint import Constraint
 from gateway.errors import APIError, bad_request, from_validation_error
-from gateway.job import Job, LaneTicket, Sampling
+from gateway.job import Job, JobKind, LaneTicket, LatencyTargets, Sampling
 from gateway.model_catalog import ModelCatalog
 from gateway.schemas import ChatCompletionRequest, ChatMessage, CompletionRequest
 from gateway.structured import refuse_legacy_fields, response_format_constraint, structured_outputs_constraint
@@ -54,14 +54,14 @@ def caller(request: Request, policy: Policy) -> str:
     return tenant
 
 
-async def build_job(request: Request, kind: str, policy: Policy, catalog: ModelCatalog) -> Job:
+async def build_job(request: Request, kind: JobKind, policy: Policy, catalog: ModelCatalog) -> Job:
     endpoint = endpoint_name(request, policy)
     tenant = tenant_for(request, policy, endpoint)
     body = await _json_body(request)
     return job_from_body(policy, catalog, kind, endpoint, tenant, body, request.headers)
 
 
-def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: str, tenant: str, body: object,
+def job_from_body(policy: Policy, catalog: ModelCatalog, kind: JobKind, endpoint: str, tenant: str, body: object,
                   headers: Mapping[str, str]) -> Job:
     """Validate an OpenAI body for an endpoint and classify it; used by HTTP routes and the Batch API.
     The job keeps this policy's decisions even if the policy is reloaded while it runs."""
@@ -89,9 +89,7 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: st
                                         headers=lower_headers, prompt_tokens=estimate,
                                         max_tokens=sampling.max_tokens), policy)
     lane = decision.lane
-    ticket = LaneTicket(name=decision.lane_name, priority=lane.priority, preemptible=lane.preemptible,
-                        max_seq_share=lane.capacity_share.seqs, max_kv_share=lane.capacity_share.kv,
-                        backfill=lane.backfill)
+    ticket = LaneTicket.for_lane(decision.lane_name, lane)
     now = time.time()
     deadline = now + lane.max_queue_wait_ms / 1000.0
     client_timeout = lower_headers.get("x-laneway-deadline-ms")
@@ -100,9 +98,12 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: str, endpoint: st
             deadline = min(deadline, now + float(client_timeout) / 1000.0)
         except ValueError:
             raise bad_request(f"x-laneway-deadline-ms must be a number of ms, got {client_timeout!r}") from None
+    # Gaps between tokens are a promise only to a client that watches them arrive: a request
+    # answered in one body carries no TBT target, so the worker need not shrink steps for it.
+    targets = LatencyTargets(ttft_ms=spec.slo.ttft_p95_ms, tbt_ms=spec.slo.tbt_p95_ms if req.stream else None)
     return Job(endpoint=endpoint, tenant=tenant, kind=kind, prompt=prompt, sampling=sampling, lane=ticket,
                stream=req.stream, stream_usage=req.include_usage_in_stream, prompt_tokens_estimate=estimate,
-               deadline=deadline, created=now, constraint=constraint, tools=tools)
+               deadline=deadline, created=now, targets=targets, constraint=constraint, tools=tools)
 
 
 async def _json_body(request: Request) -> object:
@@ -167,14 +168,19 @@ def _constraint(req: CompletionRequest | ChatCompletionRequest, tools: ToolPlan 
 
 
 def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec) -> Sampling:
+    """The request's sampling values, else the endpoint policy's, else OpenAI's defaults.
+
+    Defaults are marked as such: the worker may clamp a default max_tokens to the context
+    the prompt leaves, and replace a default temperature/top_p/top_k with the model's own
+    (generation_config.json). An explicit max_tokens that does not fit stays an error."""
     d = spec.sampling
     if isinstance(req, ChatCompletionRequest):
-        max_tokens = req.requested_max_tokens
+        client_max_tokens = req.requested_max_tokens
         logprobs = (req.top_logprobs or 0) if req.logprobs else None
     else:
-        max_tokens = req.max_tokens
+        client_max_tokens = req.max_tokens
         logprobs = req.logprobs
-    max_tokens = max_tokens or d.max_tokens or min(DEFAULT_MAX_TOKENS[kind], spec.limits.max_tokens or 1 << 30)
+    max_tokens = client_max_tokens or d.max_tokens or min(DEFAULT_MAX_TOKENS[kind], spec.limits.max_tokens or 1 << 30)
     if spec.limits.max_tokens is not None and max_tokens > spec.limits.max_tokens:
         raise bad_request(f"max_tokens={max_tokens} is over this endpoint's limit of {spec.limits.max_tokens}",
                           param="max_tokens", code="max_tokens_over_limit")
@@ -188,6 +194,10 @@ def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec) -
         stop=stop,
         ignore_eos=req.ignore_eos,
         logprobs=logprobs,
+        max_tokens_is_default=not client_max_tokens,
+        temperature_is_default=req.temperature is None and d.temperature is None,
+        top_p_is_default=req.top_p is None and d.top_p is None,
+        top_k_is_default=req.top_k is None and d.top_k is None,
     )
 
 

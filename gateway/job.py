@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from gateway.constraint import Constraint
 from gateway.tools.plan import ToolPlan
+from lanes.lane import LaneSpec
+
+JobKind = Literal["completion", "chat"]  # which OpenAI endpoint the request came in on
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,13 @@ class Sampling:
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
     logprobs: int | None = None
+    # Values above that are defaults, not the client's: the worker clamps a default
+    # max_tokens to the context left, and gives a default temperature/top_p/top_k (one the
+    # endpoint's policy did not set either) to the model's generation_config.json.
+    max_tokens_is_default: bool = False
+    temperature_is_default: bool = False
+    top_p_is_default: bool = False
+    top_k_is_default: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,13 +46,29 @@ class LaneTicket:
     max_seq_share: float = 1.0
     max_kv_share: float = 1.0
     backfill: bool = False
+    min_share: float = 0.0  # share of each worker step kept for the lane (preemptible lanes)
+
+    @classmethod
+    def for_lane(cls, name: str, spec: LaneSpec) -> LaneTicket:
+        return cls(name=name, priority=spec.priority, preemptible=spec.preemptible,
+                   max_seq_share=spec.capacity_share.seqs, max_kv_share=spec.capacity_share.kv,
+                   backfill=spec.backfill, min_share=spec.min_share)
+
+
+@dataclass(frozen=True)
+class LatencyTargets:
+    """What the job's endpoint promises (its slo), in ms; None: no promise. The worker sizes
+    its steps and orders prefills to keep them."""
+
+    ttft_ms: float | None = None
+    tbt_ms: float | None = None
 
 
 @dataclass
 class Job:
     endpoint: str
     tenant: str
-    kind: Literal["completion", "chat"]
+    kind: JobKind
     prompt: str | list[int] | list[dict[str, Any]]  # chat: role, content, tool_calls, tool_call_id, name
     sampling: Sampling
     lane: LaneTicket
@@ -52,10 +78,13 @@ class Job:
     constraint: Constraint | None = None  # structured outputs / a forced tool call: the worker's grammar
     tools: ToolPlan | None = None  # chat with tools: what the template shows, how the output is read
     deadline: float | None = None  # unix seconds by which the first token must be produced
+    targets: LatencyTargets = LatencyTargets()
     request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4().hex[:24]}")
     created: float = field(default_factory=time.time)
     enqueued_at: float | None = None
     dispatched_at: float | None = None
+    predicted_wait_s: float | None = None  # admission's predicted wait before the job starts
+    num_output_tokens: int = 0  # generated so far (fair queuing gives back what it was charged and did not use)
     batch_id: str = ""
     batch_size: int = 0
     trace_headers: dict[str, str] = field(default_factory=dict)
@@ -83,6 +112,21 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class LaneLoad:
+    """One lane's backlog on one worker, as the worker reports it."""
+
+    name: str
+    priority: int
+    preemptible: bool
+    num_running: int = 0
+    num_waiting: int = 0
+    num_queued_prefill_tokens: int = 0
+    # Before a new request of this lane would start its prefill there: the prefill backlog of
+    # this lane and of more urgent latency lanes, by the worker's cost model (0 without one).
+    predicted_wait_ms: float = 0.0
+
+
+@dataclass(frozen=True)
 class WorkerLoad:
     num_running: int = 0
     num_waiting: int = 0
@@ -91,10 +135,19 @@ class WorkerLoad:
     num_queued_prefill_tokens: int = 0
     max_num_seqs: int = 1
     is_draining: bool = False
+    lanes: tuple[LaneLoad, ...] = ()  # lanes with work there (or seen lately); older workers: none
+    step_time_budget_ms: float = 0.0  # the worker's step-time limit; 0: no step-time model binds
+    num_bulk_slots: int = 0  # more preemptible sequences its steps have time for (see has_step_budget)
 
     @property
     def free_seq_slots(self) -> int:
         return max(0, self.max_num_seqs - self.num_running - self.num_waiting)
+
+    @property
+    def has_step_budget(self) -> bool:
+        """True when num_bulk_slots is sized by step time; otherwise (token mode, an older
+        worker, or no latency work to protect) free sequence slots are the headroom."""
+        return self.step_time_budget_ms > 0
 
     @property
     def kv_free_fraction(self) -> float:

@@ -38,7 +38,7 @@ async def redis_features(config: GatewayConfig, pool: WorkerPool, policy_store: 
         return
     redis = connect(config.redis_url, config.redis_timeout_s)
     limiter = RateLimiter(redis)
-    store = BatchStore(redis)
+    store = BatchStore(redis, file_ttl_s=config.file_ttl_s)
     runner = BatchRunner(store, policy_store, catalog, service, concurrency=config.batch_concurrency,
                          claim_idle_s=config.batch_claim_idle_s)
     watch = RegistryWatch(redis, pool, config.registry_poll_interval_s)

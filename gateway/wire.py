@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
-from laneway_proto import worker_pb2 as pb
+import math
+from collections.abc import Sequence
+from typing import Any, TypeGuard, cast
+
 from gateway.constraint import Constraint
-from gateway.job import Chunk, Job, WorkerLoad
+from gateway.job import Chunk, Job, LaneLoad, WorkerLoad
+from laneway_proto import worker_pb2 as pb
 
 _FINISH = {pb.FINISH_REASON_STOP: "stop", pb.FINISH_REASON_LENGTH: "length", pb.FINISH_REASON_ABORT: "abort"}
 
 
-def to_request(job: Job) -> pb.GenerateRequest:
+def to_request(job: Job, resume_token_ids: Sequence[int] = ()) -> pb.GenerateRequest:
+    """`resume_token_ids`: the tokens another worker already streamed for this job, when its
+    stream moves to this worker mid-way (the worker continues after them)."""
     s = job.sampling
     sampling = pb.SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p,
-                                 top_k=s.top_k, stop=list(s.stop), ignore_eos=s.ignore_eos)
+                                 top_k=s.top_k, stop=list(s.stop), ignore_eos=s.ignore_eos,
+                                 max_tokens_is_default=s.max_tokens_is_default,
+                                 temperature_is_default=s.temperature_is_default,
+                                 top_p_is_default=s.top_p_is_default, top_k_is_default=s.top_k_is_default)
     if s.seed is not None:
         sampling.seed = s.seed
     if s.logprobs is not None:
         sampling.logprobs = s.logprobs
     lane = pb.LaneInfo(name=job.lane.name, priority=job.lane.priority, preemptible=job.lane.preemptible,
-                       max_seq_share=job.lane.max_seq_share, max_kv_share=job.lane.max_kv_share)
+                       max_seq_share=job.lane.max_seq_share, max_kv_share=job.lane.max_kv_share,
+                       min_share=job.lane.min_share)
+    targets = pb.LatencyTargets(ttft_ms=job.targets.ttft_ms or 0.0, tbt_ms=job.targets.tbt_ms or 0.0)
     req = pb.GenerateRequest(request_id=job.request_id, sampling=sampling, lane=lane, endpoint=job.endpoint,
-                             batch_id=job.batch_id,
-                             deadline_unix_ms=int(job.deadline * 1000) if job.deadline else 0)
+                             batch_id=job.batch_id, targets=targets,
+                             deadline_unix_ms=int(job.deadline * 1000) if job.deadline else 0,
+                             resume_token_ids=list(resume_token_ids))
     if job.kind == "chat":
-        if not isinstance(job.prompt, list) or not all(isinstance(m, dict) for m in job.prompt):
+        if not _is_messages(job.prompt):
             raise TypeError(f"{job.request_id}: a chat job's prompt is a list of messages, got {job.prompt!r:.80}")
         req.chat.messages.extend(_chat_message(m) for m in job.prompt)
         if job.tools is not None:
@@ -32,7 +44,7 @@ def to_request(job: Job) -> pb.GenerateRequest:
     elif isinstance(job.prompt, str):
         req.text = job.prompt
     else:
-        req.token_ids.ids.extend(job.prompt)
+        req.token_ids.ids.extend(cast(list[int], job.prompt))  # intake gives a completion text or token ids
     if job.constraint is not None:
         req.constraint.CopyFrom(_constraint(job.constraint))
     return req
@@ -56,6 +68,10 @@ def _constraint(c: Constraint) -> pb.OutputConstraint:
     return out
 
 
+def _is_messages(prompt: object) -> TypeGuard[list[dict[str, Any]]]:
+    return isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt)
+
+
 def from_chunk(c: pb.GenerateChunk) -> Chunk:
     has_usage = c.HasField("usage")
     return Chunk(
@@ -75,4 +91,20 @@ def from_load(r: pb.LoadReport) -> WorkerLoad:
     return WorkerLoad(num_running=r.num_running, num_waiting=r.num_waiting,
                       num_free_kv_blocks=r.num_free_kv_blocks, num_total_kv_blocks=r.num_total_kv_blocks,
                       num_queued_prefill_tokens=r.num_queued_prefill_tokens,
-                      max_num_seqs=max(1, r.max_num_seqs), is_draining=r.is_draining)
+                      max_num_seqs=max(1, r.max_num_seqs), is_draining=r.is_draining,
+                      lanes=tuple(_lane_load(lane) for lane in r.lanes),
+                      step_time_budget_ms=_finite_ms(r.step_time_budget_ms),
+                      num_bulk_slots=max(0, r.num_bulk_slots))
+
+
+def _lane_load(lane: pb.LaneLoad) -> LaneLoad:
+    return LaneLoad(name=lane.name, priority=lane.priority, preemptible=lane.preemptible,
+                    num_running=lane.num_running, num_waiting=lane.num_waiting,
+                    num_queued_prefill_tokens=lane.num_queued_prefill_tokens,
+                    predicted_wait_ms=_finite_ms(lane.predicted_wait_ms))
+
+
+def _finite_ms(value: float) -> float:
+    # The worker reports 0 for "none"; a NaN or negative from a confused cost model is read as
+    # none too, so admission and dispatch fall back to their own measures instead of trusting it.
+    return value if math.isfinite(value) and value > 0 else 0.0

@@ -1,18 +1,27 @@
-"""One gRPC client per worker: generate stream, load, health."""
+"""One gRPC client per worker: generate stream, load, health.
+
+A failed call is either the worker's (it is down, draining or its engine died: take it out
+of rotation and move the job) or the request's (bad input, a full queue, or an error only
+this request met: tell the client, keep the worker). The status says which, except for
+INTERNAL and UNKNOWN, which either can raise; for those the worker's health decides, read
+at once. A worker whose engine fails reports NOT_SERVING before any stream hears of it
+(workers/main.py), so one bad request never takes a healthy worker out of rotation, and
+never empties the pool.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from laneway_proto import worker_pb2 as pb
-from laneway_proto import worker_pb2_grpc as pb_grpc
 from gateway.job import Chunk, Job, WorkerLoad
 from gateway.wire import from_chunk, from_load, to_request
+from laneway_proto import worker_pb2 as pb
+from laneway_proto import worker_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +29,15 @@ log = logging.getLogger(__name__)
 class WorkerUnavailable(Exception):
     """The worker could not take or finish the call (down, draining, crashed)."""
 
+    def __init__(self, message: str, *, engine_failed: bool = False) -> None:
+        super().__init__(message)
+        # It failed the call and then said it is not serving: its engine died under this request.
+        self.engine_failed = engine_failed
+
 
 class WorkerRejected(Exception):
-    """The worker refused the request itself (bad input or full); not retried elsewhere."""
+    """The worker refused the request (bad input, full) or failed it alone while staying
+    healthy; not retried elsewhere, and the worker stays in rotation."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
@@ -30,8 +45,11 @@ class WorkerRejected(Exception):
         self.message = message
 
 
-_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
-              grpc.StatusCode.INTERNAL, grpc.StatusCode.DEADLINE_EXCEEDED}
+# The worker could not serve at all: unreachable, draining, shutting down mid-call.
+_WORKER_DOWN = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED}
+# The request's failure or the worker's: its health, checked now, decides.
+_ASK_HEALTH = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+PROBE_TIMEOUT_S = 0.5
 
 
 @dataclass
@@ -57,18 +75,21 @@ class WorkerClient:
         self.is_healthy = False
         self.num_inflight = 0  # calls this gateway has open on the worker
 
-    async def generate(self, job: Job) -> AsyncIterator[Chunk]:
-        """Stream chunks. Raises WorkerUnavailable (retry elsewhere if nothing was received yet)
-        or WorkerRejected (the worker said no for a reason the client must hear)."""
-        call = self.stub.Generate(to_request(job), metadata=tuple(job.trace_headers.items()))
+    async def generate(self, job: Job, resume_token_ids: Sequence[int] = ()) -> AsyncGenerator[Chunk, None]:
+        """Stream chunks (after `resume_token_ids`, when resuming another worker's stream).
+        Raises WorkerUnavailable (the worker is down: move the job elsewhere) or WorkerRejected
+        (the worker said no, or failed this request alone, for a reason the client must hear)."""
+        call = self.stub.Generate(to_request(job, resume_token_ids), metadata=tuple(job.trace_headers.items()))
         self.num_inflight += 1
         try:
             async for msg in call:
                 yield from_chunk(msg)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in _RETRYABLE:
-                raise WorkerUnavailable(f"worker {self.address}: {exc.code().name}: {exc.details()}") from exc
-            raise WorkerRejected(exc.code(), exc.details() or exc.code().name) from exc
+            code = exc.code()
+            if code in _WORKER_DOWN or (code in _ASK_HEALTH and not await self.refresh(PROBE_TIMEOUT_S)):
+                raise WorkerUnavailable(f"worker {self.address}: {code.name}: {exc.details()}",
+                                        engine_failed=code in _ASK_HEALTH) from exc
+            raise WorkerRejected(code, exc.details() or code.name) from exc
         finally:
             self.num_inflight -= 1
             call.cancel()  # no-op when finished; aborts the worker's sequence when we leave early

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 
-from gateway.job import Job
+from gateway.job import Job, WorkerLoad
 from gateway.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,10 @@ class WorkerPool:
     def healthy(self) -> list[WorkerClient]:
         return [w for w in self.workers if w.is_healthy]
 
+    def has_healthy_worker(self) -> bool:
+        """Cheap enough for every admission: no list, stops at the first healthy worker."""
+        return any(w.is_healthy for w in self.workers)
+
     def mark_down(self, worker: WorkerClient) -> None:
         if worker.is_healthy:
             log.warning("worker %s taken out of rotation", worker.address)
@@ -113,6 +117,24 @@ class WorkerPool:
         return sum(max(0, w.load.max_num_seqs - max(w.load.num_running + w.load.num_waiting, w.num_inflight))
                    for w in self.healthy())
 
+    def backfill_capacity(self) -> int:
+        """More preemptible (bulk) sequences the healthy workers can take now: each worker's
+        step-time headroom (num_bulk_slots), minus calls opened since its report. A worker
+        whose steps have no time budget (token mode, an older worker, no latency work to
+        protect) offers its free sequence slots instead."""
+        total = 0
+        for w in self.healthy():
+            load = w.load
+            reported = load.num_running + load.num_waiting
+            opened_since = max(0, w.num_inflight - reported)  # calls the report cannot know of yet
+            room = load.num_bulk_slots if load.has_step_budget else load.max_num_seqs - reported
+            total += max(0, room - opened_since)
+        return total
+
+    def loads(self) -> list[WorkerLoad]:
+        """The healthy workers' last load reports (admission reads their by-lane waits)."""
+        return [w.load for w in self.healthy()]
+
     @staticmethod
     def _affine(job: Job, candidates: list[WorkerClient]) -> WorkerClient | None:
         key = _prefix_key(job)
@@ -127,7 +149,7 @@ def _prefix_key(job: Job) -> bytes | None:
     if isinstance(p, str):
         text = p
     elif p and isinstance(p[0], dict):
-        text = "".join(f"{m['role']}:{m['content']}" for m in p)  # type: ignore[index]
+        text = "".join(f"{m['role']}:{m['content']}" for m in p)
     else:
         text = ",".join(map(str, p[:AFFINITY_PREFIX_CHARS]))
     return text[:AFFINITY_PREFIX_CHARS].encode() if len(text) >= 32 else None

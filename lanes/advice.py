@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from lanes.policy_model import Policy
 
+# sha256("sk-demo-local"): the key printed in the README and policies/default.yaml for local
+# runs. Anyone can send it, so a policy that grants it grants every caller.
+DEMO_KEY_SHA256 = "534c5604f303b8a9cb6a313de62e3d42b72bfebc6e9a75d1c94a9c22eef4314d"
+
 
 def endpoints_reaching(policy: Policy, lane: str) -> set[str]:
     """Endpoints whose requests may land in `lane`: its own endpoints, and any a rule sends there."""
@@ -19,6 +23,11 @@ def endpoints_reaching(policy: Policy, lane: str) -> set[str]:
 
 def advice(policy: Policy) -> list[str]:
     notes = []
+    for name, tenant in policy.tenants.items():
+        if DEMO_KEY_SHA256 in tenant.keys_sha256:
+            notes.append(f"WARNING: tenants.{name}.keys_sha256 holds the hash of the public demo key "
+                         "(sk-demo-local): anyone can call as this tenant; replace it before the gateway is "
+                         "reachable from other machines")
     for name, lane in policy.lanes.items():
         if not lane.batch_window.auto:
             continue

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from lanes.endpoint import EndpointSpec
 from lanes.lane import LaneSpec
 from lanes.policy_model import Policy
-from lanes.rule import RuleMatch
+from lanes.rule import Rule, RuleMatch
 
 
 class UnknownEndpointError(LookupError):
@@ -46,9 +46,15 @@ def classify(features: RequestFeatures, policy: Policy) -> LaneDecision:
     if endpoint is None:
         raise UnknownEndpointError(features.endpoint)
     for i, rule in enumerate(policy.rules):
-        if matches(rule.match, features):
+        if matches(rule.match, features) and _may_apply(rule, features, policy):
             return LaneDecision(rule.lane, policy.lanes[rule.lane], endpoint, i)
     return LaneDecision(endpoint.lane, policy.lanes[endpoint.lane], endpoint, None)
+
+
+def _may_apply(rule: Rule, features: RequestFeatures, policy: Policy) -> bool:
+    """A rule the client can trigger moves it to a more urgent lane than its endpoint's only if
+    its tenant may use that lane (tenants.NAME.lanes); otherwise the rule is passed over."""
+    return not rule.match.is_client_controlled or policy.may_move_to(features.tenant, features.endpoint, rule.lane)
 
 
 def matches(match: RuleMatch, features: RequestFeatures) -> bool:

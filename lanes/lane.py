@@ -16,11 +16,16 @@ read from numbers (e.g. only bulk lanes take Batch API jobs).
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BeforeValidator, Field, Strict, model_validator
 
 from lanes.spec import Count, Ms, PositiveMs, Problem, Spec, Text, show_number
+
+FAIR: Final = "tenants"  # fair queuing between tenants (gateway/lanes_runtime/fair_share.py)
+FCFS: Final = "fcfs"  # first come, first served
+# A floor above half of every step would make the preemptible lane the priority one.
+MAX_MIN_SHARE = 0.5
 
 
 class LaneKind(str, Enum):
@@ -103,6 +108,14 @@ class LaneSpec(Spec):
     """true: running requests may be paused (and recomputed later) to serve higher priorities."""
     backfill: Annotated[bool, Strict()] = False
     """true: uses only capacity the other lanes leave idle, and gives it back when they need it."""
+    min_share: Annotated[float, Strict(), Field(ge=0, le=MAX_MIN_SHARE, allow_inf_nan=False)] = 0.0
+    """Share of each worker step's time kept for this lane while it has work, 0 to 0.5
+    (preemptible lanes only): how far more urgent lanes may push it aside, so bulk still finishes."""
+
+    fairness: Literal["tenants", "fcfs"] = FAIR
+    """tenants: the next request to leave is the oldest of the tenant served least in this lane
+    (by tokens, over its weight), so one tenant's burst cannot take the lane from the others;
+    fcfs: first come, first served."""
 
     @model_validator(mode="after")
     def _check_consistency(self) -> LaneSpec:
@@ -116,4 +129,9 @@ class LaneSpec(Spec):
         if self.backfill and not self.preemptible:
             # Borrowed capacity can only be handed back by preempting the borrower.
             raise Problem(("preemptible",), self.preemptible, "true for a backfill lane")
+        if self.min_share > 0 and not self.preemptible:
+            # A lane that is never pushed aside needs no floor; on a latency lane it would
+            # only reserve step time that its own budget already claims.
+            raise Problem(("min_share",), self.min_share,
+                          "0 on a lane that is not preemptible (only lanes that give way need a floor)")
         return self

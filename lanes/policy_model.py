@@ -59,9 +59,34 @@ class Policy(Spec):
         if spec is None or not spec.can_serve(tenant):
             return False
         if tenant == ANONYMOUS:
-            return not self.auth.required
+            if self.auth.required:
+                return False
+            anonymous = self.tenants.get(ANONYMOUS)  # not listed: keyless callers may call anything
+            return anonymous is None or anonymous.can_call(endpoint)
         tenant_spec = self.tenants.get(tenant)
         return tenant_spec is not None and tenant_spec.can_call(endpoint)
+
+    @property
+    def has_keyless_batches(self) -> bool:
+        """Whether callers without a key may use the Batch API (one namespace shared by all of them)."""
+        anonymous = self.tenants.get(ANONYMOUS)
+        return not self.auth.required and anonymous is not None and anonymous.shared_batches
+
+    def has_tenant(self, tenant: str) -> bool:
+        """The tenant is served by this policy (anonymous: when keyless callers are let in)."""
+        if tenant == ANONYMOUS:
+            return not self.auth.required
+        return tenant in self.tenants
+
+    def may_move_to(self, tenant: str, endpoint: str, lane: str) -> bool:
+        """Whether a rule may send this tenant's request for this endpoint to `lane`: always when
+        the lane is no more urgent than the endpoint's own; a more urgent one only when the tenant
+        lists it (rules match what the client controls: headers, stream, max_tokens)."""
+        own = self.lanes[self.endpoints[endpoint].lane]
+        if self.lanes[lane].priority >= own.priority:
+            return True
+        spec = self.tenants.get(tenant)
+        return spec is not None and lane in spec.lanes
 
     @model_validator(mode="after")
     def _check_whole_file(self) -> Policy:
@@ -143,9 +168,18 @@ class Policy(Spec):
         problems = []
         owner_of_key: dict[str, str] = {}
         for name, tenant in self.tenants.items():
-            if name == ANONYMOUS:
-                expected = f"a name other than {ANONYMOUS!r}, which means 'no API key'"
-                problems.append(Problem(("tenants", name), name, expected))
+            if name == ANONYMOUS and tenant.keys_sha256:
+                expected = f"no keys: tenant {ANONYMOUS!r} is the callers without a key"
+                problems.append(Problem(("tenants", name, "keys_sha256"), list(tenant.keys_sha256), expected))
+            if name != ANONYMOUS and not tenant.keys_sha256:
+                expected = "at least one key hash (make one with `laneway policy hash-key`)"
+                problems.append(Problem(("tenants", name, "keys_sha256"), [], expected))
+            if name != ANONYMOUS and tenant.shared_batches:
+                expected = f"false (only tenant {ANONYMOUS!r} has a shared Batch API namespace)"
+                problems.append(Problem(("tenants", name, "shared_batches"), True, expected))
+            for i, lane in enumerate(tenant.lanes):
+                if lane not in self.lanes:
+                    problems.append(Problem(("tenants", name, "lanes", i), lane, self._one_of_lanes()))
             for i, endpoint in enumerate(tenant.endpoints):
                 if endpoint not in self.endpoints and endpoint != ALL_ENDPOINTS:
                     expected = self._one_of_endpoints() + ', or "*"'
@@ -155,7 +189,7 @@ class Policy(Spec):
                     expected = f"a key used once (tenant {owner_of_key[key]!r} has it too)"
                     problems.append(Problem(("tenants", name, "keys_sha256", i), key, expected))
                 owner_of_key.setdefault(key, name)
-        if self.auth.required and not self.tenants:
+        if self.auth.required and not any(name != ANONYMOUS for name in self.tenants):
             expected = "false, or at least one tenant under tenants (nobody could call)"
             problems.append(Problem(("auth", "required"), True, expected))
         return problems

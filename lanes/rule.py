@@ -62,6 +62,13 @@ class RuleMatch(Spec):
         return lowered
 
     @property
+    def is_client_controlled(self) -> bool:
+        """True when a client can make this match by what it sends (headers, stream, token
+        counts); endpoint and tenant conditions are the policy author's choice alone."""
+        return any(getattr(self, name) is not None
+                   for name in ("stream", "header", "prompt_tokens", "max_tokens"))
+
+    @property
     def is_catch_all(self) -> bool:
         return all(getattr(self, name) in (None, {}) for name in type(self).model_fields)
 

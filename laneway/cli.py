@@ -48,11 +48,18 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that compare configurations side by side in one run")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
-    bl = bench_sub.add_parser("lanes", help="one trace replayed under lanes vs product-blind policies")
+    bl = bench_sub.add_parser("lanes", help="one trace replayed under lanes vs product-blind policies, "
+                                             "steady or with a bulk backlog landing (--scenario)")
     from laneway.bench import lanes as bench_lanes
 
     bench_lanes.add_arguments(bl)
     bl.set_defaults(func=bench_lanes.main)
+    from laneway.bench import serve as bench_serve
+
+    bs = bench_sub.add_parser("serve", help="Laneway (gateway and direct gRPC) and peers on the same weights, "
+                              "one client at concurrency 1, 8, 32; in-process engine rate as the ceiling")
+    bench_serve.add_arguments(bs)
+    bs.set_defaults(func=bench_serve.main)
     from workers.bench import cli as bench_engine
 
     be = bench_sub.add_parser("engine", help="one worker's engine in-process: bandwidth, decode batch curve, "

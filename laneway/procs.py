@@ -84,7 +84,9 @@ def start_worker(tmp: Path, *extra: str, model: str = "tiny", name: str = "worke
     port = free_port()
     cmd = laneway_cmd("worker", "--port", str(port), "--model", model, "--kv-cache-memory", kv_cache_memory,
                       "--num-threads", str(num_threads), *extra)
-    return Proc(name, cmd, port, tmp / f"{name}-{port}.log").start().wait_port()
+    # A worker opens its port after loading the model and its warm-up: the `small` preset
+    # takes minutes on a busy 2-core machine. A worker that dies is reported at once.
+    return Proc(name, cmd, port, tmp / f"{name}-{port}.log").start().wait_port(timeout=300.0)
 
 
 def start_gateway(tmp: Path, workers: list[Proc], *extra: str, name: str = "gateway") -> Proc:

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from laneway.ports import free_port
@@ -38,11 +39,22 @@ def data_dir_from_env() -> Path:
     return Path(os.environ.get("LANEWAY_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
-def _die_with_parent() -> None:
+def _libc_prctl() -> Callable[..., int] | None:
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except OSError:
-        pass
+        return None
+
+
+# Looked up here, not in the child: a restart forks from a busy, threaded process (the
+# supervisor's thread beside the gateway's), where the child between fork and exec must
+# not load libraries, only make this one call.
+_PRCTL = _libc_prctl()
+
+
+def _die_with_parent() -> None:
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class RedisServer:
@@ -66,8 +78,16 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def name(self) -> str:
+        return f"Redis on port {self.port}"
+
+    @property
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
 
     def start(self, timeout_s: float = 15.0) -> RedisServer:
         binary = shutil.which(self.executable)

@@ -1,12 +1,15 @@
 """`laneway serve`: workers and a gateway on one machine, supervised.
 
-Workers are child processes (restarted with backoff if they crash); the gateway runs in
-this process on uvicorn. Children get PDEATHSIG so even a SIGKILL of the launcher leaves
-no orphan worker; on Ctrl-C/SIGTERM the gateway stops first, then workers drain.
+Workers are child processes; the gateway runs in this process on uvicorn. Children get
+PDEATHSIG so even a SIGKILL of the launcher leaves no orphan worker; on Ctrl-C/SIGTERM the
+gateway stops first, then workers drain.
 
 Redis (rate limits, Batch API): a private `redis-server` from PATH (Debian's package;
 `make install` installs it) with AOF persistence in the data directory ($LANEWAY_DATA_DIR,
 default ./.laneway), unless --redis-url / LANEWAY_REDIS_URL names one or --no-redis.
+
+The private Redis and the workers are supervised alike (laneway/supervisor.py): one that
+dies is restarted with backoff, on the same port, Redis on the same AOF.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,33 +27,38 @@ from gateway.config import DEFAULT_POLICY
 from gateway.main import add_edge_arguments, server_config_from_args
 from laneway.ports import free_port
 from laneway.redis_server import RedisServer, RedisServerError, data_dir_from_env
+from laneway.supervisor import Child, Supervisor
 from workers.parent_watch import child_env
-
-log = logging.getLogger("laneway.serve")
-MIN_BACKOFF_S = 1.0
-MAX_BACKOFF_S = 30.0
-STABLE_S = 60.0  # a worker that ran this long before dying crashed anew: its backoff starts over
 
 
 class WorkerProcess:
+    """One `laneway worker` child on a fixed port (a supervisor Child)."""
+
     def __init__(self, port: int, args: list[str]) -> None:
         self.port = port
         self.args = args
         self.proc: subprocess.Popen | None = None
-        self.num_restarts = 0
-        self.backoff_s = MIN_BACKOFF_S
-        self.started_at = 0.0
-        self.restart_at: float | None = None  # set while a restart waits out its backoff
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def name(self) -> str:
+        return f"worker on port {self.port}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
+
     def start(self) -> None:
         cmd = [sys.executable, "-m", "laneway.cli", "worker", "--port", str(self.port), *self.args]
         # No preexec_fn: the worker sets its own parent-death signal (workers/parent_watch.py).
         self.proc = subprocess.Popen(cmd, env={**os.environ, **child_env()})
-        self.started_at = time.monotonic()
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -62,53 +69,6 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-class Supervisor:
-    """Restarts crashed workers with exponential backoff (each on its own clock, so one worker
-    in a crash loop never delays another's restart); the gateway's pool refresh re-admits a
-    restarted worker once its health check passes, on the same address."""
-
-    def __init__(self, workers: list[WorkerProcess]) -> None:
-        self.workers = workers
-        self._stop = threading.Event()
-        self._lock = threading.Lock()  # stop() never races a restart into an orphan
-        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
-
-    def start(self) -> None:
-        for w in self.workers:
-            w.start()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._lock:
-            for w in self.workers:
-                w.stop()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.5):
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                for w in self.workers:
-                    self._check(w, time.monotonic())
-
-    def _check(self, w: WorkerProcess, now: float) -> None:
-        if w.restart_at is None:
-            code = w.proc.poll() if w.proc else None
-            if code is None:
-                return
-            if now - w.started_at >= STABLE_S:
-                w.backoff_s = MIN_BACKOFF_S
-            w.restart_at = now + w.backoff_s
-            log.error("worker on port %d exited with %s; restarting in %.0fs", w.port, code, w.backoff_s)
-        elif now >= w.restart_at:
-            w.restart_at = None
-            w.backoff_s = min(MAX_BACKOFF_S, w.backoff_s * 2)
-            w.num_restarts += 1
-            log.warning("restarting worker on port %d (restart %d)", w.port, w.num_restarts)
-            w.start()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -151,7 +111,8 @@ def run(a: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     workers = [WorkerProcess(free_port(), worker_args) for _ in range(a.workers)]
-    supervisor = Supervisor(workers)
+    children: list[Child] = [*([redis] if redis is not None else []), *workers]
+    supervisor = Supervisor(children)  # Redis is running already: it starts the workers
     supervisor.start()
     redis_url = redis.url if redis is not None else a.redis_url
     config = GatewayConfig(worker_addresses=tuple(w.address for w in workers), policy_path=a.policy,
@@ -168,9 +129,7 @@ def run(a: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        supervisor.stop()
-        if redis is not None:
-            redis.stop()
+        supervisor.stop()  # workers, then Redis
     return 0
 
 

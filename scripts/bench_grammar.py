@@ -56,7 +56,8 @@ def bench_llguidance(tokenizer, vocab_size: int, eos: int, schema: str, num_toke
     mask_s, compile_s = [], []
     while len(mask_s) < num_tokens:
         started = time.perf_counter()
-        matcher = compiler.compile(OutputConstraint("json_schema", schema) if schema else OutputConstraint("json_object"))
+        constraint = OutputConstraint("json_schema", schema) if schema else OutputConstraint("json_object")
+        matcher = compiler.compile(constraint)
         compile_s.append(time.perf_counter() - started)
         for _ in range(200):
             started = time.perf_counter()

@@ -33,8 +33,15 @@ import grpc  # noqa: E402
 
 from laneway_proto import worker_pb2 as pb  # noqa: E402
 from laneway_proto import worker_pb2_grpc as pb_grpc  # noqa: E402
-from scripts.overload import (Target, closed_loop_capacity, load_client, local_cluster, open_loop,  # noqa: E402
-                              rss_bytes, summarize_phase)
+from scripts.overload import (  # noqa: E402
+    Target,
+    closed_loop_capacity,
+    load_client,
+    local_cluster,
+    open_loop,
+    rss_bytes,
+    summarize_phase,
+)
 
 SOAK_POLICY = """\
 version: 1

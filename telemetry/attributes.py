@@ -41,6 +41,7 @@ BATCH_WINDOW_MS = "laneway.batch_window_ms"  # the lane's window when the reques
 BATCH_ID = "laneway.batch_id"
 BATCH_SIZE = "laneway.batch_size"  # requests that left the lane together
 QUEUE_WAIT_MS = "laneway.queue_wait_ms"  # gateway lane queue
+PREDICTED_WAIT_MS = "laneway.predicted_wait_ms"  # admission's prediction of the wait before the start
 TBT_P95_MS = "laneway.tbt_p95_ms"  # gaps between output chunks of this request
 TBT_MAX_MS = "laneway.tbt_max_ms"
 NUM_PREEMPTIONS = "laneway.num_preemptions"

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -85,7 +85,7 @@ class SpanFileExporter(SpanExporter):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()  # export() and shutdown() may race at process exit
-        self._file = None
+        self._file: TextIO | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = "".join(json.dumps(to_record(s), separators=(",", ":"), default=str) + "\n" for s in spans)

@@ -7,16 +7,17 @@ torch is imported only when a real model is built; a SIMULATED worker never load
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from workers.built_engine import BuiltEngine
 from workers.config import WorkerConfig, is_sim_model
+from workers.context_length import log_context_length, resolve_max_model_len
 from workers.engine.config import CacheRuntime, SchedulerConfig
 from workers.engine.engine_loop import EngineLoop
-from workers.engine.tokenizer import Tokenizer
-from workers.models.config import ModelConfig
 
 if TYPE_CHECKING:
     import torch
@@ -28,8 +29,9 @@ def build_engine(cfg: WorkerConfig) -> BuiltEngine:
     """Load the model (or a SIMULATED preset, for `sim:` models) and size the KV pool.
 
     Returns the engine loop (not started), the model's tokenizer, its ModelConfig and the
-    SchedulerConfig actually in force (cfg.scheduler with max_model_len capped by the model).
-    A KV pool too small for one full-length sequence is a SystemExit naming the flag to raise."""
+    SchedulerConfig actually in force (cfg.scheduler with max_model_len decided: auto, or
+    the flag's, within the model's context and the KV pool). A KV pool too small for one
+    full-length sequence is a SystemExit naming the flag to raise."""
     if is_sim_model(cfg.model):  # SIMULATED: cost-model forward passes, same engine (workers/sim)
         from workers.sim.build import build_sim_engine
 
@@ -52,22 +54,37 @@ def build_engine(cfg: WorkerConfig) -> BuiltEngine:
     dtype = next(model.parameters()).dtype
     memory = cfg.cache.kv_cache_memory_bytes or _memory_fraction(cfg.cache.kv_cache_memory_fraction, device)
     num_blocks = num_blocks_for_memory(model_config, cfg.cache.block_size, dtype, memory)
-    max_len = min(cfg.scheduler.max_model_len, model_config.max_position_embeddings)
+    context = resolve_max_model_len(cfg.scheduler.max_model_len, model_config.max_position_embeddings,
+                                    num_blocks * cfg.cache.block_size)
+    log_context_length(context)
     sched_cfg = SchedulerConfig(max_num_seqs=cfg.scheduler.max_num_seqs,
                                 max_num_batched_tokens=cfg.scheduler.max_num_batched_tokens,
-                                max_model_len=max_len)
-    if num_blocks * cfg.cache.block_size < max_len:
-        raise SystemExit(f"KV cache of {memory} bytes holds {num_blocks} blocks of {cfg.cache.block_size} "
-                         f"tokens, less than one full-length sequence ({max_len}); raise --kv-cache-memory")
+                                max_model_len=context.max_model_len)
     runtime = CacheRuntime(num_blocks=num_blocks, block_size=cfg.cache.block_size)
-    runner = ModelRunner(model, model_config, runtime, dtype, device)
+    with _start_up_step("building the model runner (KV pool, decode kernel)", device):
+        runner = ModelRunner(model, model_config, runtime, dtype, device)
     block_manager = BlockManager(num_blocks, cfg.cache.block_size, cfg.cache.enable_prefix_caching)
     engine = Engine(Scheduler(sched_cfg, block_manager), runner, sample, tokenizer)
     log.info("model %s on %s: %d KV blocks of %d tokens (%.1f MB)", cfg.model, device, num_blocks,
              cfg.cache.block_size, memory / 1e6)
     # Before SERVING: every kind of pass runs once here, and the step planner gets its model.
-    start_step_cost(engine, model_config.vocab_size, cfg.step_cost)
+    with _start_up_step("the warm-up (one pass of every kind before serving)", device):
+        start_step_cost(engine, model_config.vocab_size, cfg.step_cost)
     return BuiltEngine(EngineLoop(engine), tokenizer, model_config, sched_cfg)
+
+
+@contextlib.contextmanager
+def _start_up_step(what: str, device: torch.device) -> Iterator[None]:
+    """A kernel build, Triton/compiler or out-of-memory error here is a start-up failure: the
+    process exits non-zero with a message naming the step, before it ever reports SERVING."""
+    try:
+        yield
+    except SystemExit:
+        raise
+    except Exception as exc:
+        log.exception("start-up failed in %s", what)
+        raise SystemExit(f"laneway worker: start-up failed in {what} on {device}: "
+                         f"{exc.__class__.__name__}: {exc}") from exc
 
 
 def resolve_device(name: str) -> torch.device:
@@ -84,6 +101,12 @@ def resolve_device(name: str) -> torch.device:
         raise SystemExit(f"--device {name!r}: torch sees no CUDA device here (a CPU build, or no GPU)")
     if device.type not in ("cpu", "cuda"):
         raise SystemExit(f"--device {name!r}: only cpu and cuda are supported")
+    if device.type == "cuda" and device.index is not None:
+        if device.index >= torch.cuda.device_count():
+            raise SystemExit(f"--device {name!r}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+        # The current device is what a bare "cuda" means to torch and where Triton launches
+        # its kernels: it must be the one this worker serves on, not device 0.
+        torch.cuda.set_device(device)
     return device
 
 

@@ -32,7 +32,7 @@ class WorkerConfig:
     port: int = 50051
     dtype: str | None = None  # None: the model's own (presets: tiny float32, small bfloat16)
     device: str = "auto"  # auto: cuda when torch sees a GPU, else cpu; or any torch device ("cuda:1")
-    scheduler: SchedulerConfig = SchedulerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig(max_model_len=None)  # None: auto (workers/context_length.py)
     cache: CacheConfig = CacheConfig()
     num_threads: int | None = None
     drain_timeout_s: float = 10.0  # running streams get this long after the server stops accepting RPCs

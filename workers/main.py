@@ -1,8 +1,14 @@
 """`laneway worker`: one process serving one model over gRPC.
 
 Builds the engine once at start-up (workers/build.py, from the WorkerConfig of
-workers/config.py), then serves the Worker service and the standard health service until
-SIGTERM/SIGINT, draining first.
+workers/config.py; the warm-up there runs every kind of pass before SERVING, and a failure
+there stops the process), then serves the Worker service and the standard health service
+until SIGTERM/SIGINT, draining first.
+
+An engine failure while serving is never silent: health turns NOT_SERVING before any
+stream hears of it, the running streams end with INTERNAL, the registry entry is
+withdrawn, and the process exits with EXIT_ENGINE_FAILED so its supervisor (`laneway
+serve`, Kubernetes) starts a fresh one. A worker whose engine died never lingers as SERVING.
 """
 
 from __future__ import annotations
@@ -13,18 +19,21 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from laneway_proto import worker_pb2_grpc as pb_grpc
 from workers.build import build_engine
+from workers.built_engine import BuiltEngine
 from workers.config import WorkerConfig, parse_size
+from workers.context_length import AUTO, parse_max_model_len
 from workers.engine.config import CacheConfig, SchedulerConfig
 from workers.grammar import GrammarCompiler
-from workers.servicer import WorkerServicer
+from workers.servicer import SERVICE_NAME, WorkerServicer, add_worker_service
 from workers.telemetry import WorkerTelemetry
 
 if TYPE_CHECKING:
@@ -32,24 +41,28 @@ if TYPE_CHECKING:
     from workers.wire import ModelLimits
 
 log = logging.getLogger("laneway.worker")
-SERVICE_NAME = "laneway.worker.v1.Worker"
+EXIT_ENGINE_FAILED = 70  # EX_SOFTWARE: the engine failed while serving; restart this worker
+FAILED_STREAMS_GRACE_S = 5.0  # after an engine failure, time for the failed streams to send their errors
 
 
-async def serve(cfg: WorkerConfig) -> None:
+async def serve(cfg: WorkerConfig, built: BuiltEngine | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (drain, then 0) or an engine failure (EXIT_ENGINE_FAILED).
+    `built`: an engine built by the caller instead of from cfg (tests inject faulty runners)."""
     from workers.wire import ModelLimits
 
-    loop, tokenizer, model_config, sched_cfg = build_engine(cfg)
+    loop, tokenizer, model_config, sched_cfg = built if built is not None else build_engine(cfg)
     telemetry = WorkerTelemetry.create(loop, cfg.tracing)  # before start: the engine reports steps to it
+    health_servicer = health.aio.HealthServicer()
+    engine_failed = asyncio.Event()
+    loop.on_fatal = _on_engine_failure(asyncio.get_running_loop(), health_servicer, engine_failed)
     loop.start()
     worker_id = f"{socket.gethostname()}:{cfg.port}:{uuid.uuid4().hex[:6]}"
-    limits = ModelLimits(max_model_len=sched_cfg.max_model_len, vocab_size=model_config.vocab_size,
-                         eos_token_ids=model_config.eos_token_ids)
+    limits = ModelLimits.of(model_config, sched_cfg.context_length)
     servicer = WorkerServicer(loop, tokenizer, limits, model_name=cfg.model, block_size=cfg.cache.block_size,
                               max_num_seqs=sched_cfg.max_num_seqs, worker_id=worker_id, telemetry=telemetry,
                               grammars=_grammar_compiler(tokenizer, limits))
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_WorkerServicer_to_server(servicer, server)
-    health_servicer = health.aio.HealthServicer()
+    add_worker_service(servicer, server)  # undecodable Generate bytes: INVALID_ARGUMENT, like bad input
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     bound = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
     if bound == 0:
@@ -57,8 +70,8 @@ async def serve(cfg: WorkerConfig) -> None:
     await server.start()
     if cfg.metrics_port:
         telemetry.serve_metrics(cfg.host, cfg.metrics_port)
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if loop.fatal_error is None:  # an engine that failed already has set NOT_SERVING: keep it
+        await _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
     print(f"laneway worker {worker_id} serving {cfg.model} on {cfg.host}:{cfg.port}", flush=True)
     registration = None
     if cfg.registry_url:
@@ -71,13 +84,17 @@ async def serve(cfg: WorkerConfig) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await _first_of(stop, engine_failed)
+    failed = engine_failed.is_set()
     # Drain: report NOT_SERVING first so gateways stop sending, refuse new work, let running finish.
     if registration is not None:
         await registration.withdraw()  # registry gateways drop it now, not after the TTL
     servicer.is_draining = True
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
+    if failed:
+        log.error("engine failed (%s): NOT_SERVING; exiting with %d so a supervisor restarts this worker",
+                  loop.fatal_error.__class__.__name__, EXIT_ENGINE_FAILED)
+        await _until(lambda: servicer.num_active_streams == 0, FAILED_STREAMS_GRACE_S)
     # The server still answers during the delay, so probes and gateways read NOT_SERVING (and
     # Generate gets UNAVAILABLE, which gateways retry elsewhere) instead of a refused connection.
     await asyncio.sleep(cfg.drain_delay_s)
@@ -86,6 +103,42 @@ async def serve(cfg: WorkerConfig) -> None:
     await server.stop(grace=cfg.drain_timeout_s)
     loop.stop()
     telemetry.shutdown()  # flushes the spans still queued
+    return EXIT_ENGINE_FAILED if failed else 0
+
+
+def _on_engine_failure(aio_loop: asyncio.AbstractEventLoop, health_servicer: health.aio.HealthServicer,
+                       failed: asyncio.Event) -> Callable[[BaseException], None]:
+    """EngineLoop.on_fatal: runs on the engine thread and returns once health says NOT_SERVING,
+    so a gateway that checks health on a stream's error already reads the worker as down."""
+
+    def on_fatal(exc: BaseException) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(
+                _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING), aio_loop).result(5.0)
+        finally:
+            aio_loop.call_soon_threadsafe(failed.set)
+
+    return on_fatal
+
+
+async def _set_health(health_servicer: health.aio.HealthServicer, status: int) -> None:
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, status)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 def _grammar_compiler(tokenizer: Tokenizer, limits: ModelLimits) -> GrammarCompiler | None:
@@ -105,7 +158,8 @@ def _default_advertise(cfg: WorkerConfig) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="tiny", help="preset name (tiny, small), a local HF model directory, or sim:PRESET "
+    p.add_argument("--model", default="tiny",
+                   help="preset name (tiny, small), a local HF model directory, or sim:PRESET "
                         "(SIMULATED: h100-llama3-8b, h100-llama3-70b-tp4, 8xb200-moe, cpu-small)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051)
@@ -117,7 +171,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-cache-fraction", type=float, default=0.1)
     p.add_argument("--max-num-seqs", type=int, default=64)
     p.add_argument("--max-num-batched-tokens", type=int, default=512)
-    p.add_argument("--max-model-len", type=int, default=2048)
+    p.add_argument("--max-model-len", type=parse_max_model_len, default=AUTO, help="context length in tokens, or auto: "
+                   "the model's, bounded by what the KV cache holds (the start-up log says which bound won)")
     p.add_argument("--no-prefix-caching", action="store_true")
     p.add_argument("--num-threads", type=int, default=None)
     p.add_argument("--step-cost", default="auto",
@@ -158,7 +213,9 @@ def run(a: argparse.Namespace) -> int:
     from workers.parent_watch import die_with_parent
 
     die_with_parent()  # started by `laneway serve`: never outlive it
+    from workers.omp_policy import apply_wait_policy
+
+    apply_wait_policy(a.num_threads)  # before torch loads: libgomp reads it once
     logging.basicConfig(level=os.environ.get("LANEWAY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(config_from_args(a)))
-    return 0
+    return asyncio.run(serve(config_from_args(a)))

@@ -21,10 +21,38 @@ from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.tokenizer import Tokenizer
 from workers.grammar import GrammarCompiler
+from workers.stream_coalesce import take_ready
 from workers.telemetry import StreamEnd, WorkerTelemetry
-from workers.wire import ModelLimits, has_constraint, to_chunk, to_load_report, to_sequence
+from workers.wire import (
+    ModelLimits,
+    UndecodableRequest,
+    decode_generate_request,
+    has_constraint,
+    to_chunk,
+    to_load_report,
+    to_sequence,
+)
 
 log = logging.getLogger(__name__)
+SERVICE_NAME = "laneway.worker.v1.Worker"
+
+
+def add_worker_service(servicer: WorkerServicer, server: grpc.aio.Server) -> None:
+    """The generated registration (every method of the Worker service), except that Generate
+    decodes its request with `decode_generate_request`: undecodable bytes are bad input."""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    class Collect:  # takes the generated handlers instead of a server
+        def add_generic_rpc_handlers(self, generic: object) -> None:
+            pass
+
+        def add_registered_method_handlers(self, service: str, methods: dict[str, grpc.RpcMethodHandler]) -> None:
+            handlers.update(methods)
+
+    pb_grpc.add_WorkerServicer_to_server(servicer, Collect())
+    handlers["Generate"] = handlers["Generate"]._replace(request_deserializer=decode_generate_request)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 class WorkerServicer(pb_grpc.WorkerServicer):
@@ -44,9 +72,13 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         self.telemetry = telemetry
         self.grammars = grammars  # None: requests with an output constraint are INVALID_ARGUMENT
 
-    async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
+    async def Generate(self, request: pb.GenerateRequest | UndecodableRequest, context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[pb.GenerateChunk]:
         received_s = time.time()
+        if isinstance(request, UndecodableRequest):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"request is not a laneway.worker.v1.GenerateRequest: {request.reason}")
+            return  # abort() raises; this tells the type checker the rest sees a GenerateRequest
         if self.is_draining:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is draining")
         if self.loop.fatal_error is not None:
@@ -73,8 +105,12 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         self.loop.add(seq)
         try:
             first = True
+            held: RequestOutput | None = None  # an error output found behind a merge: next
             while not finished:
-                out = await outputs.get()
+                out = held if held is not None else await outputs.get()
+                # Tokens already queued leave in this one message (a reader that keeps up
+                # still gets one per message): workers/stream_coalesce.py states the rule.
+                out, held = take_ready(outputs, out)
                 if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
                     finished = True
                     reason, error = "error", out.invalid_request
@@ -105,7 +141,8 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         return pb.AbortResponse(found=found)
 
     async def Load(self, request: pb.LoadRequest, context: grpc.aio.ServicerContext) -> pb.LoadReport:
-        return to_load_report(self.loop.load, self.max_num_seqs, self.is_draining)
+        # A failed engine's last snapshot is frozen: say it takes nothing, as a draining worker does.
+        return to_load_report(self.loop.load, self.max_num_seqs, self.is_draining or self.loop.fatal_error is not None)
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
         return pb.InfoResponse(model=self.model_name, max_model_len=self.limits.max_model_len,

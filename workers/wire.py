@@ -2,6 +2,12 @@
 
 Bad input raises InvalidRequest (workers/engine/request_error.py) naming the value: from
 here for what the model limits decide, from the domain types built here for the rest.
+
+Values the gateway marks as defaults (`*_is_default` in SamplingParams) are the model's to
+decide: a default max_tokens is clamped to the context the prompt leaves (a client's
+max_tokens that does not fit is refused), and a default temperature, top_p or top_k is
+replaced by the model's generation_config.json value where it has one (precedence in
+workers/models/generation_config.py).
 """
 
 from __future__ import annotations
@@ -10,16 +16,21 @@ import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from google.protobuf.message import DecodeError
 
 from laneway_proto import worker_pb2 as pb
-from workers.engine.outputs import RequestOutput
 from workers.engine.engine_loop import LoadSnapshot
+from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
 from workers.engine.tokenizer import Tokenizer
 from workers.grammar import GrammarCompiler, GrammarMatcher, OutputConstraint
+from workers.models.config import ModelConfig
+from workers.models.generation_config import SamplingDefaults
 
+_T = TypeVar("_T", int, float)
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
 
 
@@ -28,10 +39,33 @@ class ModelLimits:
     max_model_len: int
     vocab_size: int
     eos_token_ids: tuple[int, ...]  # the first is the sequence's eos; the rest stop like stop tokens
+    sampling_defaults: SamplingDefaults = SamplingDefaults()  # the model's, for values the client left unset
+
+    @classmethod
+    def of(cls, model: ModelConfig, max_model_len: int) -> ModelLimits:
+        """What requests are checked against when serving `model` with this context length."""
+        return cls(max_model_len=max_model_len, vocab_size=model.vocab_size, eos_token_ids=model.eos_token_ids,
+                   sampling_defaults=model.sampling_defaults)
 
     @property
     def eos_token_id(self) -> int | None:
         return self.eos_token_ids[0] if self.eos_token_ids else None
+
+
+@dataclass(frozen=True)
+class UndecodableRequest:
+    """Generate request bytes that are not a GenerateRequest (only a hand-made client sends them)."""
+
+    reason: str
+
+
+def decode_generate_request(data: bytes) -> pb.GenerateRequest | UndecodableRequest:
+    """Generate's request deserializer (workers/servicer.py): bytes that do not decode are bad
+    input the servicer answers with INVALID_ARGUMENT, where gRPC's own would say UNKNOWN."""
+    try:
+        return pb.GenerateRequest.FromString(data)
+    except DecodeError as exc:
+        return UndecodableRequest(str(exc))
 
 
 def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits,
@@ -54,12 +88,23 @@ def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimi
         raise InvalidRequest(f"token id {bad[0]} is outside the vocabulary [0, {limits.vocab_size})")
     room = limits.max_model_len - len(prompt_ids)
     if sampling.max_tokens > room:
-        raise InvalidRequest(f"max_tokens={sampling.max_tokens} plus the prompt's {len(prompt_ids)} tokens "
-                             f"exceeds this model's context length of {limits.max_model_len}")
+        if not req.sampling.max_tokens_is_default:
+            raise InvalidRequest(f"max_tokens={sampling.max_tokens} plus the prompt's {len(prompt_ids)} tokens "
+                                 f"exceeds this model's context length of {limits.max_model_len}")
+        # The client did not ask for that many: generate what the context leaves room for.
+        sampling = dataclasses.replace(sampling, max_tokens=room)
+    resumed = list(req.resume_token_ids)
+    _check_resumed(resumed, sampling, limits)
+    grammar = _grammar(req, grammars)
+    if grammar is not None:
+        _advance_grammar(grammar, resumed)
     lane = req.lane
     return Sequence(
         seq_id=req.request_id or uuid.uuid4().hex,
-        token_ids=prompt_ids,
+        # A resumed stream's output so far is output here too: counted against max_tokens,
+        # and it keeps the seeded sampler's step numbers (workers/sampling/seeding.py).
+        token_ids=prompt_ids + resumed,
+        num_prompt_tokens=len(prompt_ids),
         sampling=sampling,
         lane=LanePolicy(  # shares outside (0, 1] raise InvalidRequest
             name=lane.name or "default",
@@ -72,7 +117,7 @@ def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimi
         deadline=req.deadline_unix_ms / 1000.0 if req.deadline_unix_ms else None,
         eos_token_id=limits.eos_token_id,
         targets=_targets(req.targets),
-        grammar=_grammar(req, grammars),
+        grammar=grammar,
     )
 
 
@@ -94,6 +139,40 @@ def _grammar(req: pb.GenerateRequest, grammars: GrammarCompiler | None) -> Gramm
     else:
         constraint = OutputConstraint(kind, source=getattr(c, kind), lenient=c.lenient)
     return grammars.compile(constraint)
+
+
+def _advance_grammar(grammar: GrammarMatcher, resumed: list[int]) -> None:
+    """A resumed stream's tokens were sampled under the same grammar on another worker: the
+    matcher walks them so the rest continues the same structured output."""
+    for i, t in enumerate(resumed):
+        if grammar.is_finished:
+            raise InvalidRequest(f"resume token {i} (id {t}) follows a complete structured output: "
+                                 "that stream had already finished")
+        if not grammar.accept(t):
+            raise InvalidRequest(f"resume token {i} (id {t}) does not fit the request's output constraint")
+    if grammar.is_finished:
+        raise InvalidRequest("the resume tokens already complete the structured output: "
+                             "that stream had already finished")
+
+
+def _check_resumed(resumed: list[int], sampling: SamplingParams, limits: ModelLimits) -> None:
+    """Tokens another worker already streamed must be tokens a live stream could have sent:
+    inside the vocabulary, fewer than max_tokens, none that would have ended it."""
+    if not resumed:
+        return
+    bad = [t for t in resumed if not 0 <= t < limits.vocab_size]
+    if bad:
+        raise InvalidRequest(f"resume token id {bad[0]} is outside the vocabulary [0, {limits.vocab_size})")
+    if len(resumed) >= sampling.max_tokens:
+        raise InvalidRequest(f"{len(resumed)} resume tokens leave nothing to generate under "
+                             f"max_tokens={sampling.max_tokens}: that stream had already finished")
+    enders = set(sampling.stop_token_ids)
+    if limits.eos_token_id is not None and not sampling.ignore_eos:
+        enders.add(limits.eos_token_id)
+    ended = [i for i, t in enumerate(resumed) if t in enders]
+    if ended:
+        raise InvalidRequest(f"resume token {ended[0]} (id {resumed[ended[0]]}) is an end-of-sequence or stop "
+                             "token: that stream had already finished")
 
 
 def _targets(t: pb.LatencyTargets) -> LatencyTargets:
@@ -162,11 +241,12 @@ def _json_object_or_text(text: str) -> Any:
 
 def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:
     """Proto defaults to domain values; SamplingParams checks the ranges (InvalidRequest)."""
+    model = limits.sampling_defaults
     sampling = SamplingParams(
         max_tokens=sp.max_tokens,
-        temperature=sp.temperature,
-        top_p=sp.top_p or 1.0,  # proto3 default 0: unset
-        top_k=sp.top_k,
+        temperature=_unless_default(sp.temperature, sp.temperature_is_default, model.temperature),
+        top_p=_unless_default(sp.top_p or 1.0, sp.top_p_is_default, model.top_p),  # proto3 default 0: unset
+        top_k=_unless_default(sp.top_k, sp.top_k_is_default, model.top_k),
         seed=sp.seed if sp.HasField("seed") else None,
         stop=tuple(s for s in sp.stop if s),
         stop_token_ids=tuple(sp.stop_token_ids),
@@ -177,6 +257,10 @@ def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:
     if bad_stop:
         raise InvalidRequest(f"stop token id {bad_stop[0]} is outside the vocabulary")
     return sampling
+
+
+def _unless_default(value: _T, is_default: bool, model_value: _T | None) -> _T:
+    return model_value if is_default and model_value is not None else value
 
 
 def to_chunk(out: RequestOutput, tokenizer: Tokenizer) -> pb.GenerateChunk:

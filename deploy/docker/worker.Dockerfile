@@ -21,6 +21,11 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH
 FROM base AS torch-cuda
 ARG TORCH_VERSION
 ARG CUDA_INDEX=cu128
+# Triton compiles a small C launcher for each kernel on first launch (the worker's warm-up,
+# before it reports SERVING): without a C compiler every GPU worker fails at start-up.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN pip install --index-url "https://download.pytorch.org/whl/${CUDA_INDEX}" "torch==${TORCH_VERSION}"
 
 FROM torch-${VARIANT} AS worker

@@ -7,6 +7,7 @@ or WATCH/MULTI), so two gateways racing (one finishing, one cancelling) cannot b
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from gateway.batches.files import FileStore
 from gateway.batches.item_queue import Item, ItemQueue
 from gateway.batches.paging import page_ids
 from gateway.batches.records import BatchRecord, BatchStatus
+from gateway.redis_types import fields, text_hash, text_set
 
 # KEYS: batch hash. ARGV: new status, now, allowed old statuses... Returns the status after.
 _TRANSITION = """
@@ -36,8 +38,9 @@ return s
 
 
 class BatchStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, file_ttl_s: int = 30 * 24 * 3600) -> None:
         self.redis = redis
+        self.file_ttl_s = file_ttl_s  # output files expire this long after their batch ends
         self.files = FileStore(redis)
         self.items = ItemQueue(redis)
         self.changed = asyncio.Event()  # set on local create/cancel: wakes this gateway's runner
@@ -45,7 +48,7 @@ class BatchStore:
 
     async def create(self, record: BatchRecord) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.batch_key(record.id), mapping=record.to_hash())
+            pipe.hset(keys.batch_key(record.id), mapping=fields(record.to_hash()))
             pipe.zadd(keys.batches_index(record.tenant), {record.id: record.created_at})
             pipe.sadd(keys.ACTIVE, record.id)
             await pipe.execute()
@@ -56,7 +59,7 @@ class BatchStore:
         h = await self.redis.hgetall(keys.batch_key(batch_id))
         if not h or (tenant is not None and h.get("tenant") != tenant):
             return None
-        return BatchRecord.from_hash(h)
+        return BatchRecord.from_hash(text_hash(h))
 
     async def list(self, tenant: str, *, limit: int, after: str | None) -> tuple[list[BatchRecord], bool]:
         ids = await page_ids(self.redis, keys.batches_index(tenant), after, newest_first=True)
@@ -67,8 +70,8 @@ class BatchStore:
                 records.append(record)
         return records[:limit], len(records) > limit
 
-    async def active_ids(self) -> list[str]:
-        return sorted(await self.redis.smembers(keys.ACTIVE))
+    async def active_ids(self) -> builtins.list[str]:
+        return sorted(text_set(await self.redis.smembers(keys.ACTIVE)))
 
     async def forget_active(self, batch_id: str) -> None:
         await self.redis.srem(keys.ACTIVE, batch_id)
@@ -84,7 +87,7 @@ class BatchStore:
         """Only one gateway validates a batch at a time; the lock expires if it dies."""
         return bool(await self.redis.set(keys.validator_key(batch_id), owner, nx=True, px=ttl_ms))
 
-    async def start(self, batch_id: str, items: list[Item]) -> bool:
+    async def start(self, batch_id: str, items: builtins.list[Item]) -> bool:
         """validating -> in_progress with every line queued, atomically. False if the status moved."""
         return await self.write_if_status(batch_id, (BatchStatus.VALIDATING,), lambda pipe: (
             ItemQueue.enqueue(pipe, batch_id, items),
@@ -93,7 +96,7 @@ class BatchStore:
                 "total": str(len(items)), "completed": "0", "failed": "0"}),
         ))
 
-    async def fail(self, batch_id: str, errors: list[dict]) -> bool:
+    async def fail(self, batch_id: str, errors: builtins.list[dict]) -> bool:
         """validating -> failed, with OpenAI's errors list (code, message, line)."""
         return await self.write_if_status(batch_id, (BatchStatus.VALIDATING,), lambda pipe: (
             pipe.hset(keys.batch_key(batch_id), mapping={

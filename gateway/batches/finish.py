@@ -14,6 +14,7 @@ import time
 
 from redis.asyncio.client import Pipeline
 
+from gateway import redis_types
 from gateway.batches import keys
 from gateway.batches.batch_store import BatchStore
 from gateway.batches.files import FileStore
@@ -29,14 +30,16 @@ _FROM = {
 }
 
 
-async def finish(store: BatchStore, batch: BatchRecord, outcome: BatchStatus) -> bool:
-    """Move the batch to `outcome` with its files; False if its status had moved elsewhere."""
+async def finish(store: BatchStore, batch: BatchRecord, outcome: BatchStatus,
+                 unrun: tuple[str, str] | None = None) -> bool:
+    """Move the batch to `outcome` with its files; False if its status had moved elsewhere.
+    `unrun`: the (code, message) of lines that never ran, when not the outcome's own."""
     if outcome not in _FROM:
         raise ValueError(f"{outcome} is not an outcome a running batch can end in")
-    ok_lines, error_lines = await _lines(store, batch, outcome)
+    ok_lines, error_lines = await _lines(store, batch, outcome, unrun)
     now = int(time.time())
     files = [(FileRecord(keys.output_file_id(batch.id, kind), batch.tenant, "batch_output",
-                         f"{batch.id}_{kind}.jsonl", len(content.encode()), now), content)
+                         f"{batch.id}_{kind}.jsonl", len(content.encode()), now, now + store.file_ttl_s), content)
              for kind, content in (("output", _jsonl(ok_lines)), ("errors", _jsonl(error_lines))) if content]
     fields = {"status": outcome.value, f"{outcome.value}_at": str(now)}
     for record, _ in files:
@@ -45,18 +48,19 @@ async def finish(store: BatchStore, batch: BatchRecord, outcome: BatchStatus) ->
     def writes(pipe: Pipeline) -> None:
         for record, content in files:
             FileStore.write(pipe, record, content)
-        pipe.hset(keys.batch_key(batch.id), mapping=fields)
+        pipe.hset(keys.batch_key(batch.id), mapping=redis_types.fields(fields))
         pipe.srem(keys.ACTIVE, batch.id)
         pipe.delete(keys.items_key(batch.id), keys.results_key(batch.id), keys.validator_key(batch.id))
 
     return await store.write_if_status(batch.id, _FROM[outcome], writes)
 
 
-async def _lines(store: BatchStore, batch: BatchRecord, outcome: BatchStatus) -> tuple[list[str], list[str]]:
+async def _lines(store: BatchStore, batch: BatchRecord, outcome: BatchStatus,
+                 unrun: tuple[str, str] | None) -> tuple[list[str], list[str]]:
     """Every input line's answer in input order, split by file; unanswered ones answered now."""
     ok_lines: list[str] = []
     error_lines: list[str] = []
-    unrun = _UNRUN.get(outcome)
+    unrun = unrun or _UNRUN.get(outcome)
     async for page in store.items.items(batch.id):
         answers = await store.items.answers(batch.id, [item.custom_id for item in page])
         for item, answer in zip(page, answers):

@@ -26,6 +26,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from gateway.batches import keys
+from gateway.redis_types import fields, group_read, maybe_texts, stream_entries
 
 PAGE = 500
 
@@ -112,7 +113,7 @@ class ItemQueue:
         stream = keys.items_key(batch_id)
         pipe.delete(stream, keys.results_key(batch_id))
         for item in items:
-            pipe.xadd(stream, item.to_fields())
+            pipe.xadd(stream, fields(item.to_fields()))
         pipe.xgroup_create(stream, keys.GROUP, id="0")
 
     async def claim_new(self, batch_id: str, consumer: str, count: int) -> list[Claimed]:
@@ -122,7 +123,7 @@ class ItemQueue:
             if "NOGROUP" in str(exc):  # finished and cleaned up since we looked
                 return []
             raise
-        return [Claimed(eid, Item.from_fields(f)) for _, entries in resp for eid, f in entries if f]
+        return [Claimed(eid, Item.from_fields(f)) for _, entries in group_read(resp) for eid, f in entries if f]
 
     async def claim_stale(self, batch_id: str, consumer: str, min_idle_ms: int, count: int,
                           cursor: str) -> tuple[list[Claimed], str]:
@@ -176,7 +177,7 @@ class ItemQueue:
         """All lines in input order, a page at a time."""
         start = "-"
         while True:
-            entries = await self.redis.xrange(keys.items_key(batch_id), min=start, count=PAGE)
+            entries = stream_entries(await self.redis.xrange(keys.items_key(batch_id), min=start, count=PAGE))
             if not entries:
                 return
             yield [Item.from_fields(f) for _, f in entries]
@@ -185,5 +186,5 @@ class ItemQueue:
             start = "(" + entries[-1][0]
 
     async def answers(self, batch_id: str, custom_ids: list[str]) -> list[Answer | None]:
-        raws = await self.redis.hmget(keys.results_key(batch_id), custom_ids)
+        raws = maybe_texts(await self.redis.hmget(keys.results_key(batch_id), custom_ids))
         return [None if r is None else Answer.loads(r) for r in raws]

@@ -16,6 +16,8 @@ from gateway.batches.item_queue import Answer
 
 EXPIRED = ("batch_expired", "This request could not be executed before the completion window expired.")
 CANCELLED = ("batch_cancelled", "This request was not executed because the batch was cancelled.")
+TENANT_REMOVED = ("tenant_removed", "This request was not executed: its tenant was removed from the gateway's "
+                  "policy while the batch ran.")
 GAVE_UP = ("too_many_attempts", "This request was started {n} times and no attempt finished (each time the "
             "gateway running it died or failed); it is not retried again.")
 

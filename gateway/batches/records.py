@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum
 
+from gateway.job import JobKind
+
 
 class BatchStatus(str, Enum):
     VALIDATING = "validating"
@@ -39,19 +41,25 @@ class FileRecord:
     filename: str
     num_bytes: int
     created_at: int
+    expires_at: int | None = None  # unix seconds; Redis drops the file then (its keys carry the TTL)
 
     def to_hash(self) -> dict[str, str]:
-        return {"id": self.id, "tenant": self.tenant, "purpose": self.purpose, "filename": self.filename,
-                "bytes": str(self.num_bytes), "created_at": str(self.created_at)}
+        h = {"id": self.id, "tenant": self.tenant, "purpose": self.purpose, "filename": self.filename,
+             "bytes": str(self.num_bytes), "created_at": str(self.created_at)}
+        if self.expires_at is not None:
+            h["expires_at"] = str(self.expires_at)
+        return h
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> FileRecord:
-        return cls(h["id"], h["tenant"], h["purpose"], h["filename"], int(h["bytes"]), int(h["created_at"]))
+        expires_at = int(h["expires_at"]) if h.get("expires_at") else None
+        return cls(h["id"], h["tenant"], h["purpose"], h["filename"], int(h["bytes"]), int(h["created_at"]),
+                   expires_at)
 
     def to_openai(self) -> dict:
         return {"id": self.id, "object": "file", "bytes": self.num_bytes, "created_at": self.created_at,
                 "filename": self.filename, "purpose": self.purpose, "status": "processed", "status_details": None,
-                "expires_at": None}
+                "expires_at": self.expires_at}
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ class BatchRecord:
     timestamps: dict[str, int] = field(default_factory=dict)  # in_progress_at, ... as set so far
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> JobKind:
         """The gateway's job kind for the lines of this batch."""
         return "chat" if self.endpoint.endswith("/chat/completions") else "completion"
 

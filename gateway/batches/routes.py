@@ -6,10 +6,14 @@ works unchanged; a batch created there runs on that endpoint, see target.py).
 Differences from OpenAI, on purpose:
 - completion_window takes any duration up to "24h" written as "<N>h", "<N>m" or "<N>s"
   (OpenAI accepts only "24h"), so short-lived batches can be tried and tested;
-- only purpose "batch" can be uploaded; output files have purpose "batch_output" and are
-  kept until deleted; unknown request fields (e.g. output_expires_after) are refused, not
-  ignored.
-Another tenant's file or batch answers 404, exactly like a missing one.
+- only purpose "batch" can be uploaded; output files have purpose "batch_output"; every
+  file expires (`expires_after` on upload as OpenAI has it, else the gateway's file TTL,
+  which output files get too); unknown request fields (e.g. output_expires_after) are
+  refused, not ignored.
+Another tenant's file or batch answers 404, exactly like a missing one, and so does an id
+that could not be one of ours. Every call counts against the tenant's rpm. Keyless callers
+(tenant anonymous) get the Batch API only when the policy says so: they share one
+namespace. Redis out of memory answers 507 (storage full), not "unreachable".
 """
 
 from __future__ import annotations
@@ -28,16 +32,20 @@ from starlette.routing import Route
 
 from gateway.batches import keys
 from gateway.batches.batch_store import BatchStore
+from gateway.batches.files import QuotaExceeded
 from gateway.batches.records import BatchRecord, BatchStatus
 from gateway.batches.target import laneway_endpoint
 from gateway.errors import APIError, bad_request, unavailable
 from gateway.intake import caller, endpoint_name
+from gateway.redis_errors import is_out_of_memory, storage_full
 from gateway.state import GatewayState
+from lanes.tenant_spec import ANONYMOUS
 
 BATCH_URLS = ("/v1/chat/completions", "/v1/completions")
 MAX_WINDOW_S = 24 * 3600
 CREATE_FIELDS = {"input_file_id", "endpoint", "completion_window", "metadata"}
 MAX_METADATA_KEYS = 16
+MIN_FILE_TTL_S, MAX_FILE_TTL_S = 3600, 30 * 24 * 3600  # OpenAI's bounds on expires_after.seconds
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -60,18 +68,35 @@ def _needs_redis(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except RedisError as exc:
+            if is_out_of_memory(exc):
+                raise storage_full(exc) from exc
             raise unavailable(f"the Batch API's Redis is unreachable ({type(exc).__name__}); retry shortly") from exc
     return wrapped
 
 
-def _store(request: Request) -> tuple[GatewayState, BatchStore, str]:
-    """Every handler's first step: the store (503 without Redis), the endpoint (404), the tenant (401)."""
+async def _store(request: Request) -> tuple[GatewayState, BatchStore, str]:
+    """Every handler's first step: the store (503 without Redis), the endpoint (404), the tenant
+    (401; 403 for keyless callers unless the policy shares them a namespace), its rpm (429)."""
     state: GatewayState = request.app.state.laneway
     store = state.batches.store()
     policy = state.policy_store.policy
     if "endpoint" in request.path_params:
         endpoint_name(request, policy)  # 404 for an unknown endpoint before anything else
-    return state, store, caller(request, policy)
+    tenant = caller(request, policy)
+    if tenant == ANONYMOUS and not policy.has_keyless_batches:
+        raise APIError(403, "the Batch API needs an API key: callers without one would share one namespace "
+                            "(each seeing the others' files and batches); set tenants.anonymous.shared_batches: "
+                            "true in the policy to allow that", type="permission_error", code="api_key_required")
+    await state.limiter.admit_call(tenant, policy, f"call-{keys.new_file_id()}")
+    return state, store, tenant
+
+
+def _file_id(request: Request, param: str = "file_id") -> str:
+    """The URL's file id; 404 for one that cannot be ours (never a Redis lookup of a crafted key)."""
+    file_id = request.path_params[param]
+    if not keys.is_file_id(file_id):
+        raise _not_found("file", file_id, param)
+    return file_id
 
 
 def _not_found(kind: str, ident: str, param: str) -> APIError:
@@ -82,7 +107,7 @@ def _not_found(kind: str, ident: str, param: str) -> APIError:
 
 @_needs_redis
 async def upload_file(request: Request) -> Response:
-    state, store, tenant = _store(request)
+    state, store, tenant = await _store(request)
     async with request.form(max_files=1, max_fields=8) as form:
         purpose, upload = form.get("purpose"), form.get("file")
         if purpose != "batch":
@@ -90,6 +115,8 @@ async def upload_file(request: Request) -> Response:
                               f"{purpose!r}", param="purpose")
         if not isinstance(upload, UploadFile):
             raise bad_request("multipart field \"file\" with the JSONL file is required", param="file")
+        ttl_s = _expires_after(form.get("expires_after[anchor]"), form.get("expires_after[seconds]"),
+                               state.config.file_ttl_s)
         raw = await upload.read(state.config.max_file_bytes + 1)
         filename = upload.filename or "input.jsonl"
     if len(raw) > state.config.max_file_bytes:
@@ -99,13 +126,21 @@ async def upload_file(request: Request) -> Response:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise bad_request(f"file is not UTF-8 text (byte {exc.start}); a batch file is JSONL", param="file") from None
-    record = await store.files.create(tenant, purpose, filename, text)
+    del raw  # the decoded text is the one copy kept until Redis has it
+    quota = state.config.max_tenant_file_bytes
+    try:
+        record = await store.files.create(tenant, purpose, filename, text, ttl_s=ttl_s, quota_bytes=quota)
+    except QuotaExceeded as exc:
+        raise APIError(413, f"tenant {tenant!r} already stores {exc.used} bytes of files; this one "
+                            f"({len(text.encode())} bytes) would pass its quota of {quota} bytes; delete files "
+                            "it no longer needs, or let them expire", param="file", code="storage_quota_exceeded"
+                       ) from None
     return JSONResponse(record.to_openai())
 
 
 @_needs_redis
 async def list_files(request: Request) -> Response:
-    _, store, tenant = _store(request)
+    _, store, tenant = await _store(request)
     q = request.query_params
     order = q.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -118,8 +153,8 @@ async def list_files(request: Request) -> Response:
 
 @_needs_redis
 async def get_file(request: Request) -> Response:
-    _, store, tenant = _store(request)
-    file_id = request.path_params["file_id"]
+    _, store, tenant = await _store(request)
+    file_id = _file_id(request)
     record = await store.files.get(file_id, tenant)
     if record is None:
         raise _not_found("file", file_id, "file_id")
@@ -128,8 +163,8 @@ async def get_file(request: Request) -> Response:
 
 @_needs_redis
 async def file_content(request: Request) -> Response:
-    _, store, tenant = _store(request)
-    file_id = request.path_params["file_id"]
+    _, store, tenant = await _store(request)
+    file_id = _file_id(request)
     content = await store.files.content(file_id, tenant)
     if content is None:
         raise _not_found("file", file_id, "file_id")
@@ -138,8 +173,8 @@ async def file_content(request: Request) -> Response:
 
 @_needs_redis
 async def delete_file(request: Request) -> Response:
-    _, store, tenant = _store(request)
-    file_id = request.path_params["file_id"]
+    _, store, tenant = await _store(request)
+    file_id = _file_id(request)
     if not await store.files.delete(file_id, tenant):
         raise _not_found("file", file_id, "file_id")
     return JSONResponse({"id": file_id, "object": "file", "deleted": True})
@@ -149,7 +184,7 @@ async def delete_file(request: Request) -> Response:
 
 @_needs_redis
 async def create_batch(request: Request) -> Response:
-    state, store, tenant = _store(request)
+    state, store, tenant = await _store(request)
     body = await _json_object(request)
     unknown = sorted(set(body) - CREATE_FIELDS)
     if unknown:
@@ -168,6 +203,8 @@ async def create_batch(request: Request) -> Response:
     file_id = body.get("input_file_id")
     if not isinstance(file_id, str):
         raise bad_request("input_file_id must be the id of an uploaded file", param="input_file_id")
+    if not keys.is_file_id(file_id):
+        raise _not_found("file", file_id, "input_file_id")
     source = await store.files.get(file_id, tenant)
     if source is None:
         raise _not_found("file", file_id, "input_file_id")
@@ -184,13 +221,13 @@ async def create_batch(request: Request) -> Response:
 
 @_needs_redis
 async def get_batch(request: Request) -> Response:
-    _, store, tenant = _store(request)
+    _, store, tenant = await _store(request)
     return JSONResponse((await _own_batch(store, request, tenant)).to_openai())
 
 
 @_needs_redis
 async def list_batches(request: Request) -> Response:
-    _, store, tenant = _store(request)
+    _, store, tenant = await _store(request)
     q = request.query_params
     records, has_more = await store.list(tenant, limit=_limit(q.get("limit"), default=20, most=100),
                                          after=q.get("after"))
@@ -199,7 +236,7 @@ async def list_batches(request: Request) -> Response:
 
 @_needs_redis
 async def cancel_batch(request: Request) -> Response:
-    _, store, tenant = _store(request)
+    _, store, tenant = await _store(request)
     batch = await _own_batch(store, request, tenant)
     cancellable = (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS)
     if batch.status not in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
@@ -216,6 +253,8 @@ async def cancel_batch(request: Request) -> Response:
 
 async def _own_batch(store: BatchStore, request: Request, tenant: str) -> BatchRecord:
     batch_id = request.path_params["batch_id"]
+    if not keys.is_batch_id(batch_id):
+        raise _not_found("batch", batch_id, "batch_id")
     batch = await store.get(batch_id, tenant)
     if batch is None:
         raise _not_found("batch", batch_id, "batch_id")
@@ -241,6 +280,19 @@ def _window_seconds(value: object) -> int:
         raise bad_request(f"completion_window must be \"24h\" (or a shorter duration such as \"30m\"), got "
                           f"{value!r}", param="completion_window")
     return seconds
+
+
+def _expires_after(anchor: object, seconds: object, default_s: int) -> int:
+    """The file's TTL: OpenAI's expires_after (anchor created_at, 3600 s to 30 days), else the default."""
+    if anchor is None and seconds is None:
+        return default_s
+    if anchor != "created_at":
+        raise bad_request(f"expires_after[anchor] must be \"created_at\", got {anchor!r}",
+                          param="expires_after.anchor")
+    if not isinstance(seconds, str) or not seconds.isdigit() or not MIN_FILE_TTL_S <= int(seconds) <= MAX_FILE_TTL_S:
+        raise bad_request(f"expires_after[seconds] must be a whole number from {MIN_FILE_TTL_S} to {MAX_FILE_TTL_S}, "
+                          f"got {seconds!r}", param="expires_after.seconds")
+    return int(seconds)
 
 
 def _metadata(value: object) -> dict[str, str] | None:

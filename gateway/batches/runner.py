@@ -1,16 +1,22 @@
 """The batch runner: each gateway with Redis runs one, and together they work every batch.
 
 One pass (every POLL_S, or at once when something changes locally) looks at each active
-batch and moves it one step: validate it, claim lines for free slots, or finish it
-(completed, cancelled, expired). Lines run as ordinary jobs through `job_from_body` +
-`complete` (gateway/completion.py), on a bulk lane, at most `concurrency` at a time per
-gateway, so the bulk lane's queue always has work without being flooded. Claims, answers
-and crash recovery are item_queue.py's; the ending is finish.py's.
+batch, in a shuffled order, and moves it one step: validate it, finish it (completed,
+cancelled, expired; cancelled with every unrun line failed when its tenant left the
+policy), or mark it as wanting lines; then the free slots are shared among the batches
+that want lines by weighted round robin over tenants and batches (fair_claim.py).
+
+Lines run as ordinary jobs through `job_from_body` + `complete` (gateway/completion.py),
+on a bulk lane, at most `concurrency` at a time per gateway, so the bulk lane's queue
+always has work without being flooded. Claims, answers and crash recovery are
+item_queue.py's; the ending is finish.py's.
 
 Retries: a line refused for capacity (429: lane queue full or its deadline passed; 503: no
 worker) never ran, so it waits and tries again until the batch expires or is cancelled;
-a worker lost mid-line (502) is retried MAX_WORKER_LOST times. Any other error is the
-line's answer, in the error file.
+a line whose workers were lost mid-way (502 worker_lost: the gateway could not resume it)
+is retried MAX_WORKER_LOST times. Any other error is the line's answer, in the error file:
+among them a 502 worker_error, a failure the line itself likely caused (a worker that
+stays healthy failed it, or two workers' engines died under it), which would only repeat.
 
 Tenant rpm/tpm limits do not apply to batch lines (as at OpenAI, whose Batch API has its
 own quota): a batch is paced by this runner's concurrency and the bulk lane, which only
@@ -21,22 +27,25 @@ own interactive traffic the way spending its per-minute budget would.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+import random
 import socket
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from redis.exceptions import RedisError
 
 from gateway.batches.batch_store import BatchStore
+from gateway.batches.fair_claim import Claimable, share_slots
 from gateway.batches.finish import finish
-from gateway.batches.item_queue import Answer, Claimed
-from gateway.batches.output import GAVE_UP, response_answer, unrun_answer
+from gateway.batches.item_queue import Answer, Claimed, Item
+from gateway.batches.output import GAVE_UP, TENANT_REMOVED, response_answer, unrun_answer
 from gateway.batches.records import BatchRecord, BatchStatus
 from gateway.batches.target import on_bulk_lane
-from gateway.batches.validate import LineError, capped, check_bodies, parse_lines
+from gateway.batches.validate import LineError, capped, validate_file
 from gateway.completion import complete
 from gateway.errors import APIError
 from gateway.intake import job_from_body
@@ -44,6 +53,7 @@ from gateway.job import Job
 from gateway.model_catalog import ModelCatalog
 from gateway.policy_store import PolicyStore
 from gateway.service import GenerationService
+from lanes.policy_model import Policy
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +62,7 @@ MAX_WORKER_LOST = 3
 MAX_DELIVERIES = 5  # a line handed out more often than this (its runners died or failed) gets an error
 NEVER_RAN = {429, 503}
 WORKER_LOST = 502
+WORKER_LOST_CODE = "worker_lost"  # a 502 with another code (worker_error) is the line's own failure
 LOG_EVERY_S = 10.0
 
 
@@ -103,24 +114,36 @@ class BatchRunner:
                 pass
 
     async def run_once(self) -> None:
-        running: set[str] = set()
-        for batch_id in await self.store.active_ids():
+        running: list[BatchRecord] = []
+        batch_ids = list(await self.store.active_ids())
+        random.shuffle(batch_ids)  # no batch id is always looked at (and claimed for) first
+        for batch_id in batch_ids:
             batch = await self.store.get(batch_id)
             if batch is None or batch.status.is_final:
                 await self.store.forget_active(batch_id)
                 continue
             if await self._advance(batch):
-                running.add(batch_id)
+                running.append(batch)
+        await self._claim_fairly(running)
+        running_ids = {batch.id for batch in running}
         for (batch_id, _), task in list(self._inflight.items()):
-            if batch_id not in running:
+            if batch_id not in running_ids:
                 task.cancel()  # cancelled, expired or finished elsewhere: stop spending the worker
-        self._cursors = {b: c for b, c in self._cursors.items() if b in running}
+        self._cursors = {b: c for b, c in self._cursors.items() if b in running_ids}
 
     async def _advance(self, batch: BatchRecord) -> bool:
         """One step for one batch; True while its lines should keep running here."""
-        if batch.status is BatchStatus.CANCELLING:
+        removed = not self.policy_store.policy.has_tenant(batch.tenant)
+        if removed and batch.status in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS):
+            log.warning("%s: tenant %r is no longer in the policy; stopping the batch", batch.id, batch.tenant)
             self._drop(batch.id)
-            await finish(self.store, batch, BatchStatus.CANCELLED)
+            await self.store.transition(batch.id, BatchStatus.CANCELLING, allowed=(batch.status,))
+            latest = await self.store.get(batch.id)
+            if latest is not None and latest.status is BatchStatus.CANCELLING:
+                await finish(self.store, latest, BatchStatus.CANCELLED, TENANT_REMOVED)
+        elif batch.status is BatchStatus.CANCELLING:
+            self._drop(batch.id)
+            await finish(self.store, batch, BatchStatus.CANCELLED, TENANT_REMOVED if removed else None)
         elif batch.status in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS) and time.time() >= batch.expires_at:
             self._drop(batch.id)
             await finish(self.store, batch, BatchStatus.EXPIRED)
@@ -134,7 +157,6 @@ class BatchRunner:
                 if latest is not None and latest.status is BatchStatus.FINALIZING:
                     await finish(self.store, latest, BatchStatus.COMPLETED)
         else:
-            await self._claim(batch)
             return True
         return False
 
@@ -144,19 +166,38 @@ class BatchRunner:
         content = await self.store.files.content(batch.input_file_id, batch.tenant)
         if content is None:
             errors = [LineError("input_file_missing", f"input file {batch.input_file_id!r} was deleted")]
-            items = []
+            items: list[Item] = []
         else:
-            items, errors = parse_lines(content, batch.endpoint)
-            errors += await check_bodies(items, lambda body: self._job(batch, body))  # all problems at once
+            # Off the event loop: a large file must not stall the streams this gateway serves.
+            items, errors = await asyncio.to_thread(validate_file, content, batch.endpoint,
+                                                    lambda body: self._job(batch, body))
         if errors:
             await self.store.fail(batch.id, capped(errors))
         else:
             await self.store.start(batch.id, items)
 
-    async def _claim(self, batch: BatchRecord) -> None:
-        free = self.concurrency - len(self._inflight)
-        if free <= 0:
-            return
+    async def _claim_fairly(self, batches: list[BatchRecord]) -> None:
+        """Share the free slots (fair_claim.py). A batch that gets fewer lines than granted (the
+        rest run on other gateways) wants no more this pass, and its slots go round again."""
+        policy = self.policy_store.policy
+        unanswered = {b.id: max(0, b.total - b.completed - b.failed) for b in batches}
+        for _ in range(3):
+            free = self.concurrency - len(self._inflight)
+            if free <= 0:
+                return
+            running = Counter(batch_id for batch_id, _ in self._inflight)
+            claimable = [Claimable(b.id, b.tenant, _weight(policy, b.tenant), unanswered[b.id], running[b.id])
+                         for b in batches]
+            grants = share_slots(claimable, free)
+            if not grants:
+                return
+            for batch in batches:
+                granted = grants.get(batch.id, 0)
+                if granted and await self._claim(batch, granted) < granted:
+                    unanswered[batch.id] = 0  # nothing more to claim here now
+
+    async def _claim(self, batch: BatchRecord, free: int) -> int:
+        """Claim up to `free` lines of the batch (stale claims first); how many were claimed."""
         items = self.store.items
         stale, self._cursors[batch.id] = await items.claim_stale(batch.id, self.consumer, self.claim_idle_ms, free,
                                                                  self._cursors.get(batch.id, "0-0"))
@@ -167,7 +208,8 @@ class BatchRunner:
                 task = asyncio.create_task(self._run(batch, claimed), name=f"batch-item-{key}")
                 self._inflight[key] = task
                 # A done callback, not a finally: a task cancelled before it first ran runs no finally.
-                task.add_done_callback(lambda t, key=key: self._done(key, t))
+                task.add_done_callback(functools.partial(self._done, key))
+        return len(stale) + len(fresh)
 
     def _done(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
         if self._inflight.get(key) is task:
@@ -206,10 +248,11 @@ class BatchRunner:
                 return response_answer(custom_id, 200, job.request_id,
                                        await complete(self.service, self.catalog, job))
             except APIError as exc:
-                retry = exc.status in NEVER_RAN or (exc.status == WORKER_LOST and num_lost < MAX_WORKER_LOST)
+                is_lost = exc.status == WORKER_LOST and exc.code == WORKER_LOST_CODE
+                retry = exc.status in NEVER_RAN or (is_lost and num_lost < MAX_WORKER_LOST)
                 if not retry:
                     return response_answer(custom_id, exc.status, job.request_id if job else "", exc.body())
-                num_lost += exc.status == WORKER_LOST
+                num_lost += is_lost
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** attempt))
 
     def _job(self, batch: BatchRecord, body: dict) -> Job:
@@ -261,3 +304,8 @@ class BatchRunner:
         if now - self._last_warning >= LOG_EVERY_S:
             self._last_warning = now
             log.warning(message)
+
+
+def _weight(policy: Policy, tenant: str) -> float:
+    spec = policy.tenants.get(tenant)
+    return spec.weight if spec is not None else 1.0

@@ -56,8 +56,6 @@ def on_bulk_lane(job: Job, policy: Policy, expires_at: float) -> Job:
             lane_name, lane = bulk
     ticket = job.lane
     if lane is not None and lane_name != job.lane.name:
-        ticket = LaneTicket(name=lane_name, priority=lane.priority, preemptible=lane.preemptible,
-                            max_seq_share=lane.capacity_share.seqs, max_kv_share=lane.capacity_share.kv,
-                            backfill=lane.backfill)
+        ticket = LaneTicket.for_lane(lane_name, lane)
     deadline = time.time() + lane.max_queue_wait_ms / 1000.0 if lane is not None else job.deadline
     return dataclasses.replace(job, lane=ticket, deadline=min(deadline or expires_at, float(expires_at)))

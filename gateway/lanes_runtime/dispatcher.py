@@ -5,9 +5,14 @@ every budget it carries; it then waits at most for its batch to close (full, win
 passed, or a member's deadline reached) and leaves with that batch to the one worker
 picked for the batch's first job. Whenever anything changes (an arrival, a departure, a
 closing window, the pool, a tick), `_pump()` dispatches every ready batch, lanes in
-priority order, backfill lanes last and only into idle capacity, then refuses jobs whose
-deadline has passed. `_pump()` never awaits, so no lane ever waits for another lane's
-work: a long bulk queue cannot delay an interactive batch.
+priority order, backfill lanes last and only into the workers' bulk headroom (the step time
+their latency work leaves, `pool.backfill_capacity()`), then refuses jobs whose deadline has
+passed. Inside a lane, the next job to leave is the lane's choice (`LaneState.next_waiter`:
+fair queuing between tenants, or first come, first served), skipping tenants at their
+`max_concurrent`; a fair lane shared by several tenants sends work only into the workers'
+free sequence slots (`pool.free_capacity()`), so the order of service is decided here by
+fair queuing, not by arrival order in a worker's own queue. `_pump()` never awaits, so no
+lane ever waits for another lane's work: a long bulk queue cannot delay an interactive batch.
 
 Tasks: one flusher per lane (sleeps until that lane's window closes or a deadline
 arrives) and one pool watcher (wakes on `pool.changed` or every `TICK_S`). Only the
@@ -19,16 +24,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.errors import APIError, refused, unavailable
-from gateway.job import Job
-from gateway.lanes_runtime.admission import DEADLINE, Refusal, check_admission
+from gateway.job import Job, WorkerLoad
+from gateway.lanes_runtime.admission import (
+    DEADLINE,
+    Backlog,
+    Refusal,
+    check_admission,
+    check_tenant_queue,
+    predict_wait,
+)
 from gateway.lanes_runtime.clock import Clock, SystemClock, wait_for_event
+from gateway.lanes_runtime.fair_share import JobCost
 from gateway.lanes_runtime.lane_queue import Waiter
 from gateway.lanes_runtime.lane_state import LaneState
 from gateway.lanes_runtime.lane_stats import LaneStats
+from lanes.lane import FAIR
 from lanes.policy_model import Policy
 
 if TYPE_CHECKING:
@@ -36,7 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.1  # backfill re-checks free capacity at least this often, even if nothing signals
+TICK_S = 0.1  # backfill re-checks the workers' headroom at least this often, even if nothing signals
+NO_WORKER_RETRY_S = 2.0  # Retry-After when no worker is healthy: about a supervisor's restart
 
 
 class WorkerSource(Protocol):
@@ -46,7 +62,13 @@ class WorkerSource(Protocol):
 
     def pick(self, job: Job, exclude: Iterable[WorkerClient] = ()) -> WorkerClient | None: ...
 
+    def backfill_capacity(self) -> int: ...
+
     def free_capacity(self) -> int: ...
+
+    def loads(self) -> list[WorkerLoad]: ...
+
+    def has_healthy_worker(self) -> bool: ...
 
 
 class LaneDispatcher:
@@ -57,6 +79,7 @@ class LaneDispatcher:
         self._lanes = {name: LaneState(name, spec) for name, spec in policy.lanes.items()}
         self._watcher: asyncio.Task[None] | None = None
         self._is_closed = False
+        self._num_running_of: Counter[str] = Counter()  # tenant -> dispatched, not released (all lanes)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -97,17 +120,33 @@ class LaneDispatcher:
             raise unavailable("the gateway is shutting down; retry", retry_after_s=1)
         self._ensure_tasks()
         lane = self._lane_of(job)
+        if not self.pool.has_healthy_worker():
+            # Refused now, not at its deadline (24 h for bulk): nothing here could serve it. Jobs
+            # already queued stay: a worker that is restarting takes them when it is back.
+            raise unavailable("no healthy worker can serve this request right now; retry",
+                              retry_after_s=NO_WORKER_RETRY_S)
         now = self.clock.now()
-        refusal = check_admission(
-            lane_name=lane.name, lane=lane.spec, endpoint_name=job.endpoint,
-            endpoint=self.policy.endpoints.get(job.endpoint), num_queued=len(lane.queue),
-            seconds_per_job=lane.rate.seconds_per_job, deadline=job.deadline, now=now,
-            num_unstarted=len(lane.unstarted), seconds_per_first_token=lane.start_rate.seconds_per_job)
+        tenant = self.policy.tenants.get(job.tenant)
+        cap = tenant.max_queued_per_lane if tenant is not None else None
+        refusal = check_tenant_queue(tenant=job.tenant, lane_name=lane.name, cap=cap,
+                                     num_queued=lane.queue.num_queued_of(job.tenant),
+                                     seconds_per_job=lane.rate.seconds_per_job)
         if refusal is not None:
             raise self._refuse(lane, refusal)
+        backlog = Backlog(num_queued=lane.jobs_ahead_of(job.tenant), seconds_per_job=lane.rate.seconds_per_job,
+                          num_unstarted=len(lane.unstarted), seconds_per_first_token=lane.start_rate.seconds_per_job,
+                          worker_loads=tuple(self.pool.loads()))
+        refusal = check_admission(lane_name=lane.name, lane=lane.spec, endpoint_name=job.endpoint,
+                                  endpoint=self.policy.endpoints.get(job.endpoint), backlog=backlog,
+                                  deadline=job.deadline, now=now)
+        if refusal is not None:
+            raise self._refuse(lane, refusal)
+        # Kept for telemetry: predicted against actual TTFT shows whether admission is honest.
+        job.predicted_wait_s = predict_wait(lane.name, lane.spec, backlog).wait_s
         future: asyncio.Future[WorkerClient] = asyncio.get_running_loop().create_future()
         waiter = Waiter(job, future, enqueued_at=now, window_s=lane.window_s)
         job.enqueued_at = now
+        lane.counters.arrive(job.tenant)
         lane.queue.push(waiter)
         lane.wakeup.set()
         self._pump()  # a window of 0 (or a now-full batch) leaves before we ever wait
@@ -124,6 +163,13 @@ class LaneDispatcher:
         lane.in_flight_ids.remove(job.request_id)
         lane.unstarted.pop(job.request_id, None)  # failed or cancelled before its first token
         lane.num_completed += completed
+        self._num_running_of[job.tenant] -= 1
+        if self._num_running_of[job.tenant] <= 0:
+            del self._num_running_of[job.tenant]
+        # Charged max_tokens when it left; what it did not generate is given back.
+        cost = JobCost(job.prompt_tokens_estimate, job.sampling.max_tokens)
+        lane.counters.charge(job.tenant, -cost.refund(job.num_output_tokens), self._weight(job.tenant))
+        lane.counters.leave(job.tenant)
         self._pump()  # a free slot may be what a backfill lane waits for
 
     def observe(self, job: Job, ttft_s: float) -> None:
@@ -158,7 +204,8 @@ class LaneDispatcher:
 
     def _on_cancelled(self, lane: LaneState, waiter: Waiter) -> None:
         if waiter.future.cancelled():
-            lane.queue.remove(waiter)  # the client left while queued: never dispatched
+            if lane.queue.remove(waiter):  # the client left while queued: never dispatched
+                lane.counters.leave(waiter.job.tenant)
             lane.wakeup.set()  # the forming batch (and its window) may now be a different one
             self._pump()
         elif waiter.future.exception() is None:
@@ -192,39 +239,68 @@ class LaneDispatcher:
         now = self.clock.now()
         order = sorted(self._lanes.values(), key=lambda lane: (lane.spec.backfill, lane.spec.priority, lane.name))
         has_worker = True
-        backfill_room: int | None = None  # free capacity left for backfill in this pump
+        backfill_room: int | None = None  # bulk headroom left for backfill in this pump
+        free_room: int | None = None  # free worker slots left for shared fair lanes in this pump
         for lane in order:
             while has_worker:
                 ready = lane.ready_at()
                 if ready is None or ready > now:
                     break
                 limit = lane.spec.max_batch_size
+                is_held = False
                 if lane.spec.backfill:
                     if any(other.has_waiting for other in order if not other.spec.backfill):
                         break
                     if backfill_room is None:
-                        backfill_room = self.pool.free_capacity()
+                        backfill_room = self.pool.backfill_capacity()
                     if backfill_room <= 0:
                         break
                     limit = min(limit, backfill_room)
-                head = lane.queue.head()
-                if head is None:
-                    raise RuntimeError(f"lane {lane.name!r} is ready with nothing queued")
-                worker = self.pool.pick(head.job)
+                elif lane.spec.fairness == FAIR and len(lane.counters.active_tenants) > 1:
+                    is_held = True
+                    if free_room is None:
+                        free_room = self.pool.free_capacity()
+                    if free_room <= 0:
+                        break
+                    limit = min(limit, free_room)
+                first = lane.next_waiter(self._can_take)
+                if first is None:
+                    break  # every waiting tenant is at its max_concurrent: a release pumps again
+                worker = self.pool.pick(first.job)
                 if worker is None:
                     has_worker = False  # no healthy worker: everything waits for pool.changed
                     break
-                num_sent = self._dispatch(lane, worker, limit, now)
+                num_sent = self._dispatch(lane, worker, first, limit, now)
                 if lane.spec.backfill and backfill_room is not None:
                     backfill_room -= num_sent
+                if is_held and free_room is not None:
+                    free_room -= num_sent
         for lane in order:
             for waiter in lane.queue.pop_expired(now):
                 self._expire(lane, waiter, now)
 
-    def _dispatch(self, lane: LaneState, worker: WorkerClient, limit: int, now: float) -> int:
-        batch = lane.queue.pop_batch(limit)
-        if not batch:
-            raise RuntimeError(f"lane {lane.name!r}: dispatching an empty batch")
+    def _can_take(self, tenant: str) -> bool:
+        spec = self.policy.tenants.get(tenant)
+        cap = spec.max_concurrent if spec is not None else None
+        return cap is None or self._num_running_of[tenant] < cap
+
+    def _weight(self, tenant: str) -> float:
+        spec = self.policy.tenants.get(tenant)
+        return spec.weight if spec is not None else 1.0
+
+    def _dispatch(self, lane: LaneState, worker: WorkerClient, first: Waiter, limit: int, now: float) -> int:
+        """Send up to `limit` jobs, `first` first, each next one as the lane's order picks it."""
+        batch: list[Waiter] = []
+        waiter: Waiter | None = first
+        while waiter is not None:
+            lane.queue.remove(waiter)
+            job = waiter.job
+            self._num_running_of[job.tenant] += 1
+            lane.counters.charge(job.tenant, JobCost(job.prompt_tokens_estimate, job.sampling.max_tokens).charged,
+                                 self._weight(job.tenant))
+            batch.append(waiter)
+            waiter = lane.next_waiter(self._can_take) if len(batch) < limit else None
+        batch.sort(key=lambda w: w.enqueued_at)  # the oldest first: the drain rate's busy interval
         batch_id = f"batch-{uuid.uuid4().hex[:16]}"
         for waiter in batch:
             job = waiter.job
@@ -247,6 +323,7 @@ class LaneDispatcher:
             f"before a worker could take it",
             retry_after_s=lane.rate.seconds_per_job or 1.0))
         log.info("%s: %s", waiter.job.request_id, error.message)
+        lane.counters.leave(waiter.job.tenant)
         waiter.future.set_exception(error)
 
 

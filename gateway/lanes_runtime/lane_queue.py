@@ -1,5 +1,8 @@
 """One lane's waiting jobs, oldest first, with O(1) removal for cancelled clients.
 
+Also kept per tenant (oldest first within each), so the lane can take the next job of
+whichever tenant fair queuing picks (fair_share.py) without scanning the queue.
+
 Invariant: every waiter in the queue has a pending future. A waiter whose future is done
 (its task was cancelled, or it was refused) is gone from the queue or about to be purged:
 `head()`, `pop_batch()` and `pop_expired()` never return one. Deadlines sit in a heap so
@@ -41,6 +44,7 @@ class LaneQueue:
     def __init__(self) -> None:
         self._waiters: OrderedDict[int, Waiter] = OrderedDict()
         self._deadlines: list[tuple[float, int]] = []  # (deadline, seq); stale entries skipped lazily
+        self._by_tenant: dict[str, OrderedDict[int, Waiter]] = {}  # same waiters, per tenant
 
     def __len__(self) -> int:
         return len(self._waiters)
@@ -49,12 +53,40 @@ class LaneQueue:
         if not waiter.is_waiting:
             raise RuntimeError(f"{waiter.job.request_id}: only a pending job can be queued")
         self._waiters[waiter.seq] = waiter
+        self._by_tenant.setdefault(waiter.job.tenant, OrderedDict())[waiter.seq] = waiter
         if waiter.job.deadline is not None:
             heapq.heappush(self._deadlines, (waiter.job.deadline, waiter.seq))
 
     def remove(self, waiter: Waiter) -> bool:
-        """Take a waiter out (its client left). False if it had already left the queue."""
+        """Take a waiter out (its client left, or it leaves). False if it had already left the queue."""
+        self._forget_tenant_entry(waiter)
         return self._waiters.pop(waiter.seq, None) is not None
+
+    def tenant_heads(self) -> list[Waiter]:
+        """The oldest waiting job of each tenant with one (the candidates to leave next)."""
+        heads = []
+        for tenant in list(self._by_tenant):
+            waiters = self._by_tenant[tenant]
+            while waiters:
+                seq, waiter = next(iter(waiters.items()))
+                if waiter.is_waiting and seq in self._waiters:
+                    heads.append(waiter)
+                    break
+                del waiters[seq]
+            if not waiters:
+                del self._by_tenant[tenant]
+        return heads
+
+    def num_queued_of(self, tenant: str) -> int:
+        """The tenant's jobs in this queue (a cancelled one may count until it is purged)."""
+        return len(self._by_tenant.get(tenant, ()))
+
+    def _forget_tenant_entry(self, waiter: Waiter) -> None:
+        waiters = self._by_tenant.get(waiter.job.tenant)
+        if waiters is not None:
+            waiters.pop(waiter.seq, None)
+            if not waiters:
+                del self._by_tenant[waiter.job.tenant]
 
     def head(self) -> Waiter | None:
         self._purge_head()
@@ -69,6 +101,7 @@ class LaneQueue:
         batch: list[Waiter] = []
         while self._waiters and len(batch) < n:
             _, waiter = self._waiters.popitem(last=False)
+            self._forget_tenant_entry(waiter)
             if waiter.is_waiting:
                 batch.append(waiter)
         return batch
@@ -83,6 +116,7 @@ class LaneQueue:
         while (deadline := self.earliest_deadline()) is not None and deadline <= now:
             _, seq = heapq.heappop(self._deadlines)
             waiter = self._waiters.pop(seq)
+            self._forget_tenant_entry(waiter)
             if waiter.is_waiting:
                 expired.append(waiter)
         return expired
@@ -92,6 +126,7 @@ class LaneQueue:
         waiters = [w for w in self._waiters.values() if w.is_waiting]
         self._waiters.clear()
         self._deadlines.clear()
+        self._by_tenant.clear()
         return waiters
 
     def _purge_head(self) -> None:
@@ -100,6 +135,7 @@ class LaneQueue:
             if waiter.is_waiting:
                 return
             del self._waiters[seq]
+            self._forget_tenant_entry(waiter)
 
     def _purge_deadlines(self) -> None:
         while self._deadlines:
@@ -108,4 +144,6 @@ class LaneQueue:
             if waiter is not None and waiter.is_waiting:
                 return
             heapq.heappop(self._deadlines)
-            self._waiters.pop(seq, None)
+            gone = self._waiters.pop(seq, None)
+            if gone is not None:
+                self._forget_tenant_entry(gone)

@@ -1,6 +1,8 @@
 """One lane at run time: its spec, queue, window, drain rate, counters and wake-up signal.
 
-The spec is replaced on policy reload; queued jobs stay. A batch is the first
+The spec is replaced on policy reload; queued jobs stay. Which queued job leaves next is
+`next_waiter`: fair queuing between tenants (fair_share.py) or first come, first served,
+as the lane's `fairness` says, among the tenants not held back by a cap. A batch is the first
 `max_batch_size` waiting jobs; it is ready when it is full, when the window of its first
 job has passed, or when a member's deadline arrives (waiting longer for company would
 only expire it).
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 
 from gateway.lanes_runtime.drain_rate import DrainRate
-from gateway.lanes_runtime.lane_queue import LaneQueue
+from gateway.lanes_runtime.fair_share import VirtualCounters
+from gateway.lanes_runtime.lane_queue import LaneQueue, Waiter
 from gateway.lanes_runtime.lane_stats import LaneStats
 from gateway.lanes_runtime.window_controller import WindowController
-from lanes.lane import LaneSpec
+from lanes.lane import FCFS, LaneSpec
 
 
 class LaneState:
@@ -23,6 +27,7 @@ class LaneState:
         self.name = name
         self.spec = spec
         self.queue = LaneQueue()
+        self.counters = VirtualCounters()  # tenants' service in this lane (fair queuing)
         self.window = WindowController(spec.batch_window)
         self.rate = DrainRate()  # dispatches: how fast the lane queue empties
         self.start_rate = DrainRate()  # first tokens: how fast dispatched jobs start streaming
@@ -59,6 +64,26 @@ class LaneState:
             return head.enqueued_at  # full: leaves at once
         deadlines = [w.job.deadline for w in members if w.job.deadline is not None]
         return min([head.enqueued_at + head.window_s, *deadlines])
+
+    def next_waiter(self, can_take: Callable[[str], bool]) -> Waiter | None:
+        """The job that leaves next, among tenants `can_take` (not at a cap); None: none may."""
+        heads = [w for w in self.queue.tenant_heads() if can_take(w.job.tenant)]
+        if not heads:
+            return None
+        if self.spec.fairness == FCFS:
+            return min(heads, key=lambda w: w.seq)
+        tenant = self.counters.pick([w.job.tenant for w in heads])
+        return next(w for w in heads if w.job.tenant == tenant)
+
+    def jobs_ahead_of(self, tenant: str) -> int:
+        """Queued jobs that would leave before a new job of `tenant`: all of them first come,
+        first served; under fair queuing about one round per job the tenant already has queued,
+        a job of each backlogged tenant per round (weights aside), never more than the queue."""
+        num_queued = len(self.queue)
+        if self.spec.fairness == FCFS:
+            return num_queued
+        num_tenants = len(self.queue.tenant_heads())
+        return min(num_queued, (self.queue.num_queued_of(tenant) + 1) * max(1, num_tenants))
 
     def next_timer(self, now: float) -> float | None:
         """The next moment this lane's own clock matters: its window closing or a deadline."""

@@ -6,9 +6,10 @@ between them. Without a Redis URL the gateway has no rate limits at all (no_limi
 
 When Redis cannot be reached, the endpoint's `on_redis_unavailable` decides: `open`
 serves the request unchecked (logged, counted in `num_unchecked`), `closed` refuses it
-with 503 + Retry-After. After a failure Redis is not tried again for `BREAKER_S`, so a
-dead Redis costs requests nothing but that decision; afterwards the next request tries
-again, and recovery needs nothing else.
+with 503 + Retry-After. A circuit breaker (gateway/redis_breaker.py) keeps a dead Redis
+off the request path: after a failure no request tries Redis for `BREAKER_S`; then one
+request probes while the others decide at once, and its success brings every request
+back to Redis. Recovery needs nothing else.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from gateway.ratelimit.headers import ratelimit_headers
 from gateway.ratelimit.reservation import Reservation
 from gateway.ratelimit.scope import Scope, scopes_for
 from gateway.ratelimit.sliding_log import WINDOW_MS, SlidingLog, Verdict
+from gateway.redis_breaker import Permit, RedisBreaker
+from gateway.redis_errors import is_out_of_memory, limits_unrecordable
 from lanes.endpoint import RedisFailMode
 from lanes.policy import Policy
 
 log = logging.getLogger(__name__)
 
-BREAKER_S = 0.5  # after a Redis failure, decide by fail mode without trying for this long
+BREAKER_S = 0.5  # after a Redis failure, decide by fail mode without trying for this long, then probe
 LOG_EVERY_S = 10.0  # at most one "Redis unavailable" warning this often
 UNAVAILABLE_RETRY_S = 1.0
 REJECT_REASON = "rate-limit"
@@ -42,7 +45,7 @@ class RateLimiter:
         self.sliding_log = SlidingLog(redis, window_ms)
         self.num_unchecked = 0  # admitted without a check (Redis down, endpoint fails open)
         self.num_refused_unavailable = 0  # refused with 503 (Redis down, endpoint fails closed)
-        self._down_until = 0.0
+        self.breaker = RedisBreaker(BREAKER_S)
         self._last_warning = -LOG_EVERY_S
         self._settling: set[asyncio.Task[None]] = set()
 
@@ -53,19 +56,49 @@ class RateLimiter:
         if not scopes:
             return Reservation.unlimited()
         num_tokens = job.prompt_tokens_estimate + job.sampling.max_tokens
-        if time.monotonic() < self._down_until:
+        permit = self.breaker.permit()
+        if permit is Permit.REFUSED:
             return self._without_redis(job, policy, "it failed moments ago")
         try:
             verdict = await self.sliding_log.admit(scopes, job.request_id, num_tokens)
         except (RedisError, OSError) as exc:
-            self._down_until = time.monotonic() + BREAKER_S
+            if is_out_of_memory(exc):  # Redis is up and full: never a reason to serve unchecked
+                self.breaker.succeeded()  # it answered: the connection is fine
+                self.num_refused_unavailable += 1
+                raise limits_unrecordable(exc) from exc
+            self.breaker.failed()
             return self._without_redis(job, policy, str(exc))
+        except BaseException:  # cancelled (client gone): no answer about Redis either way
+            if permit is Permit.PROBE:
+                self.breaker.abandoned()
+            raise
+        self.breaker.succeeded()
         headers = ratelimit_headers(verdict.usage)
         if not verdict.is_admitted:
             err = refused(REJECT_REASON, _refusal_message(verdict, num_tokens), verdict.retry_after_ms / 1000)
             err.headers.update(headers)
             raise err
         return Reservation(num_tokens, headers, lambda used: self._settle_soon(scopes, job.request_id, used))
+
+    async def admit_call(self, tenant: str, policy: Policy, request_id: str) -> dict[str, str]:
+        """Count one call of a route that runs no model (files, batches) against the tenant's rpm;
+        its x-ratelimit-* headers, or raise APIError 429 over the limit. Such routes need Redis
+        anyway, so a Redis failure is raised for the route to report."""
+        scopes = scopes_for(policy, tenant, "")
+        if not scopes:
+            return {}
+        try:
+            verdict = await self.sliding_log.admit(scopes, request_id, 0)
+        except (RedisError, OSError) as exc:
+            if is_out_of_memory(exc):
+                raise limits_unrecordable(exc) from exc
+            raise
+        headers = ratelimit_headers(verdict.usage)
+        if not verdict.is_admitted:
+            err = refused(REJECT_REASON, _refusal_message(verdict, 0), verdict.retry_after_ms / 1000)
+            err.headers.update(headers)
+            raise err
+        return headers
 
     async def idle(self) -> None:
         """Wait until every pending settle has reached Redis (tests, shutdown)."""

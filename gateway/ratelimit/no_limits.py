@@ -28,6 +28,10 @@ class Limiter(Protocol):
         """Reserve the job's tokens, or raise APIError (429 over a limit, 503 unavailable)."""
         ...
 
+    async def admit_call(self, tenant: str, policy: Policy, request_id: str) -> dict[str, str]:
+        """Count a call of a route that runs no model against the tenant's rpm; its headers."""
+        ...
+
     async def idle(self) -> None:
         """Wait until every pending settle is done (tests, shutdown)."""
         ...
@@ -39,6 +43,9 @@ class NoLimits:
 
     async def admit(self, job: Job, policy: Policy) -> Reservation:
         return Reservation.unlimited()
+
+    async def admit_call(self, tenant: str, policy: Policy, request_id: str) -> dict[str, str]:
+        return {}
 
     async def idle(self) -> None:
         pass

@@ -8,7 +8,7 @@ still gives its unused tokens back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from gateway.job import Chunk
 
@@ -27,7 +27,7 @@ class Reservation:
     def unlimited(cls) -> Reservation:
         return cls()
 
-    async def meter(self, chunks: AsyncGenerator[Chunk, None]) -> AsyncIterator[Chunk]:
+    async def meter(self, chunks: AsyncGenerator[Chunk, None]) -> AsyncGenerator[Chunk, None]:
         """Pass the chunks through, counting tokens; settle when the stream ends for any reason."""
         prompt = generated = 0
         reported: int | None = None

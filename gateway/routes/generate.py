@@ -13,7 +13,7 @@ from gateway.completion import collect_body, no_output
 from gateway.disconnect import ClientGone, unless_disconnected
 from gateway.errors import APIError
 from gateway.intake import build_job
-from gateway.job import Chunk, Job
+from gateway.job import Chunk, Job, JobKind
 from gateway.model_catalog import ModelCatalog
 from gateway.service import StreamBroken
 from gateway.state import GatewayState
@@ -31,7 +31,7 @@ async def chat_completions(request: Request) -> Response:
     return await _generate(request, "chat")
 
 
-async def _generate(request: Request, kind: str) -> Response:
+async def _generate(request: Request, kind: JobKind) -> Response:
     state: GatewayState = request.app.state.laneway
     policy = state.policy_store.policy  # one policy for the whole intake, even across a reload
     job = await build_job(request, kind, policy, state.catalog)
@@ -81,7 +81,7 @@ def _lane_headers(job: Job) -> dict[str, str]:
     return headers
 
 
-async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> AsyncIterator[str]:
+async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncGenerator[Chunk, None]) -> AsyncIterator[str]:
     last = first
     tools = ToolStream(job) if job.tools is not None and job.tools.mode != "none" else None
     try:
@@ -97,7 +97,7 @@ async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk])
             yield fmt.usage_event(job, model, last)
         yield fmt.DONE
     except StreamBroken as exc:
-        yield fmt.error_event(f"the worker serving this request failed: {exc}", "worker_lost")
+        yield fmt.error_event(f"the worker serving this request failed: {exc}", exc.code)
         yield fmt.DONE
     finally:
         await chunks.aclose()  # client gone mid-stream: cancels the gRPC call, worker frees KV

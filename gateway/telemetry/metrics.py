@@ -15,9 +15,9 @@ suffix vLLM uses wherever vLLM exports the same quantity:
 
 Laneway-only: laneway_lane_queue_wait_seconds (the gateway lane queue; the worker's own
 queue is laneway_request_queue_time_seconds on the worker), laneway_request_refusals_total
-{reason}, laneway_request_cancellations_total{stage}, laneway_lane_batch_size, and the
-gauges of lane_collector.py. Latencies are measured at the gateway, queue included: what
-the endpoint's budget is about.
+{reason}, laneway_request_cancellations_total{stage}, laneway_lane_batch_size,
+laneway_admission_predicted_wait_seconds, and the gauges of lane_collector.py. Latencies
+are measured at the gateway, queue included: what the endpoint's budget is about.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class LaneInstruments:
 
     queue_wait: Histogram
     ttft: Histogram
+    predicted_wait: Histogram
     itl: Histogram
     e2e: Histogram
     prompt_tokens: Counter
@@ -61,6 +62,16 @@ class GatewayMetrics:
                                     "batch window included.", LABELS, registry=r, buckets=buckets.QUEUE_WAIT_S)
         self.ttft = Histogram("laneway_time_to_first_token_seconds", "Request received to first token at the "
                               "gateway, queue included.", LABELS, registry=r, buckets=buckets.TTFT_S)
+        # Admission refuses on a prediction; this shows whether the prediction is honest. A
+        # histogram of the prediction itself, with the TTFT buckets and for the same requests (those
+        # that got a first token), rather than of actual/predicted: the prediction is 0 whenever
+        # nothing is ahead, the usual case, where a ratio is undefined. p95 predicted against p95
+        # TTFT per endpoint reads as one panel; each request's pair is on its trace span.
+        self.predicted_wait = Histogram("laneway_admission_predicted_wait_seconds", "The wait admission "
+                                        "predicted for a request before it would start (its lane queue and "
+                                        "the backlog ahead of it on the workers), observed with its first "
+                                        "token: compare with laneway_time_to_first_token_seconds.", LABELS,
+                                        registry=r, buckets=buckets.TTFT_S)
         self.itl = Histogram("laneway_inter_token_latency_seconds", "Gap between consecutive output chunks of a "
                              "request at the gateway (TBT).", LABELS, registry=r, buckets=buckets.TIME_PER_TOKEN_S)
         self.e2e = Histogram("laneway_e2e_request_latency_seconds", "Request received to last byte sent, for "
@@ -82,7 +93,8 @@ class GatewayMetrics:
         found = self._instruments.get(key)
         if found is None:
             found = LaneInstruments(
-                queue_wait=self.queue_wait.labels(*key), ttft=self.ttft.labels(*key), itl=self.itl.labels(*key),
+                queue_wait=self.queue_wait.labels(*key), ttft=self.ttft.labels(*key),
+                predicted_wait=self.predicted_wait.labels(*key), itl=self.itl.labels(*key),
                 e2e=self.e2e.labels(*key), prompt_tokens=self.prompt_tokens.labels(*key),
                 generation_tokens=self.generation_tokens.labels(*key),
                 request_prompt_tokens=self.request_prompt_tokens.labels(*key),

@@ -125,6 +125,8 @@ class RequestTrace:
             self.first_chunk_s = now
             if self._lane_metrics is not None:
                 self._lane_metrics.ttft.observe(now - self.started_s)
+                if self.job is not None and self.job.predicted_wait_s is not None:
+                    self._lane_metrics.predicted_wait.observe(self.job.predicted_wait_s)
         elif chunk.token_ids and self.last_token_s is not None:
             gap = now - self.last_token_s
             self.gaps_s.append(gap)

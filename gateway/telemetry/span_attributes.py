@@ -65,6 +65,8 @@ def _request_attributes(job: Job) -> dict[str, Any]:
         a[attr.REQUEST_SEED] = s.seed
     if job.queue_wait_s is not None:
         a[attr.QUEUE_WAIT_MS] = job.queue_wait_s * 1000.0
+    if job.predicted_wait_s is not None:
+        a[attr.PREDICTED_WAIT_MS] = job.predicted_wait_s * 1000.0
     if job.batch_id:
         a.update({attr.BATCH_ID: job.batch_id, attr.BATCH_SIZE: job.batch_size})
     return a
@@ -74,7 +76,7 @@ def _input_messages(job: Job) -> str:
     prompt = job.prompt
     if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
         messages = [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]}
-                    for m in prompt]  # type: ignore[index]
+                    for m in prompt]
     else:
         text = prompt if isinstance(prompt, str) else json.dumps(prompt)  # token ids, as JSON
         messages = [{"role": "user", "parts": [{"type": "text", "content": text}]}]

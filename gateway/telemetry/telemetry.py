@@ -20,9 +20,9 @@ from gateway.telemetry.lane_collector import LaneCollector, LaneSnapshot
 from gateway.telemetry.limiter_collector import LimiterCollector
 from gateway.telemetry.metrics import GatewayMetrics
 from gateway.telemetry.request_trace import CURRENT, RequestTrace
+from lanes.policy_model import Policy
 from telemetry import TracingConfig, build_tracer_provider
 from telemetry import attributes as attr
-from lanes.policy_model import Policy
 
 SERVICE_NAME = "laneway-gateway"
 WINDOW_REFRESH_S = 0.1  # how stale a span's batch-window attribute may be (see window_ms)

@@ -47,7 +47,7 @@ class CallScanner:
         if self.depth == 1 and self.key is None:
             return self._top_level(ch)
         # Inside the value of self.key.
-        if self.depth == 1 and ch in ",}":
+        if self.depth == 1 and ch in ",}" and self.key is not None:  # key is set here (see above)
             self.values[self.key] = "".join(self._value_chars).strip()
             self.key = None
             return self._top_level(ch)

@@ -1,9 +1,12 @@
-"""`laneway bench lanes`: one seeded open-loop trace, replayed under four policies.
+"""`laneway bench lanes`: one seeded open-loop trace, replayed under several policies.
 
-Each policy gets fresh worker and gateway processes (so no run inherits another's prefix
+Each run gets fresh worker and gateway processes (so no run inherits another's prefix
 cache) on the same machine, one after another, within one command. The report keeps
-throughput and latency apart, per endpoint and per policy, and judges every run against
-the budgets of the lanes policy: the product's promises do not change with the batching.
+throughput and latency apart, per endpoint and per run, and judges every run against the
+budgets of the scenario's lanes policy: the product's promises do not change with the
+batching. Scenarios (scenarios.py): `steady` compares four policies on one mixed trace;
+`backlog-start` and `backlog-mid` land a bulk burst on steady interactive and streaming
+traffic and compare lanes with and without it, and one FCFS lane with it.
 """
 
 from __future__ import annotations
@@ -18,36 +21,26 @@ from pathlib import Path
 import httpx
 
 from lanes.policy import load_policy
-from laneway.bench.lanes_report import render_markdown, verdicts, write_plot
+from laneway.bench import backlog_report, lanes_report
+from laneway.bench.backlog_report import burst_outcome
 from laneway.bench.run_result import RunResult
+from laneway.bench.scenarios import SCENARIOS, Burst, RunPlan, Scenario, burst_trace, scenario, steady_trace, with_burst
 from laneway.load.client import RequestResult
 from laneway.load.replay import replay
 from laneway.load.stats import summarize
-from laneway.load.trace import EndpointLoad, make_trace
+from laneway.load.trace import Arrival
 from laneway.procs import ROOT, start_gateway, start_worker
 
 BENCH_POLICIES = ROOT / "policies" / "bench"
-RUNS = [
-    ("lanes", "lanes.yaml"),
-    ("global-fcfs", "global-fcfs.yaml"),
-    ("global-long-window", "global-long-window.yaml"),
-    ("lanes-adaptive", "lanes-adaptive.yaml"),
-]
-# The mix from the issue: inline completions (short prompts, ~32 out), chat streams (~128
-# out) and bulk labelling (long prompts, ~256 out). Rates are scaled by --load.
-WORKLOAD = [
-    EndpointLoad("inline-completion", 1.0, (24, 96), (24, 40)),
-    EndpointLoad("chat", 0.4, (64, 192), (96, 160)),
-    EndpointLoad("nightly-labeling", 0.4, (256, 640), (192, 320)),
-]
 
 
-def run_one(name: str, policy_file: Path, trace, args: argparse.Namespace, tmp: Path) -> RunResult:
+def run_one(plan: RunPlan, sc: Scenario, trace: list[Arrival], args: argparse.Namespace, tmp: Path) -> RunResult:
     worker_args = ["--max-num-batched-tokens", str(args.max_num_batched_tokens), "--max-num-seqs",
                    str(args.max_num_seqs)]
-    worker = start_worker(tmp, *worker_args, model=args.model, name=f"worker-{name}",
+    worker = start_worker(tmp, *worker_args, model=args.model, name=f"worker-{plan.name}",
                           kv_cache_memory=args.kv_cache_memory, num_threads=args.num_threads)
-    gateway = start_gateway(tmp, [worker], "--policy", str(policy_file), name=f"gateway-{name}")
+    gateway = start_gateway(tmp, [worker], "--policy", str(BENCH_POLICIES / plan.policy_file),
+                            name=f"gateway-{plan.name}")
     base = f"http://127.0.0.1:{gateway.port}"
     try:
         _warm_up(base)
@@ -55,14 +48,15 @@ def run_one(name: str, policy_file: Path, trace, args: argparse.Namespace, tmp: 
     finally:
         gateway.stop()
         worker.stop()
-    budgets = load_policy(BENCH_POLICIES / "lanes.yaml").endpoints
+    budgets = load_policy(BENCH_POLICIES / sc.budgets_file).endpoints
     summaries = []
     for endpoint in sorted({a.endpoint for a in trace}):
         slo = budgets[endpoint].slo
         mine = [r for r in results if r.endpoint == endpoint]
         summaries.append(summarize(endpoint, mine, elapsed, slo.ttft_p95_ms, slo.tbt_p95_ms))
-    _save_raw(tmp / f"{name}.json", results)
-    return RunResult(name, policy_file.name, elapsed, summaries)
+    _save_raw(tmp / f"{plan.name}.json", results)
+    outcome = burst_outcome(results, sc.burst) if plan.with_burst and sc.burst is not None else None
+    return RunResult(plan.name, plan.policy_file, elapsed, summaries, outcome)
 
 
 def _warm_up(base: str) -> None:
@@ -79,39 +73,64 @@ def _save_raw(path: Path, results: list[RequestResult]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    loads = [EndpointLoad(w.endpoint, w.rate_per_s * args.load, w.prompt_tokens, w.output_tokens) for w in WORKLOAD]
-    trace = make_trace(loads, args.duration, seed=args.seed)
-    runs = [(n, f) for n, f in RUNS if not args.only or n in args.only]
-    print(f"trace: {len(trace)} requests over {args.duration:.0f}s (seed {args.seed}, load x{args.load}); "
-          f"model {args.model}; policies: {', '.join(n for n, _ in runs)}", flush=True)
+    burst = Burst(args.backlog_size, args.backlog_prompt_tokens, args.backlog_output_tokens, args.backlog_at)
+    try:
+        sc = scenario(args.scenario, args.duration, burst)
+    except ValueError as exc:
+        print(f"laneway bench lanes: {exc}")
+        return 2
+    steady = steady_trace(sc, args.duration, args.load, args.seed)
+    loaded = with_burst(steady, burst_trace(sc.burst, args.seed)) if sc.burst is not None else steady
+    runs = [plan for plan in sc.runs if not args.only or plan.name in args.only]
+    print(f"scenario {sc.name}: {len(steady)} steady requests over {args.duration:.0f}s (seed {args.seed}, "
+          f"load x{args.load})"
+          + (f", a backlog of {sc.burst.num_requests} bulk requests at t={sc.burst.at_s:.0f}s" if sc.burst else "")
+          + f"; model {args.model}; runs: {', '.join(plan.name for plan in runs)}", flush=True)
     out: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="laneway-bench-") as tmp_name:
         tmp = Path(args.keep_dir) if args.keep_dir else Path(tmp_name)
         tmp.mkdir(parents=True, exist_ok=True)
-        for name, file in runs:
+        for plan in runs:
             started = time.perf_counter()
-            result = run_one(name, BENCH_POLICIES / file, trace, args, tmp)
+            result = run_one(plan, sc, loaded if plan.with_burst else steady, args, tmp)
             out.append(result)
-            print(f"  {name}: done in {time.perf_counter() - started:.0f}s", flush=True)
-    text = render_markdown(out, args, len(trace))
+            print(f"  {plan.name}: done in {time.perf_counter() - started:.0f}s", flush=True)
+    if sc.burst is None:
+        text, lines = lanes_report.render_markdown(out, args, len(steady)), lanes_report.verdicts(out)
+    else:
+        text = backlog_report.render_markdown(out, args, sc.burst, len(steady))
+        lines = backlog_report.verdicts(out)
     print(text)
-    for line in verdicts(out):
+    for line in lines:
         print(line)
     if args.json:
-        Path(args.json).write_text(json.dumps([{"name": r.name, "policy": r.policy, "elapsed_s": r.elapsed_s,
-                                                "endpoints": [s.as_dict() for s in r.summaries]} for r in out],
-                                              indent=2))
+        Path(args.json).write_text(json.dumps({
+            "scenario": sc.name, "burst": None if sc.burst is None else vars(sc.burst),
+            "runs": [{"name": r.name, "policy": r.policy, "elapsed_s": r.elapsed_s,
+                      "burst": None if r.burst is None else vars(r.burst),
+                      "endpoints": [s.as_dict() for s in r.summaries]} for r in out]}, indent=2))
     if args.plot:
-        write_plot(out, Path(args.plot))
+        lanes_report.write_plot(out, Path(args.plot))
     return 0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", choices=SCENARIOS, default="steady",
+                   help="steady: four policies on one mixed trace; backlog-start / backlog-mid: a bulk "
+                        "burst lands at the start / into steady interactive and streaming traffic, "
+                        "under lanes with and without it and under one FCFS lane with it")
     p.add_argument("--model", default="small")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds of arrivals per policy")
-    p.add_argument("--load", type=float, default=1.0, help="scale all arrival rates")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of steady arrivals per run")
+    p.add_argument("--load", type=float, default=1.0, help="scale the steady arrival rates")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--only", nargs="*", help="run only these policies (lanes, global-fcfs, ...)")
+    p.add_argument("--only", nargs="*", help="run only these runs (steady: lanes, global-fcfs, ...; "
+                                             "backlog: lanes, lanes+backlog, global-fcfs+backlog)")
+    p.add_argument("--backlog-size", type=int, default=32, help="bulk requests in the burst")
+    p.add_argument("--backlog-prompt-tokens", type=int, default=600)
+    p.add_argument("--backlog-output-tokens", type=int, default=256)
+    p.add_argument("--backlog-at", type=float, default=None,
+                   help="seconds into the run the burst lands (default: 0 for backlog-start; for "
+                        "backlog-mid 20, or a third of --duration when that is shorter)")
     p.add_argument("--max-num-batched-tokens", type=int, default=128)
     p.add_argument("--max-num-seqs", type=int, default=32)
     p.add_argument("--kv-cache-memory", default="512MB")

@@ -64,7 +64,7 @@ def verdicts(runs: list[RunResult]) -> list[str]:
             out.append(f"goodput: lanes {good_l:.3f} req/s, global-fcfs 0 req/s")
     if "lanes-adaptive" in by:
         fixed = {n: sum(s.goodput_rps for s in by[n].values()) for n in by if n != "lanes-adaptive"}
-        best = max(fixed, key=fixed.get) if fixed else None
+        best = max(fixed, key=fixed.__getitem__) if fixed else None
         adaptive = sum(s.goodput_rps for s in by["lanes-adaptive"].values())
         if best:
             out.append(f"goodput, lanes-adaptive / best fixed ({best}) = "

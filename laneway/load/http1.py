@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-
 MAX_IDLE_S = 4.0
 
 
@@ -135,7 +134,7 @@ class Http1Pool:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self.host, self.port, ssl=self._ssl, limit=1 << 20), self.connect_timeout_s)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise HttpError(f"cannot connect to {self.host}:{self.port}: {type(exc).__name__}: {exc}") from None
         return _Connection(reader, writer)
 

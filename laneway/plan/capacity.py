@@ -95,7 +95,7 @@ def regions(preset: SimPreset, shape: EngineShape, prompt_tokens: int, output_to
     for c in concurrencies:
         rng = random.Random(f"{seed}/{c}")
 
-        def make(user: int, now: float) -> SimRequest:
+        def make(user: int, now: float, rng: random.Random = rng) -> SimRequest:
             context = round(prompt_tokens * cached_share)
             own = prompt_tokens - context
             fresh = rng.randint(max(1, round(own * 0.75)), round(own * 1.25))

@@ -112,7 +112,10 @@ def plan_chain(cost: StepCost, mix: list[EndpointMix], *, max_num_seqs: int, max
             return _unstable(mix, nxt, out_rate, proc_rate, f"needs more concurrent sequences than {why} allows "
                              f"({ceiling:.0f})")
         if abs(nxt - batch) < 1e-3 * max(1.0, batch):
-            return _at(cost, load, mix, nxt, context, max_num_batched_tokens, out_rate, proc_rate)
+            result = _at(cost, load, mix, nxt, context, max_num_batched_tokens, out_rate, proc_rate)
+            if result is None:
+                return _unstable(mix, nxt, out_rate, proc_rate, "prefill alone needs more than the whole worker")
+            return result
         batch = nxt
     return _unstable(mix, batch, out_rate, proc_rate, "no steady state (concurrency keeps growing)")
 

@@ -89,8 +89,8 @@ def main(args: argparse.Namespace) -> int:
     else:
         answer = capacity.workers_needed(preset, shape, workload, policy, budgets, args.max_workers)
         n = answer.sim_workers or answer.tried[-1]
+        assert answer.sim is not None, "the worker search simulated nothing"
         sim, verdicts = answer.sim, answer.verdicts
-        assert sim is not None, "the worker search simulated nothing"
     chain = capacity.chain_at(preset, shape, workload, policy, n)
     print(report.endpoint_table(workload, budgets, chain, sim, verdicts, n), "\n")
     print(report.throughput_table(chain, sim, preset, n, args.gpu_hour_price), "\n")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from laneway.plan.chain import cost_per_million, e2e_s, littles_law_rps, napkin_ttft_s, per_stream_tps
 from workers.engine.linear_cost import LinearCost
-from workers.sim.presets import PRESETS
 from workers.engine.step_shape import StepShape
+from workers.sim.presets import PRESETS
 
 # The seed's inputs.
 FIT = LinearCost(fixed_s=5.2e-3, per_token_s=1.65e-3, source="seed 003 linear fit: 5.2 ms + 1.65 ms x B")

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from gateway.config import DEFAULT_POLICY
+from lanes.policy import Policy, PolicyError, load_policy
 from laneway.review.endpoint_review import review
 from laneway.review.plot import PlotUnavailable, plot_ttft
 from laneway.review.render import FORMATS, Run, render
 from laneway.review.request_row import RequestRow, request_rows
-from lanes.policy import Policy, PolicyError, load_policy
 from telemetry import read_spans
 
 

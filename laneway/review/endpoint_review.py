@@ -18,9 +18,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lanes.policy_model import Policy
 from laneway.review.degrading_signal import first_degrading_signal, tokens_per_second
 from laneway.review.request_row import RequestRow
-from lanes.policy_model import Policy
 from telemetry import attributes as attr
 from telemetry.percentile import percentile
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from laneway.review.request_row import RequestRow
 from lanes.policy_model import Policy
+from laneway.review.request_row import RequestRow
 
 
 class PlotUnavailable(RuntimeError):

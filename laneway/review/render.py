@@ -81,10 +81,10 @@ def _compare(a: Run, b: Run) -> tuple[list[str], list[list[str]]]:
         cells.append([
             key[0], key[1], _pair(x.window if x else "-", y.window if y else "-"),
             _pair(str(x.num_requests) if x else "-", str(y.num_requests) if y else "-"),
-            _delta_ms(x and x.queue_p95_ms, y and y.queue_p95_ms),
-            _delta_ms(x and x.ttft_p95_ms, y and y.ttft_p95_ms),
-            _delta_ms(x and x.tbt_p95_ms, y and y.tbt_p95_ms),
-            _delta_rate(x and x.tokens_per_s, y and y.tokens_per_s),
+            _delta_ms(x.queue_p95_ms if x else None, y.queue_p95_ms if y else None),
+            _delta_ms(x.ttft_p95_ms if x else None, y.ttft_p95_ms if y else None),
+            _delta_ms(x.tbt_p95_ms if x else None, y.tbt_p95_ms if y else None),
+            _delta_rate(x.tokens_per_s if x else None, y.tokens_per_s if y else None),
             _pair(str(x.num_refused) if x else "-", str(y.num_refused) if y else "-"),
             _pair(x.verdict if x else "-", y.verdict if y else "-"),
         ])

@@ -90,7 +90,7 @@ class TokenIds(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SamplingParams(_message.Message):
-    __slots__ = ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "stop_token_ids", "ignore_eos", "logprobs")
+    __slots__ = ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "stop_token_ids", "ignore_eos", "logprobs", "max_tokens_is_default", "temperature_is_default", "top_p_is_default", "top_k_is_default")
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     TOP_P_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,10 @@ class SamplingParams(_message.Message):
     STOP_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     IGNORE_EOS_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     max_tokens: int
     temperature: float
     top_p: float
@@ -109,7 +113,11 @@ class SamplingParams(_message.Message):
     stop_token_ids: _containers.RepeatedScalarFieldContainer[int]
     ignore_eos: bool
     logprobs: int
-    def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., stop_token_ids: _Optional[_Iterable[int]] = ..., ignore_eos: _Optional[bool] = ..., logprobs: _Optional[int] = ...) -> None: ...
+    max_tokens_is_default: bool
+    temperature_is_default: bool
+    top_p_is_default: bool
+    top_k_is_default: bool
+    def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., stop_token_ids: _Optional[_Iterable[int]] = ..., ignore_eos: _Optional[bool] = ..., logprobs: _Optional[int] = ..., max_tokens_is_default: _Optional[bool] = ..., temperature_is_default: _Optional[bool] = ..., top_p_is_default: _Optional[bool] = ..., top_k_is_default: _Optional[bool] = ...) -> None: ...
 
 class LaneInfo(_message.Message):
     __slots__ = ("name", "priority", "preemptible", "max_seq_share", "max_kv_share", "min_share")
@@ -136,7 +144,7 @@ class LatencyTargets(_message.Message):
     def __init__(self, ttft_ms: _Optional[float] = ..., tbt_ms: _Optional[float] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "text", "token_ids", "chat", "sampling", "lane", "deadline_unix_ms", "endpoint", "batch_id", "targets", "constraint")
+    __slots__ = ("request_id", "text", "token_ids", "chat", "sampling", "lane", "deadline_unix_ms", "endpoint", "batch_id", "targets", "constraint", "resume_token_ids")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +156,7 @@ class GenerateRequest(_message.Message):
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     CONSTRAINT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
     token_ids: TokenIds
@@ -159,7 +168,8 @@ class GenerateRequest(_message.Message):
     batch_id: str
     targets: LatencyTargets
     constraint: OutputConstraint
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[TokenIds, _Mapping]] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., lane: _Optional[_Union[LaneInfo, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., batch_id: _Optional[str] = ..., targets: _Optional[_Union[LatencyTargets, _Mapping]] = ..., constraint: _Optional[_Union[OutputConstraint, _Mapping]] = ...) -> None: ...
+    resume_token_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[TokenIds, _Mapping]] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., lane: _Optional[_Union[LaneInfo, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., batch_id: _Optional[str] = ..., targets: _Optional[_Union[LatencyTargets, _Mapping]] = ..., constraint: _Optional[_Union[OutputConstraint, _Mapping]] = ..., resume_token_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TokenLogprob(_message.Message):
     __slots__ = ("token_id", "token", "logprob", "top")

@@ -6,7 +6,7 @@ import warnings
 
 from laneway_proto import worker_pb2 as laneway__proto_dot_worker__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -64,7 +64,10 @@ class WorkerServicer:
         """Generate tokens for one request. The stream yields one or more chunks; exactly the
         last one has finish_reason set and carries usage. Errors: INVALID_ARGUMENT for bad
         input (prompt too long, bad sampling values), RESOURCE_EXHAUSTED when the worker's
-        queue is full, UNAVAILABLE while draining.
+        queue is full, UNAVAILABLE while draining or once its engine has failed, INTERNAL for
+        the streams that were running when the engine failed. An engine failure sets health to
+        NOT_SERVING before any stream hears of it, and the worker then exits to be restarted:
+        INTERNAL from a worker that still reports SERVING is this request's failure alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

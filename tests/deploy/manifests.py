@@ -117,8 +117,9 @@ def _accumulate(directory: Path) -> tuple[list[dict], dict[str, dict], str | Non
                      "data": {f.split("=", 1)[0]: (directory / f.split("=", 1)[-1]).read_text()
                               for f in gen.get("files", [])}})
     for gen in k.get("secretGenerator", []):
-        docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": gen["name"]},
-                     "stringData": dict(lit.split("=", 1) for lit in gen.get("literals", []))})
+        data = dict(lit.split("=", 1) for lit in gen.get("literals", []))
+        data.update({f.split("=", 1)[0]: (directory / f.split("=", 1)[-1]).read_text() for f in gen.get("files", [])})
+        docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": gen["name"]}, "stringData": data})
     for patch in k.get("patches", []):
         for p in load_all(directory / patch["path"]):
             target = [d for d in docs if d["kind"] == p["kind"] and d["metadata"]["name"] == p["metadata"]["name"]]

@@ -117,6 +117,19 @@ def test_worker_image_variants_and_torch_pin() -> None:
     assert probe_copy.split()[-1] == check[1]
 
 
+
+def test_the_cuda_worker_image_has_the_c_compiler_triton_builds_its_launchers_with() -> None:
+    stage: str | None = None
+    runs: dict[str, list[str]] = {}
+    for word, rest in WORKER.instructions:
+        if word == "FROM":
+            stage = rest.split(" AS ")[-1].strip()
+        elif word == "RUN" and stage is not None:
+            runs.setdefault(stage, []).append(rest)
+    installs = " ".join(r for r in runs.get("torch-cuda", []) if "apt-get install" in r)
+    assert re.search(r"\bgcc\b", installs) and "libc6-dev" in installs, runs.get("torch-cuda")
+
+
 # ---- the gateway without the worker's dependencies --------------------------------------------
 
 # Run as `python -c`: an import hook refuses every third-party module the gateway image

@@ -21,11 +21,27 @@ import yaml
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.lanes_runtime import admission
+from lanes.advice import DEMO_KEY_SHA256, advice
 from lanes.policy_load import parse_policy
 from tests.deploy.cli_check import parse
-from tests.deploy.manifests import (DEPLOY, K8S, OVERLAYS, ROOT, Dockerfile, Rendered, container_args, containers,
-                                    flag, kustomizations, load_all, package_folders, pod_spec, referenced_files, render,
-                                    yaml_files)
+from tests.deploy.manifests import (
+    DEPLOY,
+    K8S,
+    OVERLAYS,
+    ROOT,
+    Dockerfile,
+    Rendered,
+    container_args,
+    containers,
+    flag,
+    kustomizations,
+    load_all,
+    package_folders,
+    pod_spec,
+    referenced_files,
+    render,
+    yaml_files,
+)
 from workers.main import SERVICE_NAME
 
 PLACEHOLDERS = {"POD_IP": "10.0.0.7"}  # fieldRef values, for parsing args that expand them
@@ -254,19 +270,29 @@ def test_termination_grace_covers_the_drain_and_liveness_never_cuts_it(rendered:
     assert window >= grace, f"{name}: liveness fails after {window}s, inside the {grace}s termination grace"
 
 
-def test_policy_is_a_configmap_mounted_as_a_directory_so_it_hot_reloads(rendered: Rendered) -> None:
+def test_policy_is_a_secret_mounted_as_a_directory_so_it_hot_reloads(rendered: Rendered) -> None:
     deploy, gw = _gateway(rendered)
     policy_path = flag(container_args(gw, PLACEHOLDERS), "--policy")
     mount = next(m for m in gw["volumeMounts"] if policy_path.startswith(m["mountPath"] + "/"))
-    assert "subPath" not in mount, "a subPath mount never sees ConfigMap updates"
+    assert "subPath" not in mount, "a subPath mount never sees Secret updates"
     volume = next(v for v in pod_spec(deploy)["volumes"] if v["name"] == mount["name"])
-    cm = rendered.get("ConfigMap", volume["configMap"]["name"])
+    assert "secret" in volume, "the policy holds key hashes: it comes from a Secret, not a ConfigMap"
+    secret = rendered.get("Secret", volume["secret"]["secretName"])
     key = policy_path[len(mount["mountPath"]) + 1:]
-    policy = parse_policy(cm["data"][key], "deploy/k8s/base/policy.yaml")
+    policy = parse_policy(secret["stringData"][key], "deploy/k8s/base/policy.yaml")
     assert policy.auth.required, "a cluster gateway is reachable from outside: keys must be required"
     kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
-    gen = next(g for g in kustomization["configMapGenerator"] if g["name"] == cm["metadata"]["name"])
+    gen = next(g for g in kustomization["secretGenerator"] if g["name"] == secret["metadata"]["name"])
     assert gen["options"]["disableNameSuffixHash"], "a hashed name rolls the gateways instead of reloading"
+
+
+def test_nothing_in_deploy_grants_the_public_demo_key() -> None:
+    for path in (ROOT / "deploy").rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".yml", ".json", ".env", ""):
+            assert DEMO_KEY_SHA256 not in path.read_text(errors="replace"), f"{path} grants the demo key"
+    policy = parse_policy((K8S / "base" / "policy.yaml").read_text(), "deploy/k8s/base/policy.yaml")
+    assert not any(DEMO_KEY_SHA256 in t.keys_sha256 for t in policy.tenants.values())
+    assert not advice(policy), "the shipped cluster policy draws a warning from `laneway policy check`"
 
 
 # ---- autoscaling ---------------------------------------------------------------------------------

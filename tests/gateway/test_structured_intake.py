@@ -70,7 +70,8 @@ def test_vllm_structured_outputs(extra: dict, kind: str) -> None:
     ({"guided_regex": "a"}, "guided_regex"),
     ({"functions": [{"name": "f"}]}, "functions"),
     ({"response_format": {"type": "grammar"}}, "response_format"),
-    ({"response_format": {"type": "json_schema", "json_schema": {"name": "A"}}}, "response_format.json_schema.json_schema.schema"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "A"}}},
+     "response_format.json_schema.json_schema.schema"),
     ({"response_format": {"type": "json_object"}, "structured_outputs": {"regex": "a"}}, "structured_outputs"),
     ({"tools": [WEATHER], "tool_choice": "required", "response_format": {"type": "json_object"}}, "tool_choice"),
     ({"tools": [WEATHER], "response_format": {"type": "json_object"}}, "tool_choice"),
@@ -113,7 +114,8 @@ def test_tool_plans_and_forced_calls() -> None:
 def test_tool_history_travels_to_the_worker() -> None:
     messages = [{"role": "user", "content": "weather?"},
                 {"role": "assistant", "content": None, "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
                 {"role": "tool", "tool_call_id": "call_1", "content": "snow"}]
     req = to_request(_job(messages=messages, tools=[WEATHER]))
     assistant, tool = req.chat.messages[1], req.chat.messages[2]

@@ -171,7 +171,8 @@ def test_killing_a_worker_loses_no_request_that_had_not_started(cluster) -> None
         for i, outcome in enumerate(results):
             assert outcome in {"length", "error-event"}, (i, outcome)
             if i in unstarted:
-                assert outcome == "length", f"request {i} had not started when the worker died: it must finish elsewhere"
+                assert outcome == "length", (
+                    f"request {i} had not started when the worker died: it must finish elsewhere")
         assert "length" in results
 
     asyncio.run(main())

@@ -134,3 +134,17 @@ def test_worker_keeps_serving_after_bad_requests(gateway: str) -> None:
         httpx.post(f"{gateway}/v1/completions", json={"prompt": "x" * 3000}, timeout=30)
     r = httpx.post(f"{gateway}/v1/completions", json={"prompt": "still here", "max_tokens": 3}, timeout=30)
     assert r.status_code == 200
+
+
+def test_default_max_tokens_is_cut_to_the_context_left(gateway: str) -> None:
+    # The tiny model's context is 2048 tokens (auto); the chat default of 256 does not fit
+    # after this prompt, so it is cut to what is left. A client's max_tokens is not.
+    messages = [{"role": "user", "content": "x" * 1950}]
+    r = httpx.post(f"{gateway}/v1/chat/completions", json={"messages": messages, "ignore_eos": True}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"] == 2048
+    assert body["usage"]["completion_tokens"] < 256
+    r = httpx.post(f"{gateway}/v1/chat/completions", json={"messages": messages, "max_tokens": 256}, timeout=30)
+    assert r.status_code == 400 and "context length of 2048" in r.json()["error"]["message"]

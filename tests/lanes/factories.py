@@ -64,6 +64,7 @@ tenants:
     endpoints: [chat, inline-completion, voice-reply]
     rpm: 600
     tpm: 200000
+    lanes: [interactive]
   bots:
     keys_sha256: ["{sha(BOTS_KEY)}"]
     endpoints: "*"

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lanes.classify import RequestFeatures, classify
-from lanes.classify import UnknownEndpointError
+from lanes.classify import RequestFeatures, UnknownEndpointError, classify
 from tests.lanes.factories import make_policy, with_change
 
 POLICY = make_policy()
@@ -35,6 +34,9 @@ CASES = [
     ("max_tokens upper bound inclusive", features("inline-completion", max_tokens=64), "streaming", 4),
     ("max_tokens above range", features("inline-completion", max_tokens=65), "interactive", None),
     ("bulk endpoint", features("nightly-labeling", tenant="bots", stream=False), "bulk", None),
+    # Rules a client triggers move it to a more urgent lane only if its tenant lists that lane.
+    ("unlisted lane: the rule is passed over", features(stream=False, tenant="anonymous"), "streaming", None),
+    ("a less urgent lane needs no listing", features(tenant="anonymous", headers=BACKGROUND), "bulk", 0),
 ]
 
 

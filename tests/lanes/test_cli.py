@@ -93,3 +93,12 @@ def test_check_notes_an_auto_window_with_no_budget_to_steer_by(capsys: pytest.Ca
     assert out[1:] == [f"note: {path}: lanes.bulk.batch_window_ms: auto, but no endpoint that reaches lane 'bulk' "
                        "has slo.ttft_p95_ms, so the window will widen to its max (250 ms) and stay there; a fixed "
                        "window says the same thing plainly"]
+
+
+def test_check_warns_about_a_tenant_holding_the_public_demo_key(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY_YAML.replace(cli.hash_key("sk-test-bots"), cli.hash_key("sk-demo-local")))
+    assert cli.check(path) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "demo key" in line]
+    assert notes and "tenants.bots.keys_sha256" in notes[0] and "WARNING" in notes[0]

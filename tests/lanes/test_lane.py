@@ -29,7 +29,21 @@ def test_a_range_without_auto_is_refused() -> None:
 def test_defaults_hold_the_whole_worker_and_are_not_preemptible() -> None:
     lane = LaneSpec.model_validate({**LANE, "batch_window_ms": 5})
     assert (lane.capacity_share.seqs, lane.capacity_share.kv) == (1.0, 1.0)
-    assert (lane.preemptible, lane.backfill) == (False, False)
+    assert (lane.preemptible, lane.backfill, lane.min_share) == (False, False, 0.0)
+
+
+def test_a_preemptible_lane_may_keep_a_minimum_share_of_each_step() -> None:
+    lane = LaneSpec.model_validate({**LANE, "batch_window_ms": 5, "preemptible": True, "min_share": 0.1})
+    assert lane.min_share == 0.1
+    edge = LaneSpec.model_validate({**LANE, "batch_window_ms": 5, "preemptible": True, "min_share": 0.5})
+    assert edge.min_share == 0.5
+
+
+def test_a_lane_that_never_gives_way_has_no_minimum_share() -> None:
+    with pytest.raises(ValidationError, match="0 on a lane that is not preemptible"):
+        LaneSpec.model_validate({**LANE, "batch_window_ms": 5, "min_share": 0.1})
+    with pytest.raises(ValidationError):
+        LaneSpec.model_validate({**LANE, "batch_window_ms": 5, "preemptible": True, "min_share": -0.1})
 
 
 def test_kind_comes_from_the_lane_name_when_left_out() -> None:

@@ -84,6 +84,18 @@ CASES = [
         "expected true for a backfill lane",
     ),
     (
+        "minimum share on a lane that never gives way",
+        with_change("    max_queue_wait_ms: 300\n", "    max_queue_wait_ms: 300\n    min_share: 0.1\n"),
+        "test.yaml:10: lanes.interactive.min_share: got 0.1",
+        "expected 0 on a lane that is not preemptible",
+    ),
+    (
+        "minimum share above half of every step",
+        with_change("    backfill: true\n", "    backfill: true\n    min_share: 0.6\n"),
+        "test.yaml:25: lanes.bulk.min_share: got 0.6",
+        "expected 0.5 or less",
+    ),
+    (
         "endpoint name that is not URL-safe",
         with_change("  inline-completion:", "  Inline Completion:"),
         "test.yaml:34: endpoints.Inline Completion: got 'Inline Completion'",
@@ -140,15 +152,33 @@ CASES = [
     (
         "two tenants share one key",
         with_change(f'keys_sha256: ["{sha("sk-test-bots")}"]', f'keys_sha256: ["{ACME_HASH}"]'),
-        "test.yaml:50: tenants.bots.keys_sha256[0]: got a value of 64 characters (not shown",
+        "test.yaml:51: tenants.bots.keys_sha256[0]: got a value of 64 characters (not shown",
         "expected a key used once (tenant 'acme' has it too)",
     ),
     (
-        "tenant named anonymous",
+        "tenant anonymous with a key",
         with_change("  bots:\n", "  anonymous:\n").replace("allowed_tenants: [bots]", "allowed_tenants: [acme]")
         .replace("tenant: bots", "tenant: acme"),
-        "test.yaml:49: tenants.anonymous: got 'anonymous'",
-        "expected a name other than 'anonymous'",
+        "test.yaml:51: tenants.anonymous.keys_sha256: got [",
+        "expected no keys: tenant 'anonymous' is the callers without a key",
+    ),
+    (
+        "tenant without a key",
+        with_change(f'    keys_sha256: ["{sha("sk-test-bots")}"]\n', ""),
+        "test.yaml:50: tenants.bots.keys_sha256: got []",
+        "expected at least one key hash",
+    ),
+    (
+        "shared_batches on a keyed tenant",
+        with_change('    endpoints: "*"\n', '    endpoints: "*"\n    shared_batches: true\n'),
+        "test.yaml:53: tenants.bots.shared_batches: got true",
+        "expected false (only tenant 'anonymous' has a shared Batch API namespace)",
+    ),
+    (
+        "a tenant's unknown lane",
+        with_change("    lanes: [interactive]\n", "    lanes: [turbo]\n"),
+        "test.yaml:49: tenants.acme.lanes[0]: got 'turbo'",
+        "expected one of the lanes",
     ),
     (
         "rate limit of zero",
@@ -176,7 +206,8 @@ CASES = [
     ),
     (
         "auth required but nobody can authenticate",
-        POLICY_YAML[: POLICY_YAML.index("\ntenants:") + 1].replace("allowed_tenants: [bots]", "allowed_tenants: [anonymous]")
+        POLICY_YAML[: POLICY_YAML.index("\ntenants:") + 1].replace("allowed_tenants: [bots]",
+                                                                   "allowed_tenants: [anonymous]")
         .replace("tenant: bots", "tenant: anonymous")
         + "auth: {required: true}\n",
         "test.yaml:43: auth.required: got true",
@@ -235,7 +266,8 @@ def test_yaml_syntax_error_at_a_bad_indent() -> None:
 
 @pytest.mark.parametrize(
     ("text", "got"),
-    [("", "got an empty file"), ("# only a comment\n", "got an empty file"), ("- a\n- b\n", "got a list"), ("42\n", "got int 42")],
+    [("", "got an empty file"), ("# only a comment\n", "got an empty file"), ("- a\n- b\n", "got a list"),
+     ("42\n", "got int 42")],
 )
 def test_not_a_policy_at_all(text: str, got: str) -> None:
     with pytest.raises(PolicyError) as err:

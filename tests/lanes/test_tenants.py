@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from lanes.tenants import authenticate, can_call
 from lanes.api_key import hash_api_key
 from lanes.tenant_spec import ANONYMOUS
+from lanes.tenants import authenticate, can_call
 from tests.lanes.factories import ACME_KEY, BOTS_KEY, make_policy, sha, with_change
 
 POLICY = make_policy()  # auth required

@@ -63,9 +63,9 @@ def test_child_dies_when_its_launcher_is_killed() -> None:
 
 
 def test_without_the_launcher_marker_nothing_is_armed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workers import parent_watch
-
     import ctypes
+
+    from workers import parent_watch
 
     monkeypatch.delenv(parent_watch.PARENT_PID_ENV, raising=False)
     parent_watch.die_with_parent()  # a worker started by hand: no signal, no exit

@@ -113,7 +113,8 @@ def test_sweep_marks_where_the_budget_breaks(tmp_path: Path, capsys: pytest.Capt
 
 def test_concurrency_sweep_runs_closed_loops(fake_server: FakeServer, tmp_path: Path) -> None:
     wl = tmp_path / "w.yaml"
-    wl.write_text("duration_s: 0.4\napi: chat\nendpoints:\n  a: {arrival: {rate: 1}, prompt_tokens: 8, output_tokens: 2}\n")
+    wl.write_text("duration_s: 0.4\napi: chat\nendpoints:\n"
+                  "  a: {arrival: {rate: 1}, prompt_tokens: 8, output_tokens: 2}\n")
     code = laneway_main(["load", str(wl), "--url", fake_server.url, "--sweep", "concurrency=1,3", "--quiet",
                          "--json", str(tmp_path / "c.json")])
     assert code == 0

@@ -18,6 +18,7 @@ from laneway_proto import worker_pb2_grpc as pb_grpc
 from tests.support.processes import free_port
 
 STOP_EARLY = "stop-early"  # a prompt containing this ends after 2 tokens (finish_reason stop)
+FAILS_HERE = "fails-here"  # a prompt containing this fails with INTERNAL; the worker stays healthy
 
 
 @dataclass
@@ -33,6 +34,8 @@ class FakeWorker(pb_grpc.WorkerServicer):
         self.prompts[prompt] += 1
         self.lanes[request.lane.name] += 1
         self.endpoints[request.endpoint] += 1
+        if FAILS_HERE in prompt:
+            await context.abort(grpc.StatusCode.INTERNAL, "this request failed here")
         num_tokens = 2 if STOP_EARLY in prompt else request.sampling.max_tokens
         prompt_tokens = len(prompt.encode())
         self.num_running += 1

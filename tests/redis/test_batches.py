@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from tests.redis.batch_client import completion_lines, create, lines_of, request_line, upload, wait_for
 from tests.redis.factories import ALPHA, BETA, gateway_app, make_config, make_policy, runner_of
-from tests.redis.fake_worker import RunningFake, start_fake_worker
+from tests.redis.fake_worker import FAILS_HERE, RunningFake, start_fake_worker
 from tests.support.redis_server import TestRedis
 
 pytestmark = pytest.mark.anyio
@@ -237,6 +238,21 @@ async def test_a_line_that_never_finishes_is_answered_with_an_error_after_max_de
     (poison,) = errors
     assert poison["custom_id"] == "req-1" and poison["error"]["code"] == "too_many_attempts"
     assert attempts["req-1"] == MAX_DELIVERIES and attempts["req-0"] == attempts["req-2"] == 1
+
+
+async def test_a_line_a_healthy_worker_fails_is_answered_with_its_error_not_retried(
+        redis: TestRedis, fake: RunningFake, tmp_path: Path) -> None:
+    config = make_config(make_policy(tmp_path), [fake.address], redis.url)
+    lines = completion_lines(2) + request_line("bad", {"prompt": f"{FAILS_HERE} please", "max_tokens": 3}) + "\n"
+    async with gateway_app(config) as (client, state):
+        batch = await wait_for(client, (await create(client, await upload(client, lines, BETA), BETA))["id"], BETA)
+        errors = await lines_of(client, batch["error_file_id"], BETA)
+        assert len(state.pool.healthy()) == 1  # one request's failure never takes its worker out
+    assert batch["request_counts"] == {"total": 3, "completed": 2, "failed": 1}
+    (bad,) = errors
+    assert bad["custom_id"] == "bad" and bad["response"]["status_code"] == 502
+    assert bad["response"]["body"]["error"]["code"] == "worker_error"
+    assert fake.servicer.prompts[f"{FAILS_HERE} please"] == 1, "the line's own failure is not retried"
 
 
 async def test_without_redis_the_batch_api_says_why_and_generation_still_works(fake: RunningFake,

@@ -13,9 +13,10 @@ from gateway.errors import APIError
 from gateway.job import Job, LaneTicket, Sampling
 from gateway.ratelimit import NoLimits, RateLimiter
 from gateway.ratelimit.headers import format_duration, ratelimit_headers
+from gateway.ratelimit.limiter import BREAKER_S, _refusal_message
 from gateway.ratelimit.scope import Scope
-from gateway.ratelimit.limiter import _refusal_message
 from gateway.ratelimit.sliding_log import SlidingLog, Verdict
+from gateway.redis_breaker import RedisBreaker
 from lanes.policy import load_policy
 from tests.redis.factories import make_policy
 from tests.support.redis_server import TestRedis
@@ -138,6 +139,44 @@ async def test_redis_down_fails_open_or_closed_per_endpoint_then_recovers(redis:
             assert time.monotonic() < deadline, "limiter never recovered after Redis came back"
             await asyncio.sleep(0.1)
     assert reservation.headers["x-ratelimit-limit-requests"] == "100"
+
+
+async def test_after_an_outage_one_request_probes_redis_and_the_others_decide_at_once(
+        redis: TestRedis, clients: Clients, tmp_path) -> None:
+    policy = load_policy(make_policy(tmp_path, rpm=100))
+    limiter = RateLimiter(clients(timeout_s=0.3))
+    now = [0.0]
+    limiter.breaker = RedisBreaker(BREAKER_S, clock=lambda: now[0])
+    attempts = 0
+    admit = limiter.sliding_log.admit
+
+    async def counted(*args, **kwargs):
+        nonlocal attempts
+        attempts += 1
+        return await admit(*args, **kwargs)
+
+    limiter.sliding_log.admit = counted  # type: ignore[method-assign]
+    redis.kill()
+    await limiter.admit(_job(endpoint="chat"), policy)  # fails open, and opens the breaker
+    assert attempts == 1 and not limiter.breaker.is_closed
+
+    now[0] += BREAKER_S  # half-open, Redis still down: 20 requests at once, one of them probes
+    await asyncio.gather(*(limiter.admit(_job(endpoint="chat"), policy) for _ in range(20)))
+    assert attempts == 2 and limiter.num_unchecked == 21
+    with pytest.raises(APIError) as refused:  # the probe failed: fail-closed endpoints refuse at once
+        await limiter.admit(_job(endpoint="strict"), policy)
+    assert refused.value.status == 503 and attempts == 2
+
+    redis.start()
+    now[0] += BREAKER_S
+    reservations = await asyncio.gather(*(limiter.admit(_job(endpoint="strict"), policy) for _ in range(5)),
+                                        return_exceptions=True)
+    # The probe got through and closed the breaker; the four that came with it did not wait for it
+    # (this endpoint fails closed: they were refused).
+    assert [isinstance(r, APIError) and r.status == 503 for r in reservations] == [False] + [True] * 4
+    assert attempts == 3
+    assert limiter.breaker.is_closed
+    assert (await limiter.admit(_job(endpoint="strict"), policy)).headers["x-ratelimit-limit-requests"] == "100"
 
 
 def test_durations_in_openai_format() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workers.engine.scheduler_output import ScheduledSeq, SchedulerOutput
-from workers.engine.sequence import SamplingParams, Sequence, SeqStatus
+from workers.engine.sequence import SamplingParams, SeqStatus, Sequence
 
 
 def make_seq(seq_id: str, num_tokens: int, num_computed: int, max_tokens: int = 16) -> Sequence:

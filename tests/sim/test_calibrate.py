@@ -10,10 +10,10 @@ import pytest
 
 from laneway.cli import main as laneway_main
 from workers.engine.cost_fit import FitError, MeasuredStep, default_terms, fit_linear_cost
-from workers.sim.calibration_rows import read_rows, write_rows
 from workers.engine.linear_cost import LinearCost
-from workers.sim.presets import get_preset
 from workers.engine.step_shape import StepShape
+from workers.sim.calibration_rows import read_rows, write_rows
+from workers.sim.presets import get_preset
 
 TRUE = LinearCost(fixed_s=12e-3, per_token_s=0.9e-3, per_kv_token_s=3e-6, per_pair_s=2e-6)
 

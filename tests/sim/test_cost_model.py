@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.sim.factories import make_output, make_seq
+from workers.engine.linear_cost import LinearCost
+from workers.engine.step_shape import StepShape, shape_of
 from workers.sim.experts import unique_experts
 from workers.sim.hardware import GB, H100_SXM
-from workers.engine.linear_cost import LinearCost
 from workers.sim.presets import ACTIVATION_RESERVE_BYTES, MEMORY_UTILIZATION, PRESETS
 from workers.sim.roofline import RooflineCost
-from workers.engine.step_shape import StepShape, shape_of
 
 
 def test_shape_of_counts_decodes_and_a_prefill_chunk() -> None:

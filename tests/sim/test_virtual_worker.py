@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from workers.engine.config import SchedulerConfig
-from workers.engine.sequence import LanePolicy
 from workers.engine.linear_cost import LinearCost
+from workers.engine.sequence import LanePolicy
 from workers.sim.virtual_worker import ClosedSource, OpenSource, SimRequest, VirtualWorker, VirtualWorkerConfig
 
 

@@ -1,7 +1,7 @@
 """A fake worker: the real gRPC contract, canned tokens, no model. Runs on its own thread and loop.
 
-It records the metadata of every Generate call, so tests can check the traceparent the
-gateway sends.
+It records every Generate call and its metadata, so tests can check what the gateway sends
+(traceparent, latency targets, lane), and answers Load with a report a test may replace.
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ class FakeServicer(pb_grpc.WorkerServicer):
         self.num_tokens = num_tokens
         self.token_delay_s = token_delay_s
         self.metadata: list[dict[str, str]] = []
+        self.requests: list[pb.GenerateRequest] = []
+        self.load_report = pb.LoadReport(num_free_kv_blocks=100, num_total_kv_blocks=100, max_num_seqs=64)
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[pb.GenerateChunk]:
         self.metadata.append({k: v for k, v in context.invocation_metadata() if isinstance(v, str)})
+        self.requests.append(request)
         if request.text == REJECTED_PROMPT:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "this fake worker refuses that prompt")
         n = min(self.num_tokens, request.sampling.max_tokens)
@@ -44,7 +47,7 @@ class FakeServicer(pb_grpc.WorkerServicer):
             yield chunk
 
     async def Load(self, request: pb.LoadRequest, context: grpc.aio.ServicerContext) -> pb.LoadReport:
-        return pb.LoadReport(num_free_kv_blocks=100, num_total_kv_blocks=100, max_num_seqs=64)
+        return self.load_report
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
         return pb.InfoResponse(model="fake", max_model_len=2048, block_size=16, vocab_size=256, worker_id="fake")

@@ -41,6 +41,9 @@ def test_requests_are_counted_by_outcome(scraped: str) -> None:
 
 def test_latency_histograms_see_every_request_and_gap(scraped: str) -> None:
     assert sample(scraped, "laneway_time_to_first_token_seconds_count", **INLINE) == 3
+    # Beside each TTFT, admission's prediction for the same request (the fake worker predicts 0).
+    assert sample(scraped, "laneway_admission_predicted_wait_seconds_count", **INLINE) == 3
+    assert sample(scraped, "laneway_admission_predicted_wait_seconds_count", **DRAFT) == 2
     assert sample(scraped, "laneway_e2e_request_latency_seconds_count", **INLINE) == 3
     assert sample(scraped, "laneway_lane_queue_wait_seconds_count", **INLINE) == 3
     assert sample(scraped, "laneway_inter_token_latency_seconds_count", **INLINE) == 3 * 3  # 4 tokens, 3 gaps

@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from starlette.testclient import TestClient
 
+from laneway_proto import worker_pb2 as pb
 from telemetry import attributes as attr
 from tests.telemetry.fake_worker import REJECTED_PROMPT, FakeWorker
 from tests.telemetry.gateway_factory import make_app
@@ -76,6 +77,17 @@ def test_server_span_carries_genai_and_laneway_attributes(fake_worker: FakeWorke
     assert a[attr.RESPONSE_TIME_TO_FIRST_CHUNK] * 1000.0 >= a[attr.QUEUE_WAIT_MS]
     assert 0 <= a[attr.TBT_P95_MS] <= a[attr.TBT_MAX_MS]
     assert attr.INPUT_MESSAGES not in a and attr.OUTPUT_MESSAGES not in a  # no text unless asked
+
+
+def test_server_span_carries_the_wait_admission_predicted(fake_worker: FakeWorker) -> None:
+    # The worker reports 40 ms of streaming prefill ahead, and 30 s of bulk it will push aside.
+    fake_worker.servicer.load_report = pb.LoadReport(max_num_seqs=64, lanes=[
+        pb.LaneLoad(name="streaming", priority=1, preemptible=False, predicted_wait_ms=40.0),
+        pb.LaneLoad(name="bulk", priority=2, preemptible=True, predicted_wait_ms=30_000.0)])
+    status, spans = _run(fake_worker, "/v1/endpoints/support-draft/chat/completions", CHAT)
+    assert status == 200
+    a = _server(spans).attributes
+    assert a is not None and a[attr.PREDICTED_WAIT_MS] == 40.0
 
 
 def test_prompt_and_completion_text_only_when_enabled(fake_worker: FakeWorker) -> None:

@@ -14,7 +14,7 @@ from laneway_proto import worker_pb2 as pb
 from laneway_proto import worker_pb2_grpc as pb_grpc
 from tests.workers.engine.gated_engine import VOCAB_SIZE, GatedRunner, make_gated_engine
 from workers.engine.engine_loop import EngineLoop
-from workers.servicer import WorkerServicer
+from workers.servicer import SERVICE_NAME, WorkerServicer, add_worker_service
 from workers.wire import ModelLimits
 
 MAX_MODEL_LEN = 64
@@ -73,12 +73,14 @@ def _serve(scenario: Scenario) -> EngineLoop:
         servicer = WorkerServicer(loop, engine.tokenizer, limits, model_name="gated", block_size=BLOCK_SIZE,
                                   max_num_seqs=8, worker_id="test-worker")
         server = grpc.aio.server()
-        pb_grpc.add_WorkerServicer_to_server(servicer, server)
+        add_worker_service(servicer, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                await scenario(pb_grpc.WorkerStub(channel), servicer, runner)
+                stub = pb_grpc.WorkerStub(channel)
+                stub.channel = channel  # type: ignore[attr-defined]  # for scenarios that send raw bytes
+                await scenario(stub, servicer, runner)
         finally:
             await server.stop(grace=None)
 
@@ -133,3 +135,36 @@ def test_duplicate_request_id_is_refused_on_the_engine_thread_and_the_original_k
     loop = _serve(scenario)
     assert loop.fatal_error is None
     assert loop.engine.scheduler.block_manager.num_free_blocks == NUM_BLOCKS
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"\xff\xff\xff\xff", b"\x12\x02\xff\xfe", _request("cut").SerializeToString()[:9]],
+    ids=["not-protobuf", "invalid-utf8-text", "cut-off"],
+)
+def test_bytes_that_are_not_a_request_get_invalid_argument_and_the_next_is_served(payload: bytes) -> None:
+    async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
+        runner.gate.set()
+        raw = stub.channel.unary_stream(f"/{SERVICE_NAME}/Generate",  # type: ignore[attr-defined]
+                                        request_serializer=None, response_deserializer=pb.GenerateChunk.FromString)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in raw(payload, timeout=60):
+                pass
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "is not a laneway.worker.v1.GenerateRequest" in (info.value.details() or "")
+        good = await _generate(stub, _request("good", max_tokens=3))
+        assert good.code is None and len(good.token_ids) == 3
+
+    loop = _serve(scenario)
+    assert loop.fatal_error is None
+
+
+def test_every_method_of_the_worker_service_is_registered() -> None:
+    async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
+        info = await stub.Info(pb.InfoRequest(), timeout=10)
+        load = await stub.Load(pb.LoadRequest(), timeout=10)
+        aborted = await stub.Abort(pb.AbortRequest(request_id="nobody"), timeout=10)
+        assert info.worker_id == "test-worker" and load.max_num_seqs == 8 and not aborted.found
+
+    _serve(scenario)
+    assert {m.name for m in pb.DESCRIPTOR.services_by_name["Worker"].methods} == {"Generate", "Abort", "Load", "Info"}

@@ -69,3 +69,22 @@ def test_tool_parameters_that_are_not_json_are_invalid() -> None:
                          tools=[pb.ToolSpec(name="f", parameters_json="{oops")])
     with pytest.raises(InvalidRequest, match="tool 'f'"):
         to_sequence(_request(chat=chat), TOKENIZER, LIMITS)
+
+
+def test_a_resumed_stream_advances_its_grammar_past_the_tokens_already_sent() -> None:
+    constraint = pb.OutputConstraint(choice=pb.ChoiceList(choices=["yes", "yellow"]))
+    sent = TOKENIZER.encode("ye", add_special_tokens=False)
+    seq = to_sequence(_request(constraint=constraint, resume_token_ids=sent), TOKENIZER, LIMITS, byte_compiler())
+    assert seq.grammar is not None and not seq.grammar.is_finished
+    assert seq.grammar.accept(TOKENIZER.encode("s", add_special_tokens=False)[0]), "'yes' goes on from 'ye'"
+    assert seq.grammar.is_finished
+
+
+def test_resume_tokens_outside_the_constraint_or_past_its_end_are_invalid() -> None:
+    constraint = pb.OutputConstraint(choice=pb.ChoiceList(choices=["yes", "no"]))
+    with pytest.raises(InvalidRequest, match="does not fit"):
+        to_sequence(_request(constraint=constraint, resume_token_ids=TOKENIZER.encode("ya", add_special_tokens=False)),
+                    TOKENIZER, LIMITS, byte_compiler())
+    with pytest.raises(InvalidRequest, match="already finished"):
+        to_sequence(_request(constraint=constraint, resume_token_ids=TOKENIZER.encode("no", add_special_tokens=False)),
+                    TOKENIZER, LIMITS, byte_compiler())

@@ -55,3 +55,33 @@ def test_a_flag_value_a_config_refuses_stops_the_worker_with_its_message(argv: t
     with pytest.raises(SystemExit) as info:
         config_from_args(args(*argv))
     assert str(info.value) == f"laneway worker: {needle}"
+
+
+def test_cuda_n_becomes_the_current_device(monkeypatch: pytest.MonkeyPatch):
+    # No GPU here: torch.cuda is stood in for; what is checked is which device is made current.
+    current: list[torch.device] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert current == [torch.device("cuda", 1)]
+    with pytest.raises(SystemExit, match="--device 'cuda:2': torch sees 2 CUDA device"):
+        resolve_device("cuda:2")
+    assert current == [torch.device("cuda", 1)]
+
+
+def test_a_warm_up_failure_stops_the_worker_before_serving_with_a_clear_message(monkeypatch: pytest.MonkeyPatch):
+    import workers.engine.warmup as warmup
+    from workers.build import build_engine
+    from workers.config import WorkerConfig
+    from workers.engine.config import CacheConfig
+
+    def kernel_build_fails(*_args: object) -> None:
+        raise RuntimeError("triton: failed to compile paged_attention (no C compiler)")
+
+    monkeypatch.setattr(warmup, "start_step_cost", kernel_build_fails)
+    with pytest.raises(SystemExit) as info:
+        build_engine(WorkerConfig(model="tiny", device="cpu", cache=CacheConfig(kv_cache_memory_bytes=16 * 2**20)))
+    message = str(info.value)
+    assert message.startswith("laneway worker: start-up failed in the warm-up")
+    assert "RuntimeError: triton: failed to compile paged_attention (no C compiler)" in message

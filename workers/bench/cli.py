@@ -12,6 +12,8 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="small", help="preset (tiny, small) or a local HF model directory")
     p.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda or cuda:N: where the model, its KV pool and the transformers baseline run")
     p.add_argument("--num-threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     p.add_argument("--context", type=int, default=256, help="prompt tokens per sequence in the decode curve")

@@ -28,13 +28,16 @@ from workers.bench.workload import mixed_workload
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from workers.build import resolve_device
     from workers.models.loader import load_model
 
     torch.set_num_threads(args.num_threads or len(os.sched_getaffinity(0)))
+    device = resolve_device(args.device)
     load_before = os.getloadavg()
-    model, config, tokenizer = load_model(args.model, dtype=args.dtype, seed=args.seed)
+    # Every engine and the baseline run where the model's weights are (workers/bench/setup.py).
+    model, config, tokenizer = load_model(args.model, dtype=args.dtype, device=device, seed=args.seed)
     dtype = next(model.parameters()).dtype
-    bandwidth = [copy_bandwidth()]
+    bandwidth = [copy_bandwidth(device=device)]
     _log(f"bandwidth {bandwidth[0]:.1f} GB/s; decode curve ...")
     curve = measure_decode_curve(
         model, config, tokenizer, batch_sizes=_ints(args.batch_sizes), context=args.context,
@@ -54,12 +57,13 @@ def run(args: argparse.Namespace) -> int:
         _log("transformers batch-1 decode step ...")
         hf_step_ms = hf_decode_step_ms(hf, [i % 256 for i in range(args.context)], _pad_id(config))
     offline = _offline(args, model, config, tokenizer, hf) if args.requests > 0 else None
-    bandwidth.append(copy_bandwidth())
+    bandwidth.append(copy_bandwidth(device=device))
     result = EngineBenchResult(
         command="laneway " + shlex.join(sys.argv[1:]),
         model=args.model, dtype=str(dtype).removeprefix("torch."),
         machine=Machine(cpu=_cpu_name(), num_cores=len(os.sched_getaffinity(0)), num_threads=torch.get_num_threads(),
-                        load_before=load_before, load_after=os.getloadavg(), torch_version=torch.__version__),
+                        load_before=load_before, load_after=os.getloadavg(), torch_version=torch.__version__,
+                        accelerator=torch.cuda.get_device_name(device) if device.type == "cuda" else ""),
         bandwidth_gbps=max(bandwidth), bandwidth_samples=tuple(bandwidth),
         weight_bytes=weight_bytes(model), kv_bytes_per_token=kv_bytes_per_token(config, dtype),
         context=args.context, decode=curve, hf_decode_step_ms=hf_step_ms, offline=offline, profiles=profiles,
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _offline(args, model, config, tokenizer, hf) -> OfflineComparison:
-    prompt_lens, output_lens = tuple(_ints(args.prompt_lens)), tuple(_ints(args.output_lens))
+    prompt_lens, output_lens = _range(args.prompt_lens), _range(args.output_lens)
     requests = mixed_workload(args.requests, prompt_lens, output_lens, config.vocab_size, args.seed)
     laneway_runs: list[ThroughputResult] = []
     hf_runs: list[ThroughputResult] = []
@@ -117,6 +121,13 @@ def _pad_id(config) -> int:
 
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
+
+
+
+def _range(text: str) -> tuple[int, int]:
+    """An inclusive length range, "lo,hi"."""
+    lo, hi = _ints(text)
+    return lo, hi
 
 
 def _cpu_name() -> str:

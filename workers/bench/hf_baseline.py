@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -18,15 +19,17 @@ from workers.bench.workload import Request
 from workers.models.config import ModelConfig
 from workers.models.llama import LlamaForCausalLM
 
+if TYPE_CHECKING:
+    from transformers import GenerationMixin  # the bench extra: imported where used
 
-def hf_model(spec: str, model: LlamaForCausalLM, config: ModelConfig) -> torch.nn.Module:
+
+def hf_model(spec: str, model: LlamaForCausalLM, config: ModelConfig) -> GenerationMixin:
     """transformers' LlamaForCausalLM with exactly `model`'s weights, in its dtype."""
     import transformers  # the bench extra: not needed to serve
 
-    dtype = next(model.parameters()).dtype
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
     if Path(spec).is_dir():  # a checkpoint: transformers reads it itself
-        hf = transformers.AutoModelForCausalLM.from_pretrained(spec, dtype=dtype)
-        return hf.eval()
+        return _on_device(transformers.AutoModelForCausalLM.from_pretrained(spec, dtype=dtype).eval(), device)
     assert config.architecture == "LlamaForCausalLM" and not config.attention_bias, (
         f"preset {config.name} is not a plain Llama; give a checkpoint directory instead"
     )
@@ -47,7 +50,12 @@ def hf_model(spec: str, model: LlamaForCausalLM, config: ModelConfig) -> torch.n
     hf.load_state_dict(_hf_state_dict(model, config), strict=not config.tie_word_embeddings)
     if config.tie_word_embeddings:
         hf.tie_weights()
-    return hf.eval()
+    return _on_device(hf.eval(), device)
+
+
+def _on_device(hf: GenerationMixin, device: torch.device) -> GenerationMixin:
+    cast(torch.nn.Module, hf).to(device)  # in place: Module.to moves parameters and buffers
+    return hf
 
 
 def _hf_state_dict(model: LlamaForCausalLM, config: ModelConfig) -> dict[str, torch.Tensor]:
@@ -68,7 +76,7 @@ def _hf_state_dict(model: LlamaForCausalLM, config: ModelConfig) -> dict[str, to
 
 
 @torch.inference_mode()
-def hf_static_batches(hf: torch.nn.Module, requests: list[Request], batch_size: int,
+def hf_static_batches(hf: GenerationMixin, requests: list[Request], batch_size: int,
                       pad_id: int) -> ThroughputResult:
     generate_batch(hf, [requests[0].prompt[:8]], 2, pad_id)  # warm-up: kernel selection, allocator
     start = time.perf_counter()
@@ -80,7 +88,7 @@ def hf_static_batches(hf: torch.nn.Module, requests: list[Request], batch_size: 
 
 
 @torch.inference_mode()
-def hf_decode_step_ms(hf: torch.nn.Module, prompt: list[int], pad_id: int, num_steps: int = 32,
+def hf_decode_step_ms(hf: GenerationMixin, prompt: list[int], pad_id: int, num_steps: int = 32,
                       repeats: int = 3) -> float:
     """Batch-1 decode step time of `generate`: two runs that differ only in the number of
     new tokens, so the prefill cancels out. Best of `repeats` for each."""
@@ -96,7 +104,7 @@ def hf_decode_step_ms(hf: torch.nn.Module, prompt: list[int], pad_id: int, num_s
     return (times[long] - times[short]) / num_steps * 1e3
 
 
-def generate_batch(hf: torch.nn.Module, prompts: list[list[int]], max_new_tokens: int, pad_id: int) -> torch.Tensor:
+def generate_batch(hf: GenerationMixin, prompts: list[list[int]], max_new_tokens: int, pad_id: int) -> torch.Tensor:
     """One static batch through `generate`: left-padded prompts, greedy, exactly
     `max_new_tokens` new tokens per row (no eos stop). Returns (rows, width + new) ids."""
     width = max(len(p) for p in prompts)

@@ -29,6 +29,8 @@ def render_markdown(r: EngineBenchResult, plot_path: str | None, doc_dir: Path |
         f"- Machine: {m.cpu}, {m.num_cores} cores, {m.num_threads} torch threads, torch {m.torch_version}. "
         f"Load average before / after: {_load(m.load_before)} / {_load(m.load_after)} "
         "(the cores are shared; anything above 0 is other work competing for them).",
+        *([f"- Accelerator: {m.accelerator} (the model, its KV pool and the transformers baseline run there; "
+           "bandwidth below is the GPU memory's)."] if m.accelerator else []),
         f"- Memory bandwidth, measured in this run: **{r.bandwidth_gbps:.1f} GB/s** (best 1 GiB bfloat16 "
         f"`copy_`, bytes read + bytes written; samples {', '.join(f'{b:.1f}' for b in r.bandwidth_samples)}).",
         f"- Model `{r.model}` in {r.dtype}: {r.weight_bytes / 1e6:.1f} MB of weights; K/V "
@@ -77,7 +79,8 @@ def render_markdown(r: EngineBenchResult, plot_path: str | None, doc_dir: Path |
     lines += ["", *_targets(r)]
     for table in r.profiles:
         first, _, rest = table.partition("\n")
-        lines += ["", f"<details><summary>Profile: {first}</summary>", "", "```", rest.rstrip(), "```", "", "</details>"]
+        lines += ["", f"<details><summary>Profile: {first}</summary>", "", "```", rest.rstrip(), "```", "",
+                  "</details>"]
     lines.append(END)
     return "\n".join(lines) + "\n"
 

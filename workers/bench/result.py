@@ -16,6 +16,7 @@ class Machine:
     load_before: tuple[float, float, float]  # os.getloadavg(): other work sharing the cores
     load_after: tuple[float, float, float]
     torch_version: str
+    accelerator: str = ""  # the GPU the model ran on ("": the CPU)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def make_engine(model: LlamaForCausalLM, config: ModelConfig, tokenizer: Tokeniz
     dtype = next(model.parameters()).dtype
     num_blocks = -(-num_tokens // BLOCK_SIZE)
     runtime = CacheRuntime(num_blocks=num_blocks, block_size=BLOCK_SIZE)
-    runner = ModelRunner(model, config, runtime, dtype, torch.device("cpu"))
+    runner = ModelRunner(model, config, runtime, dtype, next(model.parameters()).device)
     scheduler = Scheduler(
         SchedulerConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                         max_model_len=min(max_model_len, config.max_position_embeddings)),

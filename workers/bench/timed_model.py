@@ -27,6 +27,8 @@ class TimedModel:
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self.model.compute_logits(hidden)
+        if logits.is_cuda:  # queued GPU work is not done work
+            torch.cuda.synchronize(logits.device)
         self.seconds.append(time.perf_counter() - self._start)
         return logits
 

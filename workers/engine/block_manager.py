@@ -96,22 +96,27 @@ class BlockManager:
             block.ref_count += 1
         seq.block_table = list(match.block_ids)
         seq.num_computed_tokens = match.num_tokens
-        seq.num_cached_tokens = match.num_tokens
+        if seq.num_preemptions == 0:
+            # Usage counts the client's prompt as first admitted (as vLLM does). A recompute
+            # after preemption is the worker's own cost, and its hits may cover generated
+            # tokens too, which would report more cached tokens than the prompt has.
+            seq.num_cached_tokens = min(match.num_tokens, seq.num_prompt_tokens)
         self.num_prefix_hit_tokens += match.num_tokens
         self.num_prefix_queried_tokens += seq.num_tokens
 
     # -- growth ------------------------------------------------------------------------
 
-    def _num_missing_blocks(self, seq: Sequence, num_new_tokens: int) -> int:
+    def num_missing_blocks(self, seq: Sequence, num_new_tokens: int) -> int:
+        """Blocks a running seq still needs to compute its next num_new_tokens."""
         needed = self.num_blocks_for(seq.num_computed_tokens + num_new_tokens)
         return max(0, needed - len(seq.block_table))
 
     def can_append(self, seq: Sequence, num_new_tokens: int) -> bool:
-        return self._num_missing_blocks(seq, num_new_tokens) <= self.num_free_blocks
+        return self.num_missing_blocks(seq, num_new_tokens) <= self.num_free_blocks
 
     def append_slots(self, seq: Sequence, num_new_tokens: int) -> None:
         """Make seq.block_table cover positions [0, num_computed_tokens + num_new_tokens)."""
-        num_missing = self._num_missing_blocks(seq, num_new_tokens)
+        num_missing = self.num_missing_blocks(seq, num_new_tokens)
         assert num_missing <= self.num_free_blocks, (
             f"{seq.seq_id} needs {num_missing} blocks, {self.num_free_blocks} free: check can_append first"
         )

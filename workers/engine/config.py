@@ -13,13 +13,25 @@ from dataclasses import dataclass
 class SchedulerConfig:
     max_num_seqs: int = 64  # cap on sequences in one step
     max_num_batched_tokens: int = 512  # per-step token budget (decodes + prefill chunks)
-    max_model_len: int = 2048
+    # Context length (prompt + output). None ("auto", the worker's default) is decided at
+    # start-up from the model and the KV pool (workers/context_length.py); a Scheduler is
+    # only ever given the number decided.
+    max_model_len: int | None = 2048
 
     def __post_init__(self) -> None:
+        if self.max_model_len is not None and self.max_model_len < 2:
+            raise ValueError(f"max_model_len must be at least 2, got {self.max_model_len}")
         if self.max_num_seqs <= 0:
             raise ValueError(f"max_num_seqs must be positive, got {self.max_num_seqs}")
         if self.max_num_batched_tokens <= 0:
             raise ValueError(f"max_num_batched_tokens must be positive, got {self.max_num_batched_tokens}")
+
+    @property
+    def context_length(self) -> int:
+        """max_model_len once decided; asking an undecided ("auto") config is a bug."""
+        if self.max_model_len is None:
+            raise ValueError("max_model_len 'auto' was never decided (workers/context_length.py)")
+        return self.max_model_len
 
 
 @dataclass(frozen=True)

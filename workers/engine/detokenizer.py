@@ -2,19 +2,32 @@
 
 Two things are held back from the stream, each released as soon as it is ruled out:
 
-- A trailing incomplete character. Byte-level tokenizers split multi-byte UTF-8
-  characters across tokens and decode the unfinished tail as U+FFFD. In lossy UTF-8
-  decoding only the *last* character can still change when bytes are appended (an
-  unfinished sequence becomes one U+FFFD at the very end), so exactly that one
-  character is held while it is U+FFFD; everything before it is final.
+- Text that ends inside a character. A character split over tokens decodes as U+FFFD
+  while it is unfinished, in one of two ways: ByteLevel decoders (Llama-3, Qwen2) decode
+  the bytes as lossy UTF-8, so an unfinished character is *one* U+FFFD at the very end;
+  SentencePiece byte-fallback decoders (Llama-2, Mistral: `<0xE4><0xBD><0xA0>`) turn a
+  run of byte tokens that is not valid UTF-8 yet into one U+FFFD *per byte*, complete
+  characters of the run included. So the whole trailing run of U+FFFD is held while the
+  text ends in one; everything before it is final either way. A run that keeps ending in
+  U+FFFD for more tokens than a character has bytes is invalid output, not an unfinished
+  character: all but its last few tokens' text is released (`_release_invalid`).
 - A possible beginning of a stop string. When a stop string appears, the text ends just
-  before it (OpenAI semantics: the stop string is not returned).
+  before it (OpenAI semantics: the stop string is not returned). Stop strings are matched
+  on released text only, so one that ends in a multi-byte character matches when that
+  character completes, never against its U+FFFD placeholders.
 
-Each step decodes a short window of tokens, never the whole output (vLLM/TGI offsets):
+Each token decodes a short window, never the whole output (vLLM/TGI offsets):
 `prefix_offset..read_offset` are already-emitted tokens kept as context (SentencePiece-
 style tokenizers decode a token differently at the start of a string), and
 `read_offset..end` are tokens whose text is not fully emitted yet. The text of the window
-past the context is new text.
+past the context is new text. Tokens are taken one at a time, so a character completes
+(and its text is released) at the token that completes it, however many a step brings.
+
+On valid UTF-8 output the deltas concatenate to the tokenizer's decode of all output
+tokens. On invalid bytes a byte-fallback decode may differ in how many U+FFFD it shows
+(a later stray byte turns the whole run, already-emitted characters included, into
+U+FFFD); the stream keeps what it emitted. Either way the engine builds the non-streamed
+text from the same deltas, so the two agree.
 
 Special tokens are dropped before decoding (`special_token_ids`), so the tokenizer only
 needs `decode`; end-of-sequence and stop *token* handling belongs to the engine.
@@ -30,9 +43,11 @@ from workers.engine.tokenizer import Decoder
 REPLACEMENT_CHAR = "\ufffd"
 # Prompt tokens decoded as context in front of the first output token.
 _NUM_PROMPT_CONTEXT_TOKENS = 5
+# A UTF-8 character has at most 4 bytes, so at most this many tokens end in an unfinished one.
+_MAX_CHAR_TOKENS = 4
 # Once this many tokens wait unread (runs of invalid bytes keep ending in U+FFFD; tokens
-# may decode to nothing), the window is moved up to a recent token so each step keeps
-# decoding a short window. An incomplete character spans at most 4 tokens.
+# may decode to nothing), settled text is released and the window is moved up to a recent
+# token, so each step keeps decoding a short window.
 _MAX_HELD_TOKENS = 8
 _NUM_RESYNC_CANDIDATES = 4
 
@@ -60,14 +75,8 @@ class IncrementalDetokenizer:
 
         self._token_ids = [t for t in prompt_ids if t not in self._skipped_ids]
         self._read_offset = len(self._token_ids)
-        self._prefix_offset = max(self._read_offset - _NUM_PROMPT_CONTEXT_TOKENS, 0)
-        prefix_text = self._decode(self._prefix_offset, self._read_offset)
-        if prefix_text.endswith(REPLACEMENT_CHAR):
-            # The prompt ends inside a character: as context it would shift every later
-            # slice by the bytes the output completes, so the output decodes on its own.
-            self._prefix_offset = self._read_offset
-            prefix_text = ""
-        self._prefix_len = len(prefix_text)  # chars of decode(tokens[prefix_offset:read_offset])
+        self._prefix_offset = self._context_start()
+        self._prefix_text = self._decode(self._prefix_offset, self._read_offset)  # the context's text
         self._num_tail_emitted = 0  # chars past the context already emitted from held tokens
 
     @property
@@ -76,8 +85,12 @@ class IncrementalDetokenizer:
 
     def step(self, new_token_ids: list[int]) -> DetokStep:
         assert not self._is_done, "step() after the sequence stopped or was flushed"
-        self._token_ids.extend(t for t in new_token_ids if t not in self._skipped_ids)
-        text = self._stop.feed(self._new_text(is_final=False))
+        pieces = []
+        for token_id in new_token_ids:
+            if token_id not in self._skipped_ids:
+                self._token_ids.append(token_id)
+                pieces.append(self._new_text(is_final=False))
+        text = self._stop.feed("".join(pieces))
         self._is_done = self._stop.is_matched
         return DetokStep(text_delta=text, stop_matched=self._stop.is_matched)
 
@@ -92,26 +105,66 @@ class IncrementalDetokenizer:
     def _decode(self, start: int, end: int | None = None) -> str:
         return self._tokenizer.decode(self._token_ids[start:end])
 
+    def _context_start(self) -> int:
+        """The first of the last few prompt tokens whose text decodes cleanly on its own.
+
+        A window starting inside a character decodes with U+FFFD at its start (ByteLevel)
+        or throughout (byte fallback, where the stray bytes spoil the whole byte run), and
+        a prompt ending inside a character would shift every later slice by the bytes the
+        output completes: such prompts get no context, the output decodes on its own.
+        """
+        for start in range(max(self._read_offset - _NUM_PROMPT_CONTEXT_TOKENS, 0), self._read_offset):
+            text = self._decode(start, self._read_offset)
+            if text and text[0] != REPLACEMENT_CHAR and text[-1] != REPLACEMENT_CHAR:
+                return start
+        return self._read_offset
+
     def _new_text(self, is_final: bool) -> str:
         text = self._decode(self._prefix_offset)
-        start = self._prefix_len + self._num_tail_emitted
-        if text.endswith(REPLACEMENT_CHAR) and not is_final:
-            delta = text[start : len(text) - 1]
-            self._num_tail_emitted += len(delta)
-        elif len(text) <= start and not is_final:
-            delta = ""  # nothing new yet (a token with no text of its own)
-        else:
+        if not text.startswith(self._prefix_text):
+            # Later byte tokens turned the context's byte run invalid (byte fallback: one
+            # U+FFFD per byte, its emitted characters included). That text is out; the
+            # window restarts after it, so the new bytes count as themselves.
+            self._prefix_offset, self._prefix_text = self._read_offset, ""
+            text = self._decode(self._prefix_offset)
+        start = len(self._prefix_text) + self._num_tail_emitted
+        if is_final:
             return self._advance(text[start:])
+        num_unsettled = _num_trailing(text, REPLACEMENT_CHAR)
+        if num_unsettled == 0 and len(text) > start:
+            return self._advance(text[start:])
+        # Ends inside a character (or nothing new yet: a token with no text of its own).
+        delta = text[start : len(text) - num_unsettled]
+        self._num_tail_emitted += len(delta)
         if len(self._token_ids) - self._read_offset > _MAX_HELD_TOKENS:
+            if num_unsettled:
+                delta += self._release_invalid(text)
             self._resync(text)
         return delta
 
     def _advance(self, delta: str) -> str:
         """All text of the window is out: the unread tokens become the next context."""
         self._prefix_offset, self._read_offset = self._read_offset, len(self._token_ids)
-        self._prefix_len = len(self._decode(self._prefix_offset, self._read_offset))
+        self._prefix_text = self._decode(self._prefix_offset, self._read_offset)
         self._num_tail_emitted = 0
         return delta
+
+    def _release_invalid(self, text: str) -> str:
+        """The window's U+FFFD run outlasted any unfinished character: release what settled.
+
+        Called after more than _MAX_HELD_TOKENS tokens each left the text ending in U+FFFD.
+        A valid but unfinished character ends within its last _MAX_CHAR_TOKENS tokens and
+        would have let the text end cleanly in between, so the run holds invalid bytes, whose
+        U+FFFD are final in both decoder kinds (a byte-fallback run with an invalid byte
+        stays one U+FFFD per byte). Only text the tokens before the last few decode to,
+        unchanged by them, is released: it cannot belong to the character still open.
+        """
+        settled = self._decode(self._prefix_offset, len(self._token_ids) - _MAX_CHAR_TOKENS)
+        num_emitted = len(self._prefix_text) + self._num_tail_emitted
+        if not num_emitted < len(settled) < len(text) or not text.startswith(settled):
+            return ""
+        self._num_tail_emitted += len(settled) - num_emitted
+        return settled[num_emitted:]
 
     def _resync(self, text: str) -> None:
         """Restart the window at a recent token whose text splits off cleanly.
@@ -119,7 +172,7 @@ class IncrementalDetokenizer:
         `text` is the decoded window; a split j is clean when decoding both sides apart
         gives the same text, and everything left of it has been emitted already.
         """
-        num_emitted = self._prefix_len + self._num_tail_emitted
+        num_emitted = len(self._prefix_text) + self._num_tail_emitted
         lowest = max(self._read_offset + 1, len(self._token_ids) - _NUM_RESYNC_CANDIDATES)
         for split in range(len(self._token_ids) - 1, lowest - 1, -1):
             left = self._decode(self._prefix_offset, split)
@@ -128,9 +181,13 @@ class IncrementalDetokenizer:
             if self._decode(split) != text[len(left) :]:
                 continue
             self._prefix_offset = self._read_offset = split
-            self._prefix_len = 0
+            self._prefix_text = ""
             self._num_tail_emitted = num_emitted - len(left)
             return
+
+
+def _num_trailing(text: str, char: str) -> int:
+    return len(text) - len(text.rstrip(char))
 
 
 class _StopMatcher:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence as Seq
+from collections.abc import Callable
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from workers.engine.detokenizer import IncrementalDetokenizer
 from workers.engine.online_cost import OnlineStepCost
 from workers.engine.outputs import RequestOutput, Usage
+from workers.engine.request_error import InvalidRequest
 from workers.engine.runner import Runner
 from workers.engine.scheduler import Scheduler
 from workers.engine.scheduler_output import SchedulerOutput
@@ -61,8 +63,16 @@ class Engine:
 
     def add(self, seq: Sequence) -> None:
         """Raises InvalidRequest, queueing nothing, for a request this worker cannot take."""
-        seq.detokenizer = IncrementalDetokenizer(self.tokenizer, seq.token_ids[: seq.num_prompt_tokens],
-                                                 stop=seq.sampling.stop)
+        detok = IncrementalDetokenizer(self.tokenizer, seq.token_ids[: seq.num_prompt_tokens], stop=seq.sampling.stop)
+        # A resumed stream (GenerateRequest.resume_token_ids) arrives with output another worker
+        # already streamed. Fed one token per step, as that worker fed them, the detokenizer
+        # holds back exactly what that worker held (a partial character, a possible stop
+        # string start) and releases it later; the text it already sent is not sent again.
+        for i, token_id in enumerate(seq.output_token_ids):
+            if detok.step([token_id]).stop_matched:
+                raise InvalidRequest(f"resume tokens complete a stop string at token {i}: that stream had "
+                                     "already finished")
+        seq.detokenizer = detok
         self.scheduler.add(seq)
 
     def abort(self, seq_id: str) -> bool:
@@ -145,6 +155,10 @@ class Engine:
             seq.finish_time = time.time()
         if seq.detokenizer is not None and seq.status is not SeqStatus.FINISHED_ABORTED:
             text += seq.detokenizer.flush()
+            if seq.detokenizer.stop_matched and seq.status is SeqStatus.FINISHED_LENGTH:
+                # The last allowed token also completed a stop string: the model stopped, it
+                # was not cut off. A stop beats length, as a stop token does in stopping.py.
+                seq.status = SeqStatus.FINISHED_STOPPED
         queue_s = (seq.first_scheduled_time or time.time()) - seq.arrival_time
         usage = Usage(
             prompt_tokens=seq.num_prompt_tokens,

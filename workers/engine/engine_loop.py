@@ -5,7 +5,13 @@ each sequence's `on_output` callback, which the servicer binds to its event loop
 `call_soon_threadsafe`. The thread sleeps on the inbox when there is no work.
 
 A request the engine refuses (InvalidRequest from `Engine.add`) gets one final output
-naming why, and the thread carries on; anything else escaping a step fails every request.
+naming why, and the thread carries on; so does one that fails in `Engine.add` before the
+scheduler took it (its error, answered INTERNAL, is its own). Anything else escaping a
+step is an engine failure: the engine's state can no longer be trusted, so the loop stops
+for good. It first tells the process (`on_fatal`: health NOT_SERVING, then exit so a
+supervisor restarts it), then ends every request, running, queued or still in the inbox,
+with an error output; a request added afterwards gets its error at once. No stream is ever
+left waiting on a dead thread.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 import math
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from workers.engine.engine import Engine
@@ -47,6 +54,9 @@ class EngineLoop:
         self._live: dict[str, Sequence] = {}  # routing only: id -> the one Sequence object
         self.load = self._snapshot()
         self.fatal_error: BaseException | None = None
+        # Called on the engine thread when the engine fails, before any request hears of it,
+        # so health can say NOT_SERVING first (workers/main.py). It may block briefly.
+        self.on_fatal: Callable[[BaseException], None] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -58,6 +68,8 @@ class EngineLoop:
 
     def add(self, seq: Sequence) -> None:
         self._inbox.put(seq)
+        if self.fatal_error is not None:  # the thread is gone: nobody else will answer it
+            self._fail_inbox()
 
     def abort(self, seq_id: str) -> None:
         self._inbox.put(seq_id)
@@ -74,11 +86,29 @@ class EngineLoop:
                 self.load = self._snapshot()
         except BaseException as exc:  # the model failed: fail every request, loudly
             log.exception("engine loop crashed")
-            self.fatal_error = exc
+            self.fatal_error = exc  # set first: add() from now on fails its own sequence
+            if self.on_fatal is not None:
+                try:
+                    self.on_fatal(exc)
+                except Exception:
+                    log.exception("on_fatal failed; failing the requests anyway")
             for seq in list(self._live.values()):
-                self._send(seq, RequestOutput(seq.seq_id, [], "", finish_reason="abort",
-                                              error=f"engine failure: {exc.__class__.__name__}"))
+                self._send(seq, _failed(seq, exc))
             self._live.clear()
+            self._fail_inbox()
+
+    def _fail_inbox(self) -> None:
+        """After a failure: sequences that never reached the engine fail too (any thread may
+        call this; each queued item is taken, and answered, once)."""
+        exc = self.fatal_error
+        assert exc is not None, "_fail_inbox() before the engine failed"
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Sequence):
+                self._send(item, _failed(item, exc))
 
     def _drain_inbox(self, block: bool) -> None:
         try:
@@ -103,6 +133,14 @@ class EngineLoop:
             self.engine.add(seq)
         except InvalidRequest as exc:  # this request's fault: refuse it alone, keep serving
             self._send(seq, RequestOutput(seq.seq_id, [], "", finish_reason="abort", invalid_request=str(exc)))
+            return
+        except Exception as exc:
+            if self.engine.scheduler.get(seq.seq_id) is seq:
+                raise  # the scheduler holds it half-added: its state is not to be trusted
+            # Nothing was queued (e.g. its tokenizer failed on these ids): this request fails alone.
+            log.exception("request %s failed before the engine took it", seq.seq_id)
+            self._send(seq, RequestOutput(seq.seq_id, [], "", finish_reason="abort",
+                                          error=f"request failed: {exc.__class__.__name__}"))
             return
         self._live[seq.seq_id] = seq  # only once accepted: a refused duplicate never reroutes the original
 
@@ -133,3 +171,8 @@ class EngineLoop:
             step_time_budget_s=sched.step_time_budget() if sched.cost is not None else math.inf,
             num_bulk_slots=sched.num_bulk_slots(),
         )
+
+
+def _failed(seq: Sequence, exc: BaseException) -> RequestOutput:
+    return RequestOutput(seq.seq_id, [], "", finish_reason="abort",
+                         error=f"engine failure: {exc.__class__.__name__}")  # details in the worker's log

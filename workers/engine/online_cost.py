@@ -24,6 +24,7 @@ from workers.engine.linear_cost import LinearCost
 from workers.engine.step_shape import StepShape
 
 MAX_RMS_REL_ERROR = 0.6  # a refit worse than this on its own rows is noise, not a model
+FIRST_FIT_MAX_ERROR = 1.5  # ...but the warm-up's fit only has to beat having no model
 OUTLIER_FACTOR = 3.0  # a row this many times the median error off the fit is an outlier...
 MAX_OUTLIER_SHARE = 0.2  # ...but at most this share of the rows is ever dropped
 
@@ -42,9 +43,10 @@ class OnlineStepCost:
 
     @classmethod
     def fitted(cls, rows: list[MeasuredStep], source: str, **kwargs: int) -> OnlineStepCost:
-        """A model fitted to `rows`, which stay as its anchors. Raises FitError when they
-        cannot determine a fit."""
-        return cls(_fit(rows, source), anchors=rows, **kwargs)
+        """A model fitted to `rows`, which stay as its anchors. The first fit accepts a
+        noisier one than refits do (a rough model beats none; refits improve it). Raises
+        FitError when the rows cannot determine a fit."""
+        return cls(_fit(rows, source, max_error=FIRST_FIT_MAX_ERROR), anchors=rows, **kwargs)
 
     @property
     def cost(self) -> LinearCost:
@@ -78,17 +80,20 @@ class OnlineStepCost:
         return True
 
 
-def _fit(rows: list[MeasuredStep], source: str) -> LinearCost:
-    fit = _robust_fit(rows, default_terms(rows), source)
-    if fit.cost.fixed_s < 0 or fit.cost.per_token_s < 0:
-        # Negative base terms: the rows extrapolate badly for small steps, which the planner
-        # sizes most often. Fall back to the two terms every row determines.
-        fit = _robust_fit(rows, ("fixed", "per_token"), source)
+def _fit(rows: list[MeasuredStep], source: str, max_error: float = MAX_RMS_REL_ERROR) -> LinearCost:
+    """The richest fit the rows support: all the terms they can tell apart, else the two
+    every row determines. A fit must keep the base terms non-negative (the planner sizes
+    small steps most often) and explain the rows to within `max_error`."""
+    problems = []
+    for terms in (default_terms(rows), ("fixed", "per_token")):
+        fit = _robust_fit(rows, terms, source)
         if fit.cost.fixed_s < 0 or fit.cost.per_token_s < 0:
-            raise FitError("no fit with non-negative fixed and per-token terms")
-    if fit.rms_rel_error > MAX_RMS_REL_ERROR:
-        raise FitError(f"fit error {fit.rms_rel_error:.0%} over {fit.num_rows} steps")
-    return fit.cost
+            problems.append(f"{'+'.join(terms)}: a negative base term")
+        elif fit.rms_rel_error > max_error:
+            problems.append(f"{'+'.join(terms)}: error {fit.rms_rel_error:.0%} over {fit.num_rows} steps")
+        else:
+            return fit.cost
+    raise FitError("; ".join(problems))
 
 
 def _robust_fit(rows: list[MeasuredStep], terms: tuple[str, ...], source: str) -> Fit:

@@ -10,7 +10,9 @@ wrong reuse.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import struct
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass
 
@@ -18,9 +20,17 @@ from workers.engine.kv_block import ROOT_EPOCH, KVBlock
 
 
 def hash_block_tokens(parent_hash: int | None, token_ids: tuple[int, ...]) -> int:
-    # Python's hash of a tuple of ints is deterministic across processes (PYTHONHASHSEED
-    # only salts str/bytes); collisions are harmless because every hit is verified.
-    return hash((parent_hash, token_ids))
+    """A 64-bit hash of (parent hash, token ids) that every process and machine agrees on.
+
+    Python's hash() is not one: hash(None) is the object's address (before 3.12), and str
+    and bytes are salted per process. Anything comparing hashes across processes (cache-
+    aware routing) needs the same value everywhere, so this is blake2b over fixed-width
+    little-endian integers. Collisions are harmless here: every hit is verified.
+    """
+    tokens = struct.pack(f"<{len(token_ids)}q", *token_ids)
+    # A first block hashes its tokens alone; others are 8 bytes longer, so never confused.
+    data = tokens if parent_hash is None else struct.pack("<Q", parent_hash) + tokens
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 @dataclass(frozen=True)

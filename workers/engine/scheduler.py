@@ -17,7 +17,7 @@ from workers.engine.preemption import may_preempt_to_admit, may_preempt_to_grow,
 from workers.engine.prefix_cache import PrefixMatch
 from workers.engine.request_error import InvalidRequest
 from workers.engine.scheduler_output import SchedulerOutput
-from workers.engine.sequence import LanePolicy, Sequence, SeqStatus
+from workers.engine.sequence import LanePolicy, SeqStatus, Sequence
 from workers.engine.step_plan import StepPlan
 from workers.engine.step_shape import EMPTY_SHAPE, StepCost, StepShape, TokenCount
 from workers.engine.stopping import finish_status
@@ -36,6 +36,7 @@ MIN_URGENT_CHUNK = 16  # tokens the most urgent latency prompt gets however full
 class Scheduler:
     def __init__(self, config: SchedulerConfig, block_manager: BlockManager, cost: StepCost | None = None) -> None:
         self.config = config
+        self.max_model_len = config.context_length  # an undecided "auto" fails here, at build time
         self.block_manager = block_manager
         # Predicted seconds per step (online_cost.py); None: a step costs its tokens.
         self.cost = cost
@@ -43,6 +44,7 @@ class Scheduler:
         self._num_steps = 0
         # Latency lanes seen lately: lane name -> (tightest TTFT target in s, last arrival).
         self._latency_lanes: dict[str, tuple[float, float]] = {}
+        self._bulk_floors: dict[str, float] = {}  # deferrable lane name -> its min_share, as last seen
         self._waiting = WaitingQueue()
         self._running: list[Sequence] = []
         self._seqs: dict[str, Sequence] = {}  # index by id of every unfinished seq
@@ -87,7 +89,7 @@ class Scheduler:
 
     def max_blocks_needed(self, seq: Sequence) -> int:
         """KV blocks seq holds at its longest. The last token is never computed."""
-        final_len = min(self.config.max_model_len, seq.num_prompt_tokens + seq.sampling.max_tokens)
+        final_len = min(self.max_model_len, seq.num_prompt_tokens + seq.sampling.max_tokens)
         return self.block_manager.num_blocks_for(final_len - 1)
 
     def can_ever_fit(self, seq: Sequence) -> bool:
@@ -99,9 +101,9 @@ class Scheduler:
 
         Reads only sizes fixed at start-up, so the servicer calls it at the edge too, off the
         engine thread; `add` calls it again, because the engine must never trust its caller."""
-        if seq.num_tokens >= self.config.max_model_len:  # room for at least one generated token
+        if seq.num_tokens >= self.max_model_len:  # room for at least one generated token
             raise InvalidRequest(f"prompt has {seq.num_tokens} tokens; this worker's max_model_len is "
-                                 f"{self.config.max_model_len} (prompt must be shorter to leave room for output)")
+                                 f"{self.max_model_len} (prompt must be shorter to leave room for output)")
         if not self.can_ever_fit(seq):
             raise InvalidRequest(f"request needs {self.max_blocks_needed(seq)} KV blocks at full length; "
                                  f"this worker has {self.block_manager.num_total_blocks}")
@@ -147,18 +149,21 @@ class Scheduler:
 
     def num_bulk_slots(self) -> int:
         """More deferrable sequences this worker could decode per step now, beside its latency
-        work, within the step-time budget (and its free sequence slots)."""
+        work, within the step-time budget (and its free sequence slots). The time a deferrable
+        lane may use is what latency decodes leave, and never less than its min_share slice,
+        so a lane with a floor keeps getting work dispatched to it (scheduler rule, pass 2)."""
         free_slots = max(0, self.config.max_num_seqs - len(self._running) - len(self._waiting))
         limit = self.step_time_budget()
         if self.cost is None or math.isinf(limit):
             return free_slots
         latency = [s for s in self._running if not s.lane.is_deferrable]
-        deferrable = [s for s in self._running if s.lane.is_deferrable]
+        deferrable = [s for s in self._seqs.values() if s.lane.is_deferrable]
         shape = sum((StepShape.chunk(s.num_computed_tokens, 1) for s in latency), EMPTY_SHAPE)
         base = self.cost.step_time(shape)
         context = max((s.num_tokens for s in deferrable), default=512)
         per_seq = max(self.cost.step_time(shape + StepShape.chunk(context, 1)) - base, 1e-9)
-        room = int((limit - base) // per_seq) - len(deferrable)
+        floor = max(self._bulk_floors.values(), default=0.0) * limit
+        room = math.floor(max(limit - base, floor) / per_seq + 1e-9) - len(deferrable)
         return max(0, min(free_slots, room))
 
     # -- commands from outside ---------------------------------------------------------
@@ -179,6 +184,8 @@ class Scheduler:
         self._waiting.add(seq)
         if not seq.lane.is_deferrable and seq.targets.ttft_s is not None:
             self._latency_lanes[seq.lane.name] = (seq.targets.ttft_s, seq.arrival_time)
+        if seq.lane.is_deferrable:
+            self._bulk_floors[seq.lane.name] = seq.lane.min_share
 
     def abort(self, seq_id: str) -> bool:
         """Mark for abort; the next schedule() frees it and reports it in `aborted`."""
@@ -212,14 +219,16 @@ class Scheduler:
         # hits, recompute after preemption and decode are all this one rule.
         #
         # Order, each pass taking what the budgets leave:
-        #  1. running decodes of latency lanes (not preemptible), most urgent first;
-        #  2. each deferrable (preemptible, bulk) lane's guaranteed slice: min_share of the
-        #     step's time for its running work, so a nightly job still finishes;
-        #  3. latency prefill by urgency (Sequence.sort_key: priority, earliest TTFT deadline,
+        #  1. running decodes of latency lanes (not preemptible), all of them: a stream never
+        #     skips a step (if they alone exceed the budget, the lanes below get no time);
+        #  2. latency prefill by urgency (Sequence.sort_key: priority, earliest TTFT deadline,
         #     arrival): ongoing chunks more urgent than the head of the waiting queue, then
-        #     waiting seqs, then the remaining chunks; the most urgent always gets a chunk;
-        #  4. deferrable work in the time left: decodes (those that sat out longest first, so
-        #     equal priorities take turns), then prefill by urgency.
+        #     waiting seqs, then the remaining chunks; the most urgent always gets a chunk.
+        #     It stops short of the budget by the deferrable lanes' reserve: each lane with
+        #     work keeps min_share of the step, so a nightly job still finishes;
+        #  3. deferrable (preemptible, bulk) work in the time left, and at least the reserve
+        #     (a bounded overshoot when streams alone fill the step): decodes (those that sat
+        #     out longest first, so equal priorities take turns), then prefill by urgency.
         # A running deferrable seq that gets no tokens sits the step out and keeps its KV. A
         # prompt longer than the budgets left gets a chunk of what is left. Without a cost
         # model a step costs its tokens, and the same rule reads in tokens.
@@ -227,13 +236,12 @@ class Scheduler:
         self._apply_aborts(output)
         self._num_steps += 1
         limit = self.step_time_budget()
-        plan = StepPlan(budget=self.config.max_num_batched_tokens, cost=self._plan_cost, time_limit=limit)
+        plan = StepPlan(budget=self.config.max_num_batched_tokens, cost=self._plan_cost, time_limit=math.inf)
         self._schedule_running(plan, decodes=True, select=_is_latency)
-        self._schedule_min_shares(plan, limit)
-        plan.time_limit = limit
-        plan.urgent_grant = MIN_URGENT_CHUNK
+        reserve = self._deferrable_reserve() * limit
+        plan.time_limit, plan.urgent_grant = limit - reserve, MIN_URGENT_CHUNK
         self._schedule_prefill(plan, select=_is_latency)
-        plan.urgent_grant = 0
+        plan.time_limit, plan.urgent_grant = max(limit, plan.predicted_time + reserve), 0
         self._schedule_running(plan, decodes=True, select=_is_deferrable, key=_turn_key)
         self._schedule_prefill(plan, select=_is_deferrable)
         scheduled = list(plan.scheduled.values())
@@ -276,7 +284,7 @@ class Scheduler:
             if not needs_sample:
                 continue
             seq.append_token(sampled[seq.seq_id])
-            status = finish_status(seq, self.config.max_model_len)
+            status = finish_status(seq, self.max_model_len)
             if status is not None:
                 self.finish(seq, status)
             changed.append(seq)
@@ -293,19 +301,11 @@ class Scheduler:
             output.aborted.append(seq)
         self._abort_ids.clear()
 
-    def _schedule_min_shares(self, plan: StepPlan, limit: float) -> None:
-        """Pass 2: each deferrable lane's running work gets min_share of the step's time,
-        added on top of what pass 1 took (so a bulk lane's floor holds even when latency
-        decodes alone fill the budget, at a bounded overshoot)."""
-        lanes = {s.lane.name: s.lane for s in self._running if s.lane.is_deferrable and s.lane.min_share > 0}
-        for lane in sorted(lanes.values(), key=lambda lane: (lane.priority, lane.name)):
-            plan.time_limit = plan.predicted_time + lane.min_share * limit
-
-            def mine(seq: Sequence, name: str = lane.name) -> bool:
-                return seq.lane.name == name
-
-            self._schedule_running(plan, decodes=True, select=mine, key=_turn_key)
-            self._schedule_running(plan, decodes=False, select=mine)
+    def _deferrable_reserve(self) -> float:
+        """Share of the step kept for deferrable lanes: the sum of the min_share of each
+        deferrable lane that has work here (at most 1)."""
+        lanes = {s.lane.name: s.lane.min_share for s in self._seqs.values() if s.lane.is_deferrable}
+        return min(1.0, sum(lanes.values()))
 
     def _schedule_prefill(self, plan: StepPlan, select: Callable[[Sequence], bool]) -> None:
         """Prefill work of the selected seqs by urgency: ongoing chunks more urgent than the
@@ -341,26 +341,35 @@ class Scheduler:
                 stalled.append(seq)
         # A less urgent seq that preempted itself later in the pass may have freed enough.
         for seq in stalled:
+            if seq.status != SeqStatus.RUNNING:
+                continue  # preempted by a more urgent seq since it stalled
             num_new_tokens = plan.max_new_tokens(seq.num_computed_tokens, seq.num_uncomputed_tokens)
             if num_new_tokens > 0 and self.block_manager.can_append(seq, num_new_tokens):
                 self.block_manager.append_slots(seq, num_new_tokens)
                 plan.add(seq, num_new_tokens)
 
     def _reserve_blocks_to_grow(self, seq: Sequence, num_new_tokens: int, plan: StepPlan) -> bool:
-        """Get running seq the blocks for its next tokens, preempting if need be."""
-        while not self.block_manager.can_append(seq, num_new_tokens):
+        """Get running seq the blocks for its next tokens, preempting if need be (and only if
+        that is enough: otherwise the victims' work would be thrown away for nothing)."""
+        bm = self.block_manager
+        if not bm.can_append(seq, num_new_tokens):
             plan.note_pressure(seq)
             victims = victims_in_order(self._running, seq, may_preempt_to_grow)
-            if victims:
-                self._preempt(victims[0], plan)
-                continue
-            # Only equal-priority non-preemptible seqs remain behind seq. Wait for them: the
-            # last in order preempts itself when it needs a block (the last resort).
-            if any(other.sort_key() > seq.sort_key() for other in self._running):
+            if bm.num_missing_blocks(seq, num_new_tokens) <= bm.num_free_blocks + bm.num_blocks_freed_by(victims):
+                for victim in victims:
+                    if bm.can_append(seq, num_new_tokens):
+                        break
+                    self._preempt(victim, plan)
+                if not bm.can_append(seq, num_new_tokens):
+                    return False  # counted enough, freed less (shared blocks): wait a step
+            elif any(other.sort_key() > seq.sort_key() for other in self._running):
+                # Only seqs it may not preempt are behind it: wait for them; the last in order
+                # preempts itself when it needs a block (the last resort).
                 return False
-            self._preempt(seq, plan)
-            return False
-        self.block_manager.append_slots(seq, num_new_tokens)
+            else:
+                self._preempt(seq, plan)
+                return False
+        bm.append_slots(seq, num_new_tokens)
         return True
 
     def _schedule_waiting(self, plan: StepPlan, select: Callable[[Sequence], bool]) -> None:

@@ -146,7 +146,7 @@ class Sequence:
     status: SeqStatus = SeqStatus.WAITING
     num_prompt_tokens: int = 0
     num_computed_tokens: int = 0
-    num_cached_tokens: int = 0  # prompt tokens served from the prefix cache at the last admission
+    num_cached_tokens: int = 0  # prompt tokens served from the prefix cache at the first admission
     block_table: list[int] = field(default_factory=list)
     num_preemptions: int = 0
     last_scheduled_step: int = -1  # the scheduler's step counter when this seq last got tokens

@@ -26,7 +26,7 @@ class StepPlan:
     scheduled: dict[str, ScheduledSeq] = field(default_factory=dict)
     preempted: list[Sequence] = field(default_factory=list)
     shape: StepShape = EMPTY_SHAPE
-    # Tokens the next prefill chunk gets even past the time limit (then 0): the most urgent
+    # Tokens the next prefill chunk gets when no time is left (then 0): the most urgent
     # latency prompt always starts, however full the step is of running streams.
     urgent_grant: int = 0
     # Sort key of the most urgent seq that lacked blocks this step (a running seq that had
@@ -50,7 +50,7 @@ class StepPlan:
                 lo = mid
             else:
                 hi = mid
-        return max(lo, min(self.urgent_grant, n)) if want > 1 else lo
+        return lo if lo > 0 or want == 1 else min(self.urgent_grant, n)
 
     def _fits(self, start: int, num_tokens: int) -> bool:
         return self.cost.step_time(self.shape + StepShape.chunk(start, num_tokens)) <= self.time_limit

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from workers.engine.sequence import Sequence, SeqStatus
+from workers.engine.sequence import SeqStatus, Sequence
 
 log = logging.getLogger(__name__)
 

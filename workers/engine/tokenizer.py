@@ -16,7 +16,8 @@ class Decoder(Protocol):
     """All the incremental detokenizer needs: special tokens are dropped before decoding."""
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        """Incomplete UTF-8 at the end decodes to U+FFFD; the detokenizer holds such text back."""
+        """An unfinished character at the end decodes as U+FFFD (one, or one per byte of the
+        run for byte-fallback decoders); the detokenizer holds such text back."""
         ...
 
 

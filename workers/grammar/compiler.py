@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import llguidance
 
@@ -24,9 +25,12 @@ from workers.grammar.json_closer import JsonCloser
 from workers.grammar.matcher import GrammarMatcher
 from workers.grammar.vocab import GrammarVocab, build_vocab
 
+if TYPE_CHECKING:
+    from llguidance._lib import JsonCompileOptions
+
 # JSON as json.dumps writes it: fixed separators, no other whitespace. A model keeps its
 # usual spacing, and a random-weight one cannot pad the output with blank lines.
-JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+JSON_OPTIONS: JsonCompileOptions = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 MAX_CONSTRAINT_CHARS = 1_000_000
 
 
@@ -60,8 +64,10 @@ class GrammarCompiler:
             if not isinstance(schema, (dict, bool)):
                 raise InvalidRequest(f"{_label(c)} must be a JSON object, got {type(schema).__name__}")
             try:
+                options: JsonCompileOptions = {**JSON_OPTIONS, "lenient": c.lenient}
+                # llguidance takes a boolean schema as JSON text (its type is object-or-text)
                 return llguidance.LLMatcher.grammar_from_json_schema(
-                    schema, defaults={**JSON_OPTIONS, "lenient": c.lenient})  # the schema's x-guidance may refine these
+                    schema if isinstance(schema, dict) else source, defaults=options)  # x-guidance may refine these
             except ValueError as exc:
                 raise InvalidRequest(f"{_label(c)}: {exc}") from None
         if c.kind == "regex":

@@ -67,7 +67,8 @@ class JsonCloser:
         if at is _At.KEY:
             return (b'}"' if self._is_first else b'"') + b" "
         if at is _At.VALUE:
-            return (b"]" if self._stack and self._is_first and self._stack[-1] == ord("[") else b"") + _VALUE_STARTS + b" "
+            in_empty_array = self._stack and self._is_first and self._stack[-1] == ord("[")
+            return (b"]" if in_empty_array else b"") + _VALUE_STARTS + b" "
         if at is _At.AFTER_VALUE:
             return self._closer() + b", "
         if at is _At.NUMBER:

@@ -43,7 +43,11 @@ def decode_kernel() -> DecodeKernel | None:
         from torch.utils.cpp_extension import load
 
         # -march=native: the build is only valid on this CPU, so the CPU is part of its name.
-        name = f"laneway_cpu_kernels_{_cpu_fingerprint()}"
+        # So is the torch install: its include path is in the build command, and ninja
+        # rebuilds whenever the command changes, so checkouts with their own virtualenvs
+        # sharing one directory rebuilt it in turn (a minute of a core each, workers
+        # waiting on the lock meanwhile).
+        name = f"laneway_cpu_kernels_{_cpu_fingerprint()}_{_torch_fingerprint()}"
         with _build_dir(name) as build_dir:
             load(name=name, sources=[str(_SOURCE)], build_directory=str(build_dir),
                  extra_cflags=["-O3", "-march=native", "-fopenmp"], is_python_module=False, verbose=False)
@@ -71,3 +75,8 @@ def _cpu_fingerprint() -> str:
     except (OSError, StopIteration):
         flags = "unknown"
     return hashlib.sha256(flags.encode()).hexdigest()[:10]
+
+
+def _torch_fingerprint() -> str:
+    where = f"{Path(torch.__file__).resolve().parent}:{torch.__version__}"
+    return hashlib.sha256(where.encode()).hexdigest()[:8]

@@ -144,7 +144,8 @@ def triton_paged_attention(
     assert block_size == md.block_size, f"cache block size {block_size} != metadata block size {md.block_size}"
     assert num_tokens == md.num_tokens, f"{num_tokens} query tokens but metadata has {md.num_tokens}"
     assert q.dtype == k_cache.dtype == v_cache.dtype, f"dtypes differ: {q.dtype}, {k_cache.dtype}, {v_cache.dtype}"
-    for name, t in (("query_start_loc", md.query_start_loc), ("seq_lens", md.seq_lens), ("block_tables", md.block_tables)):
+    tensors = (("query_start_loc", md.query_start_loc), ("seq_lens", md.seq_lens), ("block_tables", md.block_tables))
+    for name, t in tensors:
         assert t.device == q.device, f"md.{name} is on {t.device}, queries on {q.device}"
 
     if q.dtype == torch.bfloat16 and _INTERPRETED:

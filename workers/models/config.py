@@ -7,7 +7,9 @@ bos/eos/pad, then reserved ids up to vocab_size, so every id a preset can emit d
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+
 from workers.models.errors import ModelLoadError
+from workers.models.generation_config import SamplingDefaults
 
 SUPPORTED_DTYPES = ("float32", "bfloat16", "float16")
 
@@ -37,8 +39,11 @@ class ModelConfig:
     max_position_embeddings: int = 2048
     tie_word_embeddings: bool = False
     attention_bias: bool = False  # Qwen2: biases on q/k/v projections (never on o_proj)
-    bos_token_id: int | None = None
-    eos_token_ids: tuple[int, ...] = ()  # several in Llama 3 instruct checkpoints
+    bos_token_id: int | None = None  # config.json's; prompts get the tokenizer's BOS, not this
+    # Every id that ends a sequence: generation_config.json's, config.json's and the
+    # tokenizer's eos, in that order (several in Llama 3 instruct checkpoints).
+    eos_token_ids: tuple[int, ...] = ()
+    sampling_defaults: SamplingDefaults = SamplingDefaults()  # generation_config.json's
     dtype: str = "float32"
     architecture: str = "LlamaForCausalLM"
     name: str = field(default="", compare=False)  # preset name or checkpoint directory

@@ -11,6 +11,7 @@ from typing import Any
 
 from workers.models.config import SUPPORTED_DTYPES, ModelConfig, RopeScaling
 from workers.models.errors import ModelLoadError
+from workers.models.generation_config import token_ids
 
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM")
 _MODEL_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}
@@ -40,7 +41,7 @@ def parse_hf_config(cfg: dict[str, Any], source: str = "config.json") -> ModelCo
         _refuse(cfg, source, "attention_bias", bool, f"attention biases on {arch} are not supported")
 
     rope_theta, rope_scaling = _rope(cfg, source)
-    max_pos = _int(cfg, "max_position_embeddings", source, default=2048)
+    max_pos = _context_length(cfg, source)
     sliding_window = cfg.get("sliding_window") if arch == "MistralForCausalLM" else None
     if isinstance(sliding_window, int) and sliding_window < max_pos:
         # Full attention equals sliding-window attention while the context fits in the window,
@@ -62,10 +63,22 @@ def parse_hf_config(cfg: dict[str, Any], source: str = "config.json") -> ModelCo
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         attention_bias=arch == "Qwen2ForCausalLM",
         bos_token_id=_optional_id(cfg, "bos_token_id", source),
-        eos_token_ids=_eos_ids(cfg, source),
+        eos_token_ids=token_ids(cfg, "eos_token_id", source),
         dtype=_dtype(cfg, source),
         architecture=arch,
     )
+
+
+# Where configs state the context length: max_position_embeddings in Llama, Mistral and
+# Qwen2; the others in families converted from elsewhere. The smallest one present wins.
+_CONTEXT_LENGTH_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
+                        "max_seq_length", "seq_len")
+DEFAULT_CONTEXT_LENGTH = 2048  # a config that states none (transformers' LlamaConfig default)
+
+
+def _context_length(cfg: dict[str, Any], source: str) -> int:
+    present = [_int(cfg, key, source) for key in _CONTEXT_LENGTH_KEYS if cfg.get(key) is not None]
+    return min(present, default=DEFAULT_CONTEXT_LENGTH)
 
 
 def _architecture(cfg: dict[str, Any], source: str) -> str:
@@ -129,14 +142,6 @@ def _optional_id(cfg: dict[str, Any], key: str, source: str) -> int | None:
     if value is not None and (not isinstance(value, int) or value < 0):
         raise ModelLoadError(f"{source}: field '{key}' must be a token id, got {value!r}")
     return value
-
-
-def _eos_ids(cfg: dict[str, Any], source: str) -> tuple[int, ...]:
-    value = cfg.get("eos_token_id")
-    ids = value if isinstance(value, list) else [] if value is None else [value]
-    if not all(isinstance(i, int) and i >= 0 for i in ids):
-        raise ModelLoadError(f"{source}: field 'eos_token_id' must be a token id or a list of them, got {value!r}")
-    return tuple(ids)
 
 
 def _dtype(cfg: dict[str, Any], source: str) -> str:

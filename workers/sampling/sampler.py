@@ -16,7 +16,7 @@ from workers.engine.sequence import Sequence
 from workers.sampling.grammar_mask import apply_grammar_masks
 from workers.sampling.logprobs import compute_logprobs
 from workers.sampling.masking import apply_top_k_top_p
-from workers.sampling.result import SampleResult
+from workers.sampling.result import SampleResult, TokenLogprobs
 from workers.sampling.seeding import request_generator
 
 
@@ -51,7 +51,8 @@ def sample(
             random_seqs = [seqs[i] for i in random_rows]
             token_ids[rows] = _sample_random(logits.index_select(0, rows), random_seqs, generator)
 
-    logprobs = compute_logprobs(raw_logits, token_ids, seqs) if wants_logprobs else [None] * len(seqs)
+    logprobs: list[TokenLogprobs | None] = (
+        compute_logprobs(raw_logits, token_ids, seqs) if wants_logprobs else [None] * len(seqs))
     return SampleResult(token_ids=token_ids.tolist(), logprobs=logprobs)
 
 

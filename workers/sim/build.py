@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from workers.built_engine import BuiltEngine
 from workers.config import SIM_PREFIX
+from workers.context_length import log_context_length, resolve_max_model_len
 from workers.engine.block_manager import BlockManager
 from workers.engine.engine import Engine
 from workers.engine.engine_loop import EngineLoop
@@ -35,10 +36,9 @@ def build_sim_engine(cfg: WorkerConfig) -> BuiltEngine:
     preset = get_preset(cfg.model[len(SIM_PREFIX):])
     block_size = cfg.cache.block_size
     num_blocks = preset.num_kv_blocks(block_size, cfg.cache.kv_cache_memory_bytes)
-    max_len = min(cfg.scheduler.max_model_len, preset.max_model_len)
-    if num_blocks * block_size < max_len:
-        raise SystemExit(f"SIMULATED {cfg.model}: KV pool of {num_blocks} blocks of {block_size} tokens holds less "
-                         f"than one {max_len}-token sequence; raise --kv-cache-memory or lower --max-model-len")
+    context = resolve_max_model_len(cfg.scheduler.max_model_len, preset.max_model_len, num_blocks * block_size)
+    log_context_length(context)
+    max_len = context.max_model_len
     sched_cfg = replace(cfg.scheduler, max_model_len=max_len)
     # Byte-level tokens as the built-in presets use: the ids mean nothing, the counts do.
     model_config = replace(MODEL_PRESETS["tiny"], max_position_embeddings=max_len, name=cfg.model)

@@ -57,7 +57,7 @@ def _collect(node: Any, where: str, rows: list[MeasuredStep]) -> None:
             rows.append(_row(node, where))
         elif "batch_size" in node and "mean_context" in node and ("forward_ms" in node or "step_ms" in node):
             b, ctx = int(node["batch_size"]), float(node["mean_context"])
-            ms = float(node.get("forward_ms", node.get("step_ms")))
+            ms = float(node["forward_ms"] if "forward_ms" in node else node["step_ms"])
             kv = round(b * ctx)
             rows.append(MeasuredStep(StepShape(b, b, kv, kv), ms / 1000.0))
         else:

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING
 from workers.build import build_engine
 from workers.config import WorkerConfig
 from workers.engine.config import CacheConfig, SchedulerConfig
+from workers.engine.cost_fit import MeasuredStep
 from workers.engine.engine import StepStats
 from workers.engine.runner import Runner, RunnerStats
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.engine.sequence import SamplingParams, Sequence
-from workers.engine.cost_fit import MeasuredStep
 from workers.engine.step_shape import StepShape, shape_of
 
 if TYPE_CHECKING:

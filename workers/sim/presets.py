@@ -12,9 +12,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from workers.engine.linear_cost import LinearCost
+from workers.engine.step_shape import StepCost
 from workers.sim.hardware import B200, GB, H100_SXM
 from workers.sim.host_overhead import WithHostOverhead
-from workers.engine.linear_cost import LinearCost
 from workers.sim.model_shape import (
     ModelShape,
     MoeShape,
@@ -22,7 +23,6 @@ from workers.sim.model_shape import (
     llama_attention_flops_per_pair,
 )
 from workers.sim.roofline import RooflineCost
-from workers.engine.step_shape import StepCost
 
 MEMORY_UTILIZATION = 0.9  # share of device memory a serving stack takes (vLLM's default)
 ACTIVATION_RESERVE_BYTES = 2 * GB  # per device: activations, CUDA graphs, workspace

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workers.engine.step_shape import StepShape
 from workers.sim.hardware import Hardware
 from workers.sim.model_shape import ModelShape
-from workers.engine.step_shape import StepShape
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from wsgiref.simple_server import WSGIServer
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
@@ -37,7 +38,7 @@ class WorkerTelemetry:
         self.metrics = WorkerMetrics(loop)
         self.propagator = TraceContextTextMapPropagator()
         loop.engine.on_step = self.metrics.observe_step
-        self._server = None
+        self._server: WSGIServer | None = None
         self._server_thread: threading.Thread | None = None
 
     @classmethod

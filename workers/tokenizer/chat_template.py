@@ -53,7 +53,9 @@ class ChatTemplate:
             self._template = env.from_string(source)
         except jinja2.TemplateSyntaxError as e:
             raise ChatTemplateError(f"chat template syntax error at line {e.lineno}: {e.message}") from None
-        self._special_tokens = special_tokens  # bos_token, eos_token, ... as the template expects
+        # bos_token, eos_token, ... as the template expects. A token the tokenizer lacks is
+        # left undefined, which renders as "" (as in transformers), never as "None".
+        self._special_tokens = {key: value for key, value in special_tokens.items() if value is not None}
 
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True,
                tools: list[dict[str, Any]] | None = None) -> str:

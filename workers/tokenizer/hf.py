@@ -1,4 +1,10 @@
-"""A Hugging Face `tokenizer.json` (Rust `tokenizers`) with the checkpoint's chat template."""
+"""A Hugging Face `tokenizer.json` (Rust `tokenizers`) with the checkpoint's chat template.
+
+Special tokens come from the tokenizer's own files, as transformers reads them:
+tokenizer_config.json, then special_tokens_map.json for keys it lacks. Never from the
+model's config.json: Qwen2 writes `"bos_token": null` there on purpose (its prompts have
+no BOS) while config.json still names a bos id.
+"""
 
 from __future__ import annotations
 
@@ -9,41 +15,36 @@ from typing import Any
 
 from tokenizers import Tokenizer as RustTokenizer
 
-from workers.tokenizer.errors import ChatTemplateError
 from workers.tokenizer.chat_template import ChatTemplate
+from workers.tokenizer.errors import ChatTemplateError, TokenizerFileError
 
 _SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token")
 
 
 class HFTokenizer:
     def __init__(
-        self,
-        tokenizer: RustTokenizer,
-        special_tokens: dict[str, str | None],
-        chat_template: str | None,
-        eos_token_id: int | None = None,
-        bos_token_id: int | None = None,
+        self, tokenizer: RustTokenizer, special_tokens: dict[str, str | None], chat_template: str | None
     ) -> None:
-        """special_tokens: bos_token/eos_token/... strings; the ids fall back to the arguments
-        (a model's config.json) when the tokenizer does not name them."""
+        """special_tokens: bos_token/eos_token/... strings (None: the tokenizer has none)."""
         self._tokenizer = tokenizer
-        self._bos_token_id = _token_id(tokenizer, special_tokens.get("bos_token"), bos_token_id)
-        self._eos_token_id = _token_id(tokenizer, special_tokens.get("eos_token"), eos_token_id)
+        self._bos_token_id = _token_id(tokenizer, special_tokens.get("bos_token"))
+        self._eos_token_id = _token_id(tokenizer, special_tokens.get("eos_token"))
         self._chat_template = ChatTemplate(chat_template, special_tokens) if chat_template else None
 
     @classmethod
-    def from_dir(
-        cls, path: str | Path, eos_token_id: int | None = None, bos_token_id: int | None = None
-    ) -> HFTokenizer:
-        """Reads tokenizer.json (required), tokenizer_config.json and chat_template.jinja (optional)."""
+    def from_dir(cls, path: str | Path) -> HFTokenizer:
+        """Reads tokenizer.json (required); tokenizer_config.json, special_tokens_map.json and
+        chat_template.jinja (optional)."""
         path = Path(path)
         tokenizer = RustTokenizer.from_file(str(path / "tokenizer.json"))
-        config_path = path / "tokenizer_config.json"
-        config: dict[str, Any] = json.loads(config_path.read_text()) if config_path.exists() else {}
-        special_tokens = {key: _token_content(config.get(key)) for key in _SPECIAL_TOKEN_KEYS}
+        config = _read_json(path / "tokenizer_config.json")
+        special_map = _read_json(path / "special_tokens_map.json")
+        # A key present with null in tokenizer_config.json means "none": it is not looked up elsewhere.
+        special_tokens = {key: _token_content(config[key] if key in config else special_map.get(key))
+                          for key in _SPECIAL_TOKEN_KEYS}
         template_path = path / "chat_template.jinja"  # transformers 5 saves the template beside the config
         chat_template = template_path.read_text() if template_path.exists() else _config_template(config)
-        return cls(tokenizer, special_tokens, chat_template, eos_token_id, bos_token_id)
+        return cls(tokenizer, special_tokens, chat_template)
 
     @property
     def bos_token_id(self) -> int | None:
@@ -80,9 +81,21 @@ def _token_content(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _token_id(tokenizer: RustTokenizer, token: str | None, fallback: int | None) -> int | None:
-    token_id = tokenizer.token_to_id(token) if token is not None else None
-    return token_id if token_id is not None else fallback
+def _token_id(tokenizer: RustTokenizer, token: str | None) -> int | None:
+    return tokenizer.token_to_id(token) if token is not None else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """An optional file holding a JSON object."""
+    if not path.exists():
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise TokenizerFileError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise TokenizerFileError(f"{path} must hold a JSON object")
+    return value
 
 
 def _config_template(config: dict[str, Any]) -> str | None:

@@ -13,6 +13,7 @@ import yaml
 from gateway.job import Job, LaneTicket, Sampling
 from gateway.lanes_runtime import LaneDispatcher
 from lanes import Policy, parse_policy
+from lanes.api_key import hash_api_key
 from tests.gateway.lanes.fake_clock import FakeClock, settle
 from tests.gateway.lanes.fake_pool import FakePool
 
@@ -33,8 +34,9 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
 
 def make_policy(lanes: dict[str, dict[str, Any]] | None = None,
                 endpoints: dict[str, dict[str, Any]] | None = None,
-                without_lanes: tuple[str, ...] = ()) -> Policy:
-    """The preset above; each given lane or endpoint is merged over its preset (or added)."""
+                without_lanes: tuple[str, ...] = (), tenants: dict[str, dict[str, Any]] | None = None) -> Policy:
+    """The preset above; each given lane or endpoint is merged over its preset (or added).
+    Each tenant gets a key (sk-NAME) and every endpoint unless it says otherwise."""
     merged_lanes = _merged(LANES, lanes or {})
     data = {
         "version": 1,
@@ -42,6 +44,9 @@ def make_policy(lanes: dict[str, dict[str, Any]] | None = None,
         "auth": {"required": False},
         "lanes": {name: spec for name, spec in merged_lanes.items() if name not in without_lanes},
         "endpoints": _merged(ENDPOINTS, endpoints or {}),
+        "tenants": {name: {"endpoints": "*", **({} if name == "anonymous" else
+                                                {"keys_sha256": [hash_api_key(f"sk-{name}")]}), **spec}
+                    for name, spec in (tenants or {}).items()},
     }
     return parse_policy(yaml.safe_dump(data), "test-policy.yaml")
 
@@ -51,17 +56,18 @@ def _merged(base: dict[str, dict[str, Any]], over: dict[str, dict[str, Any]]) ->
 
 
 def make_job(policy: Policy, now: float, endpoint: str = "chat", *, deadline_ms: float | None = None,
-             lane: str | None = None) -> Job:
+             lane: str | None = None, tenant: str = "anonymous", max_tokens: int = 16,
+             prompt_tokens: int = 2) -> Job:
     """A job as gateway.intake builds it: the endpoint's lane, deadline = min(lane wait, client's)."""
     lane_name = lane or policy.endpoints[endpoint].lane
     spec = policy.lanes[lane_name]
-    ticket = LaneTicket(name=lane_name, priority=spec.priority, preemptible=spec.preemptible,
-                        backfill=spec.backfill)
+    ticket = LaneTicket.for_lane(lane_name, spec)
     deadline = now + spec.max_queue_wait_ms / 1000.0
     if deadline_ms is not None:
         deadline = min(deadline, now + deadline_ms / 1000.0)
-    return Job(endpoint=endpoint, tenant="anonymous", kind="completion", prompt="hello",
-               sampling=Sampling(max_tokens=16), lane=ticket, stream=False, prompt_tokens_estimate=2,
+    return Job(endpoint=endpoint, tenant=tenant, kind="completion", prompt="hello",
+               sampling=Sampling(max_tokens=max_tokens), lane=ticket, stream=False,
+               prompt_tokens_estimate=prompt_tokens,
                deadline=deadline, created=now)
 
 
@@ -101,9 +107,10 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def running(policy: Policy | None = None, **pool_fields: Any) -> AsyncIterator[Rig]:
+async def running(policy: Policy | None = None, pool: Any = None, **pool_fields: Any) -> AsyncIterator[Rig]:
+    """A dispatcher on a fake clock; on a FakePool made of pool_fields unless `pool` is given."""
     policy = policy or make_policy()
-    pool, clock = FakePool(**pool_fields), FakeClock()
+    pool, clock = pool if pool is not None else FakePool(**pool_fields), FakeClock()
     dispatcher = LaneDispatcher(policy, pool, clock=clock)  # type: ignore[arg-type]
     await dispatcher.start()
     rig = Rig(dispatcher, pool, clock, policy, t0=clock.now())

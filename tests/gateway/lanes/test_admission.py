@@ -3,6 +3,8 @@
 import pytest
 
 from gateway.errors import APIError
+from gateway.job import LaneLoad, WorkerLoad
+from gateway.lanes_runtime.admission import BUDGET, Backlog, check_admission
 from tests.gateway.lanes.factories import make_policy, running
 
 pytestmark = pytest.mark.anyio
@@ -133,3 +135,86 @@ async def test_jobs_that_start_or_fail_stop_counting_as_backlog():
         stats = rig.stats("streaming")
         assert (stats.num_unstarted, stats.num_in_flight) == (0, 0)
         assert stats.seconds_per_first_token == pytest.approx(0.3)
+
+
+# -- the workers' own prediction (check_admission is pure: no rig needed) --------------------
+
+def _bulk_lane(wait_ms: float) -> LaneLoad:
+    return LaneLoad("bulk", priority=2, preemptible=True, num_running=30, num_waiting=32,
+                    num_queued_prefill_tokens=19_200, predicted_wait_ms=wait_ms)
+
+
+def _admit(endpoint: str, *loads: WorkerLoad, num_queued: int = 0, seconds_per_job: float | None = None):
+    policy = make_policy()
+    lane_name = policy.endpoints[endpoint].lane
+    return check_admission(lane_name=lane_name, lane=policy.lanes[lane_name], endpoint_name=endpoint,
+                           endpoint=policy.endpoints[endpoint], deadline=None, now=0.0,
+                           backlog=Backlog(num_queued=num_queued, seconds_per_job=seconds_per_job,
+                                           worker_loads=loads))
+
+
+def test_a_bulk_backlog_on_the_worker_does_not_refuse_an_interactive_request():
+    # 30 s of bulk prefill ahead on the only worker: bulk is preemptible and less urgent.
+    worker = WorkerLoad(num_running=30, num_waiting=32, max_num_seqs=64, lanes=(_bulk_lane(30_000),))
+    assert _admit("inline", worker) is None
+    assert _admit("chat", worker) is None
+
+
+def test_an_interactive_backlog_on_the_worker_refuses_an_interactive_request():
+    # inline: slo.ttft_p95_ms 300. The worker predicts 450 ms of interactive prefill ahead.
+    interactive = LaneLoad("interactive", priority=0, preemptible=False, num_waiting=9, predicted_wait_ms=450)
+    worker = WorkerLoad(num_waiting=9, max_num_seqs=64, lanes=(interactive, _bulk_lane(30_000)))
+    refusal = _admit("inline", worker)
+    assert refusal is not None and refusal.reason == BUDGET
+    assert "450 ms" in refusal.message and "slo.ttft_p95_ms" in refusal.message
+    assert refusal.retry_after_s == pytest.approx(0.45)
+
+
+def test_a_streaming_request_counts_more_urgent_latency_lanes_but_not_bulk():
+    # chat (streaming, priority 1): ttft_p95_ms 2000. Its own lane is idle on this worker.
+    interactive = LaneLoad("interactive", priority=0, preemptible=False, predicted_wait_ms=2500)
+    assert _admit("chat", WorkerLoad(lanes=(interactive,))) is not None, "interactive work goes first"
+    assert _admit("chat", WorkerLoad(lanes=(_bulk_lane(60_000),))) is None, "bulk gives way"
+
+
+def test_the_least_busy_worker_decides_and_the_lane_queue_adds_to_it():
+    busy = WorkerLoad(lanes=(LaneLoad("interactive", 0, False, predicted_wait_ms=5000),))
+    idle = WorkerLoad(lanes=(LaneLoad("interactive", 0, False, predicted_wait_ms=200),))
+    assert _admit("inline", busy, idle) is None, "it would go to the worker with 200 ms ahead"
+    # 200 ms on the worker plus 2 queued jobs leaving 60 ms apart: 320 ms > 300 ms.
+    refusal = _admit("inline", busy, idle, num_queued=2, seconds_per_job=0.06)
+    assert refusal is not None and "320 ms" in refusal.message
+
+
+def test_a_worker_without_a_cost_model_predicts_nothing():
+    # Token mode (or an older worker): every wait reads 0, and the other predictions decide.
+    token_mode = WorkerLoad(num_running=64, max_num_seqs=64, lanes=(LaneLoad("interactive", 0, False),))
+    assert _admit("inline", token_mode, WorkerLoad()) is None
+
+
+async def test_the_dispatcher_reads_the_healthy_workers_reports_and_keeps_its_prediction():
+    async with running() as rig:
+        rig.pool.reports = [WorkerLoad(lanes=(_bulk_lane(30_000),
+                                              LaneLoad("interactive", 0, False, predicted_wait_ms=120)))]
+        inline = rig.job("inline")
+        task = await rig.submit(inline)
+        await rig.until(ms=10)
+        assert task.done() and task.exception() is None
+        assert inline.predicted_wait_s == pytest.approx(0.120), "the worker's 120 ms, not bulk's 30 s"
+
+        rig.pool.reports = [WorkerLoad(lanes=(LaneLoad("interactive", 0, False, predicted_wait_ms=400),))]
+        err = refusal_of(await rig.submit(rig.job("inline")))
+        assert err.code == "budget" and "400 ms" in err.message
+        assert rig.stats("interactive").num_refused == {"budget": 1}
+@pytest.mark.parametrize("endpoint", ["inline", "nightly"])  # interactive, and bulk with its hour-long wait
+async def test_with_no_healthy_worker_admission_refuses_at_once_with_503_and_retry_after(endpoint):
+    async with running(has_workers=False) as rig:
+        lane = rig.job(endpoint).lane.name
+        err = refusal_of(await rig.submit(rig.job(endpoint)))
+        assert err.status == 503 and int(err.headers["Retry-After"]) >= 1
+        assert "no healthy worker" in err.message
+        assert rig.pool.picks == [] and rig.stats(lane).queue_depth == 0
+        rig.pool.has_workers = True  # a worker is back: the next request is admitted and leaves
+        admitted = await rig.submit(rig.job(endpoint))
+        await rig.until(ms=100)  # both lanes' batch windows have closed
+        assert admitted.done() and admitted.exception() is None and admitted.result() in rig.pool.workers

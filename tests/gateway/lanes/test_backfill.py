@@ -2,8 +2,10 @@
 
 import pytest
 
+from gateway.job import WorkerLoad
 from gateway.lanes_runtime.dispatcher import TICK_S
 from tests.gateway.lanes.factories import make_policy, running
+from tests.gateway.lanes.fake_pool import FakeWorker, pool_of, timed
 
 pytestmark = pytest.mark.anyio
 
@@ -54,3 +56,19 @@ async def test_interactive_latency_does_not_depend_on_the_bulk_backlog():
         await rig.until(ms=10)
         assert task.done() and inline.queue_wait_s == pytest.approx(0.010)
         assert rig.stats("bulk").queue_depth == 2000
+
+
+async def test_bulk_leaves_into_the_workers_step_time_headroom_not_their_free_slots():
+    # A real WorkerPool over one fake worker: 28 free slots, but its steps have time for 2 more
+    # bulk sequences beside its streams. Then it reports no step budget: free slots count again.
+    worker = FakeWorker("w0", timed(num_bulk_slots=2))
+    async with running(pool=pool_of(worker)) as rig:
+        jobs, tasks = await rig.submit_many("nightly", 5)
+        await rig.until(ms=50)  # bulk's window
+        assert [t.done() for t in tasks] == [True] * 2 + [False] * 3
+        assert jobs[0].batch_size == 2
+
+        worker.load = WorkerLoad(num_running=6, max_num_seqs=32)  # token mode: 26 free slots
+        rig.dispatcher.pool.changed.set()
+        await rig.until(ms=60)
+        assert all(t.done() for t in tasks)

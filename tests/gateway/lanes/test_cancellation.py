@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from tests.gateway.lanes.fake_clock import settle
 from tests.gateway.lanes.factories import running
+from tests.gateway.lanes.fake_clock import settle
 
 pytestmark = pytest.mark.anyio
 

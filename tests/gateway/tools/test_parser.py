@@ -97,7 +97,8 @@ def test_any_chunking_gives_the_same_result(text: str, cuts: list[int]) -> None:
 
 def test_a_call_is_announced_once_with_id_and_name_then_arguments_stream() -> None:
     _, _, deltas = _parse(LLAMA3_ONE, cuts=list(range(len(LLAMA3_ONE))))
-    assert (deltas[0].index, deltas[0].id, deltas[0].name, deltas[0].arguments) == (0, "call_0", "get_current_weather", "")
+    first = deltas[0]
+    assert (first.index, first.id, first.name, first.arguments) == (0, "call_0", "get_current_weather", "")
     assert all(d.id is None and d.name is None for d in deltas[1:])
     assert len(deltas) > 10, "arguments arrive in many fragments, as the model writes them"
     assert "".join(d.arguments for d in deltas) == '{"location": "Boston, MA", "unit": "celsius"}'

@@ -64,7 +64,10 @@ def test_invalid_bytes_stream_with_a_short_window() -> None:
     detok = IncrementalDetokenizer(tokenizer, PROMPT)
     output = [0x80] * 300 + list("é".encode())
     deltas = _stream(detok, output)
-    assert "".join(deltas[:300]) == REPLACEMENT_CHAR * 299  # all but the still-open last one
+    # Invalid bytes are held like an unfinished character until they outlast one (at most
+    # 4 tokens), so the stream lags by a few tokens but keeps flowing.
+    streamed = "".join(deltas[:300])
+    assert set(streamed) == {REPLACEMENT_CHAR} and len(streamed) >= 300 - 9
     assert "".join(deltas) + detok.flush() == bytes(output).decode(errors="replace")
     assert max(tokenizer.decoded_lengths) <= 16
 

@@ -1,6 +1,12 @@
-"""A real engine (scheduler, block manager, model runner, sampler) over a real model, for tests."""
+"""A real engine (scheduler, block manager, model runner, sampler) over a real model, for tests.
+
+On CPU by default; LANEWAY_TEST_DEVICE=cuda (scripts/gpu_check.sh) runs the same tests with
+the model, KV pool and Triton attention on the GPU, against the same CPU references.
+"""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -17,9 +23,10 @@ from workers.sampling.sampler import sample
 
 def make_engine(spec: str = "tiny", *, num_blocks: int = 256, block_size: int = 4, budget: int = 7,
                 max_num_seqs: int = 16, prefix_caching: bool = True, max_model_len: int = 256) -> Engine:
-    model, config, tokenizer = load_model(spec, dtype="float32")
+    device = torch.device(os.environ.get("LANEWAY_TEST_DEVICE", "cpu"))
+    model, config, tokenizer = load_model(spec, dtype="float32", device=device)
     runtime = CacheRuntime(num_blocks=num_blocks, block_size=block_size)
-    runner = ModelRunner(model, config, runtime, torch.float32, torch.device("cpu"))
+    runner = ModelRunner(model, config, runtime, torch.float32, device)
     sched = Scheduler(SchedulerConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=budget,
                                       max_model_len=max_model_len),
                       BlockManager(num_blocks, block_size, prefix_caching))

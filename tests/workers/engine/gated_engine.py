@@ -10,12 +10,12 @@ import torch
 from workers.engine.block_manager import BlockManager
 from workers.engine.config import SchedulerConfig
 from workers.engine.engine import Engine
+from workers.engine.linear_cost import LinearCost
 from workers.engine.runner import RunnerStats
 from workers.engine.scheduler import Scheduler
 from workers.engine.scheduler_output import SchedulerOutput
 from workers.models.config import PRESETS
 from workers.sampling.sampler import sample
-from workers.engine.linear_cost import LinearCost
 from workers.sim.sim_runner import SimRunner
 from workers.tokenizer import ByteTokenizer
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tests.workers.engine.factories import make_seq
@@ -249,6 +252,31 @@ def test_chained_hash_collision_with_equal_tokens_is_a_miss(monkeypatch: pytest.
     assert c.block_table[1] not in e.block_table, "K/V computed after [9, 9, 9, 9] reused after [1..4]"
     assert e.num_computed_tokens == 4
     bm.check_integrity([a, c, e])
+
+
+_HASH_CHAIN = """
+from workers.engine.prefix_cache import hash_block_tokens
+first = hash_block_tokens(None, (1, 2, 3, 4))
+print(first, hash_block_tokens(first, (5, 6, 7, 8)))
+"""
+
+
+def test_block_hashes_agree_across_processes() -> None:
+    # Cache-aware routing compares hashes computed in other processes: each run below is a
+    # fresh interpreter (its own hash(None) and string salt), and all must agree.
+    runs = {subprocess.run([sys.executable, "-c", _HASH_CHAIN], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed}).stdout for seed in ("random", "0", "1")}
+    first = prefix_cache.hash_block_tokens(None, (1, 2, 3, 4))
+    assert runs == {f"{first} {prefix_cache.hash_block_tokens(first, (5, 6, 7, 8))}\n"}
+    # Pinned: a change of the hash function is a change of what workers and routers share.
+    assert first == 0xd2e09b25a4e6a3eb
+
+
+def test_block_hash_depends_on_parent_and_every_token() -> None:
+    h = prefix_cache.hash_block_tokens
+    base = h(None, (1, 2, 3, 4))
+    assert len({base, h(0, (1, 2, 3, 4)), h(None, (1, 2, 3, 5)), h(None, (2, 1, 3, 4)), h(base, (1, 2, 3, 4))}) == 5
+    assert 0 <= base < 2**64
 
 
 def test_prefix_caching_disabled() -> None:

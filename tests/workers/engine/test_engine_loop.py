@@ -57,3 +57,57 @@ def test_bad_sequences_are_refused_alone_and_the_engine_keeps_serving() -> None:
     assert loop.fatal_error is None
     engine.scheduler.check_integrity()
     assert engine.scheduler.block_manager.num_free_blocks == 8
+
+
+def test_an_engine_failure_reports_first_then_fails_every_request_and_every_later_one() -> None:
+    engine, runner = make_gated_engine()
+    loop = EngineLoop(engine)
+    events: list[str] = []
+    loop.on_fatal = lambda exc: events.append(f"on_fatal {exc.__class__.__name__}")
+
+    def failing_pass(out: object) -> None:
+        raise MemoryError("out of device memory")
+
+    runner.run = failing_pass  # type: ignore[method-assign]
+    running, running_out = _seq("running", [1, 2, 3], max_tokens=4)
+    running.on_output = lambda out: (events.append(f"output {out.seq_id}"), running_out.put(out))
+    loop.add(running)
+    loop.start()
+    try:
+        failed = _until_finished(running_out)
+        late, late_out = _seq("late", [4, 5], max_tokens=2)
+        loop.add(late)  # the thread is gone: the error comes from add() itself
+        late_failed = _until_finished(late_out)
+    finally:
+        loop.stop()
+
+    assert events == ["on_fatal MemoryError", "output running"], "health must hear of it before any stream"
+    assert isinstance(loop.fatal_error, MemoryError)
+    for outs in (failed, late_failed):
+        assert len(outs) == 1 and outs[0].finish_reason == "abort" and outs[0].error == "engine failure: MemoryError"
+
+
+def test_a_request_whose_tokenizer_fails_before_it_is_queued_fails_alone() -> None:
+    engine, runner = make_gated_engine()
+    decode = engine.tokenizer.decode
+
+    def picky_decode(ids, skip_special_tokens: bool = True) -> str:
+        if 99 in ids:
+            raise KeyError("token 99 has no piece in this vocabulary")
+        return decode(ids, skip_special_tokens)
+
+    engine.tokenizer.decode = picky_decode  # type: ignore[method-assign]
+    loop = EngineLoop(engine)
+    odd, odd_out = _seq("odd", [1, 99, 3], max_tokens=2)
+    fine, fine_out = _seq("fine", [1, 2, 3], max_tokens=2)
+    loop.add(odd)
+    loop.add(fine)
+    runner.gate.set()
+    loop.start()
+    try:
+        refused, served = _until_finished(odd_out), _until_finished(fine_out)
+    finally:
+        loop.stop()
+    assert len(refused) == 1 and refused[0].error == "request failed: KeyError"
+    assert sum(len(o.token_ids) for o in served) == 2 and served[-1].error is None
+    assert loop.fatal_error is None and not engine.has_work()

@@ -11,7 +11,7 @@ from tests.workers.engine.factories import (
     run_until_done,
     step,
 )
-from workers.engine.sequence import LanePolicy, Sequence, SeqStatus
+from workers.engine.sequence import LanePolicy, SeqStatus, Sequence
 
 
 def reference_output(seq: Sequence) -> list[int]:
@@ -135,7 +135,7 @@ def test_non_preemptible_lane_is_not_preempted_by_a_waiting_seq() -> None:
     streaming = make_seq("streaming", prompt_len=12, max_tokens=4, lane=STREAMING)
     sched.add(streaming)
     step(sched)
-    urgent = make_seq("urgent", prompt_len=8, max_tokens=2, lane=INTERACTIVE)
+    urgent = make_seq("urgent", prompt_len=7, max_tokens=1, lane=INTERACTIVE)  # needs 2 of the 4 blocks
     sched.add(urgent)
     results = run_until_done(sched)
     assert all(not r.output.preempted for r in results)
@@ -168,20 +168,22 @@ def test_preempted_seq_keeps_its_place_ahead_of_newer_seqs() -> None:
 
 
 def test_preempting_an_already_scheduled_decode_returns_its_tokens() -> None:
+    # Bulk goes last in a step, so the victim already scheduled is another bulk seq: b_new
+    # sat the last step out, goes first this step (turns), then b_old needs a block to grow
+    # and takes b_new's, tokens and all.
     sched = make_scheduler(num_blocks=4, block_size=4, max_num_batched_tokens=8)
-    floor = LanePolicy(name="bulk", priority=2, preemptible=True, min_share=0.25)
-    bulk = make_seq("bulk", prompt_len=4, max_tokens=10, lane=floor)
-    sched.add(bulk)
-    step(sched)
-    urgent = make_seq("urgent", prompt_len=15, max_tokens=1, lane=INTERACTIVE)
-    sched.add(urgent)
-    assert [(c.seq_id, c.num_new_tokens) for c in step(sched).chunks] == [("bulk", 1), ("urgent", 7)]
-    # Bulk's min_share slice goes before latency prefill, so bulk is scheduled before
-    # urgent's next chunk needs its blocks.
+    b_old = make_seq("b-old", prompt_len=7, max_tokens=10, lane=BULK)
+    b_new = make_seq("b-new", prompt_len=7, max_tokens=10, lane=BULK)
+    sched.add(b_old)
+    sched.add(b_new)
+    assert [(c.seq_id, c.num_new_tokens) for c in step(sched).chunks] == [("b-old", 7), ("b-new", 1)]
+    assert [(c.seq_id, c.num_new_tokens) for c in step(sched).chunks] == [("b-old", 1), ("b-new", 6)]
+    # b-new got its first token a step later, so it goes first now; b-old (8 tokens, 2 blocks)
+    # needs a third block for its next token and the cache is full.
     result = step(sched)
-    assert result.output.preempted == [bulk]
-    assert result.ids == ["urgent"]
-    assert result.output.num_batched_tokens == 7
+    assert result.output.preempted == [b_new]
+    assert result.ids == ["b-old"]
+    assert result.output.num_batched_tokens == 1
 
 
 def test_victim_is_the_least_urgent_by_sort_key_deadline_included() -> None:
@@ -242,3 +244,22 @@ def test_a_victim_has_first_claim_over_less_urgent_waiting_seqs() -> None:
     assert result.output.preempted == [victim]
     assert result.ids == ["urgent"]  # newer would fit in what is left, but victim comes first
     assert sched.waiting == (victim, newer)
+
+
+def test_cached_tokens_count_the_prompt_as_first_admitted_not_the_recompute() -> None:
+    # The victim's generated tokens fill a block that is cached when it is preempted, so its
+    # recompute hits more tokens than its prompt has: usage reports the first admission.
+    sched = make_scheduler(num_blocks=4, block_size=4, max_num_batched_tokens=64)
+    victim = make_seq("victim", prompt_len=4, max_tokens=12, lane=BULK)
+    sched.add(victim)
+    for _ in range(6):
+        step(sched)
+    assert victim.num_computed_tokens == 9 and victim.num_cached_tokens == 0
+    urgent = make_seq("urgent", prompt_len=7, max_tokens=1, lane=INTERACTIVE)  # needs 2 of the 4 blocks
+    sched.add(urgent)
+    assert step(sched).output.preempted == [victim]
+    results = run_until_done(sched)
+    readmitted = next(c for r in results for c in r.chunks if c.seq_id == "victim")
+    assert readmitted.start == 8, "the recompute hit the victim's prompt and generated blocks"
+    assert victim.status == SeqStatus.FINISHED_LENGTH and victim.num_preemptions == 1
+    assert victim.num_cached_tokens == 0 <= victim.num_prompt_tokens

@@ -17,7 +17,7 @@ from tests.workers.engine.factories import make_scheduler, make_seq
 from tests.workers.engine.fake_kv import FakeKVModel
 from workers.engine.scheduler import Scheduler
 from workers.engine.scheduler_output import SchedulerOutput
-from workers.engine.sequence import LanePolicy, Sequence, SeqStatus
+from workers.engine.sequence import LanePolicy, SeqStatus, Sequence
 
 LANES = (
     LanePolicy(name="interactive", priority=0, preemptible=False),

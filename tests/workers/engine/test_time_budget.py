@@ -14,7 +14,7 @@ from tests.workers.engine.factories import INTERACTIVE, STREAMING, make_schedule
 from workers.engine.linear_cost import LinearCost
 from workers.engine.scheduler import MIN_URGENT_CHUNK, TBT_HEADROOM
 from workers.engine.sequence import LanePolicy, LatencyTargets
-from workers.engine.step_shape import StepShape, shape_of
+from workers.engine.step_shape import StepShape
 
 COST = LinearCost(fixed_s=0.010, per_token_s=0.002)
 STREAM = LatencyTargets(ttft_s=1.5, tbt_s=0.100)
@@ -174,8 +174,9 @@ def test_the_most_urgent_prompt_gets_a_chunk_even_when_streams_fill_the_step() -
     tight = LatencyTargets(ttft_s=5.0, tbt_s=0.040)  # 32 ms: 11 tokens a step
     for i in range(20):
         sched.add(make_seq(f"s{i}", prompt_len=8, max_tokens=100, lane=STREAMING, targets=tight))
-    for _ in range(3):
+    while len(sched.running) < 20 or any(s.is_prefill for s in sched.running):
         step(sched)
+    assert COST.step_time(StepShape.decode(20, 20)) > 0.032  # the streams alone fill the step
     sched.add(make_seq("inline", prompt_len=100, max_tokens=4, lane=INTERACTIVE, targets=INLINE))
     result = step(sched)
     chunk = next(c for c in result.chunks if c.seq_id == "inline")
@@ -202,3 +203,31 @@ def test_bulk_headroom_shrinks_as_latency_work_fills_the_budget() -> None:
         sched.add(make_seq(f"s{i}", prompt_len=8, max_tokens=100, lane=STREAMING, targets=STREAM))
     step(sched)
     assert 0 <= sched.num_bulk_slots() < roomy
+
+
+def test_a_bulk_floor_keeps_headroom_open_when_streams_fill_the_budget() -> None:
+    sched = big_scheduler()
+    slow_stream = LatencyTargets(ttft_s=5.0, tbt_s=0.060)  # 48 ms; 30 decodes cost 70 ms
+    b0 = make_seq("b0", prompt_len=8, max_tokens=2, lane=bulk_lane(0.25))
+    sched.add(b0)
+    for i in range(30):
+        sched.add(make_seq(f"s{i}", prompt_len=8, max_tokens=500, lane=STREAMING, targets=slow_stream))
+    for _ in range(100):
+        step(sched)
+        if len(sched.running) == 30 and not any(s.is_prefill for s in sched.running):
+            break
+    # b0 is done: no bulk here now, but its lane's floor is remembered.
+    assert b0.status.is_finished and not any(s.lane.is_deferrable for s in sched.running)
+    # 25% of 48 ms is 12 ms: six more bulk decodes at 2 ms each.
+    assert sched.num_bulk_slots() == 6
+
+
+def test_running_streams_never_skip_a_step_even_over_the_budget() -> None:
+    sched = big_scheduler()
+    tight = LatencyTargets(ttft_s=5.0, tbt_s=0.040)  # 32 ms: 11 decodes fit
+    for i in range(30):
+        sched.add(make_seq(f"s{i}", prompt_len=8, max_tokens=500, lane=STREAMING, targets=tight))
+    for _ in range(40):
+        running_before = {s.seq_id for s in sched.running if not s.is_prefill}
+        result = step(sched)
+        assert running_before <= set(result.ids), "a running stream sat a step out"

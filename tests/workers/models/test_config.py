@@ -80,6 +80,15 @@ def test_qwen2_and_mistral():
     assert without_window.max_position_embeddings == 512
 
 
+def test_context_length_from_the_usual_fields():
+    without = {k: v for k, v in LLAMA.items() if k != "max_position_embeddings"}
+    assert parse_hf_config(without).max_position_embeddings == 2048  # none stated: transformers' default
+    assert parse_hf_config({**without, "seq_length": 8192}).max_position_embeddings == 8192
+    assert parse_hf_config({**LLAMA, "max_sequence_length": 300}).max_position_embeddings == 300  # the smallest
+    with pytest.raises(ModelLoadError, match="field 'n_positions' must be a positive integer"):
+        parse_hf_config({**LLAMA, "n_positions": "long"})
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -33,7 +33,8 @@ def test_unpack_bitmask_reads_bit_t_of_word_t_div_32(words: list[int], vocab_sla
 
 def test_grammar_rows_keep_only_legal_tokens_and_other_rows_are_untouched() -> None:
     logits = torch.randn(3, VOCAB_SIZE, generator=torch.Generator().manual_seed(0))
-    seqs = [_seq(None, "free"), _seq(OutputConstraint("regex", "[xy]z"), "re"), _seq(OutputConstraint("json_object"), "j")]
+    seqs = [_seq(None, "free"), _seq(OutputConstraint("regex", "[xy]z"), "re"),
+            _seq(OutputConstraint("json_object"), "j")]
     masked = apply_grammar_masks(logits, seqs)
     assert torch.equal(masked[0], logits[0])
     assert torch.isfinite(masked[1]).nonzero().flatten().tolist() == [ord("x"), ord("y")]

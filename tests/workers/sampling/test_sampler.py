@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from tests.workers.sampling.factories import frequencies, logits_for_probs, make_seq
-from workers.sampling import sample
 from workers.engine.sequence import Sequence
+from workers.sampling import sample
 from workers.sampling import sampler as sampler_module
 
 VOCAB = 40

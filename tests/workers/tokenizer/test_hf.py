@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests.workers.tokenizer.factories import write_hf_tokenizer
-from workers.tokenizer import ChatTemplateError, HFTokenizer
+from workers.tokenizer import ChatTemplateError, HFTokenizer, TokenizerFileError
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +59,41 @@ def test_jinja_file_and_named_templates(tmp_path):
     assert HFTokenizer.from_dir(path).apply_chat_template([]) == "</s>"
 
 
-def test_missing_template_and_fallback_ids(tmp_path):
+def test_missing_template_and_special_tokens(tmp_path):
     path = write_hf_tokenizer(tmp_path, chat_template=None)
     (path / "tokenizer_config.json").unlink()
-    tok = HFTokenizer.from_dir(path, eos_token_id=7, bos_token_id=None)
-    assert (tok.bos_token_id, tok.eos_token_id) == (None, 7)
+    tok = HFTokenizer.from_dir(path)
+    assert (tok.bos_token_id, tok.eos_token_id) == (None, None)  # the loader adds config.json's eos ids
     with pytest.raises(ChatTemplateError, match="no chat template"):
         tok.apply_chat_template([{"role": "user", "content": "x"}])
+
+
+def test_null_bos_in_tokenizer_config_means_no_bos(tmp_path):
+    # Qwen2: "bos_token": null, and special_tokens_map.json must not bring one back.
+    path = write_hf_tokenizer(tmp_path)
+    config = json.loads((path / "tokenizer_config.json").read_text())
+    (path / "tokenizer_config.json").write_text(json.dumps({**config, "bos_token": None}))
+    (path / "special_tokens_map.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>"}))
+    tok = HFTokenizer.from_dir(path)
+    assert (tok.bos_token_id, tok.eos_token_id) == (None, 2)
+    assert tok.apply_chat_template([{"role": "user", "content": "hi"}]) == "[user] hi</s>\n[assistant] "
+
+
+def test_special_tokens_map_fills_keys_tokenizer_config_lacks(tmp_path):
+    path = write_hf_tokenizer(tmp_path)
+    (path / "tokenizer_config.json").write_text(json.dumps({"unk_token": "<unk>"}))
+    (path / "special_tokens_map.json").write_text(json.dumps({"bos_token": {"content": "<s>"}, "eos_token": "</s>"}))
+    assert (HFTokenizer.from_dir(path).bos_token_id, HFTokenizer.from_dir(path).eos_token_id) == (1, 2)
+
+
+def test_malformed_tokenizer_files_are_named(tmp_path):
+    path = write_hf_tokenizer(tmp_path)
+    (path / "special_tokens_map.json").write_text("{nope")
+    with pytest.raises(TokenizerFileError, match=r"special_tokens_map.json is not valid JSON"):
+        HFTokenizer.from_dir(path)
+    (path / "special_tokens_map.json").write_text("[]")
+    with pytest.raises(TokenizerFileError, match=r"special_tokens_map.json must hold a JSON object"):
+        HFTokenizer.from_dir(path)
 
 
 def test_template_syntax_error_at_load(tmp_path):

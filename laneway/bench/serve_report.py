@@ -1,0 +1,102 @@
+"""The `laneway bench serve` section of docs/benchmarks.md: table, gateway overhead, targets (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from laneway.bench.serve_stats import LevelResult
+
+START, END = "<!-- bench:serve:start -->", "<!-- bench:serve:end -->"
+LANEWAY, DIRECT = "Laneway (gateway + worker)", "Laneway worker, direct gRPC (no gateway)"
+LANEWAY_NO_LANES = "Laneway gateway --no-lanes + worker"
+ENGINE = "Laneway engine in-process"
+
+
+@dataclass(frozen=True)
+class ServeReport:
+    command: str
+    machine: str
+    versions: str
+    shape: str
+    results: Sequence[LevelResult]  # medians over repeats, one per system and level
+    engine_rates: dict[str, float]  # label -> in-process batch-1 decode tok/s (median)
+    num_repeats: int
+    notes: Sequence[str] = ()
+
+
+def _f(v: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    return "–" if v is None else f"{v * scale:.{digits}f}"
+
+
+def find(results: Sequence[LevelResult], system: str, concurrency: int) -> LevelResult | None:
+    return next((r for r in results if r.system == system and r.concurrency == concurrency), None)
+
+
+def gateway_overhead(results: Sequence[LevelResult], gateway: str = LANEWAY) -> dict[str, float] | None:
+    """What the gateway adds at one stream: TTFT p50/p99 difference (ms) and per-token time share."""
+    gw, direct = find(results, gateway, 1), find(results, DIRECT, 1)
+    if gw is None or direct is None or None in (gw.ttft_p50_s, direct.ttft_p50_s, gw.per_stream_tok_s,
+                                                 direct.per_stream_tok_s):
+        return None
+    return {
+        "ttft_p50_ms": (gw.ttft_p50_s - direct.ttft_p50_s) * 1e3,  # type: ignore[operator]
+        "ttft_p99_ms": (gw.ttft_p99_s - direct.ttft_p99_s) * 1e3,  # type: ignore[operator]
+        "per_token_pct": (1.0 / gw.per_stream_tok_s - 1.0 / direct.per_stream_tok_s)  # type: ignore[operator]
+        * direct.per_stream_tok_s * 100.0,
+    }
+
+
+def render(report: ServeReport) -> str:
+    levels = sorted({r.concurrency for r in report.results})
+    systems = list(dict.fromkeys(r.system for r in report.results))
+    lines = [START, "## Serving: one stream to 32, Laneway against peers on the same weights", "",
+             "Reproduce (every number below comes from this one command, on this machine):", "",
+             "```bash", report.command, "```", "",
+             f"- Machine: {report.machine}", f"- Versions: {report.versions}",
+             f"- Requests: {report.shape}; closed loop (each of c streams sends its next request when its last "
+             f"ended); every system run one after the other in each of {report.num_repeats} rounds; each cell "
+             "is the median of the rounds.",
+             "- per-stream tok/s: (tokens - 1) / (last token - first token), median over streams; aggregate: all "
+             "output tokens / the level's wall time.", ""]
+    head = "| system | " + " | ".join(f"c={c} tok/s per stream | c={c} aggregate tok/s | c={c} TTFT p50 / p95 ms"
+                                      for c in levels) + " |"
+    lines += [head, "|---|" + "---:|---:|---:|" * len(levels)]
+    for label, rate in report.engine_rates.items():
+        cells = [f"{rate:.1f}", "", ""] + ["", "", ""] * (len(levels) - 1)
+        lines.append(f"| {ENGINE}, batch 1, {label} | " + " | ".join(cells) + " |")
+    for system in systems:
+        cells = []
+        for c in levels:
+            r = find(report.results, system, c)
+            if r is None:
+                cells += ["", "", ""]
+                continue
+            why = ", ".join(f"{n} {reason}" for reason, n in sorted(r.failures.items()))
+            failed = f" ({r.num_failed} of {r.num_requests} failed: {why})" if r.num_failed else ""
+            cells += [_f(r.per_stream_tok_s), _f(r.aggregate_tok_s) + failed,
+                      f"{_f(r.ttft_p50_s, 1e3, 0)} / {_f(r.ttft_p95_s, 1e3, 0)}"]
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for gateway in (LANEWAY, LANEWAY_NO_LANES):
+        over = gateway_overhead(report.results, gateway)
+        if over is not None:
+            lines.append(f"- Added at c=1 by `{gateway}` (minus the same worker over direct gRPC): TTFT p50 "
+                         f"{over['ttft_p50_ms']:+.1f} ms, p99 {over['ttft_p99_ms']:+.1f} ms; per-token time "
+                         f"{over['per_token_pct']:+.1f}%.")
+    lines += [f"- {n}" for n in report.notes]
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace this benchmark's section of `path`, or append it."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        text = before + section + ("\n" + after if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)

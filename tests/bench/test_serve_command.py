@@ -1,0 +1,28 @@
+"""`laneway bench serve` end to end on the tiny preset: real worker and gateway processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from laneway.bench.serve_report import DIRECT, END, LANEWAY, START
+from laneway.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+def test_serves_the_exported_preset_and_writes_its_section(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nother sections stay\n")
+    code = main(["bench", "serve", "--model", "tiny", "--concurrency", "1,2", "--repeats", "1",
+                 "--requests-per-stream", "1", "--output-len", "8", "--no-engine", "--work-dir", str(tmp_path / "w"),
+                 "--out", str(doc), str(tmp_path / "run.json")])
+    assert code == 0
+    assert (tmp_path / "w" / "hf-tiny" / "tokenizer.json").exists()  # every system reads the same export
+    text = doc.read_text()
+    assert "other sections stay" in text and START in text and END in text
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| Laneway")}
+    for system in (DIRECT, LANEWAY):
+        cells = rows[system].strip("| ").split(" | ")
+        assert float(cells[1]) > 0 and float(cells[2]) > 0, rows[system]  # per-stream and aggregate tok/s
+        assert "failed" not in rows[system]
+    assert (tmp_path / "run.json").exists()
