@@ -32,12 +32,12 @@ from workers.built_engine import BuiltEngine
 from workers.config import WorkerConfig, parse_size
 from workers.context_length import AUTO, parse_max_model_len
 from workers.engine.config import CacheConfig, SchedulerConfig
-from workers.grammar import GrammarCompiler
 from workers.servicer import SERVICE_NAME, WorkerServicer, add_worker_service
 from workers.telemetry import WorkerTelemetry
 
 if TYPE_CHECKING:
     from workers.engine.tokenizer import Tokenizer
+    from workers.grammar import GrammarCompiler
     from workers.wire import ModelLimits
 
 log = logging.getLogger("laneway.worker")
@@ -145,6 +145,8 @@ def _grammar_compiler(tokenizer: Tokenizer, limits: ModelLimits) -> GrammarCompi
     """Structured outputs need the vocabulary in the grammar engine's terms (about a second
     for a large Hugging Face vocabulary). A tokenizer it cannot read leaves the worker
     serving everything else; requests with a constraint then get INVALID_ARGUMENT."""
+    from workers.grammar import GrammarCompiler  # here: llguidance is worker-only, and tests import this module
+
     try:
         return GrammarCompiler.for_tokenizer(tokenizer, limits.vocab_size, limits.eos_token_ids)
     except ValueError as exc:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -20,7 +21,6 @@ from workers.engine.engine_loop import EngineLoop
 from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.tokenizer import Tokenizer
-from workers.grammar import GrammarCompiler
 from workers.stream_coalesce import take_ready
 from workers.telemetry import StreamEnd, WorkerTelemetry
 from workers.wire import (
@@ -32,6 +32,9 @@ from workers.wire import (
     to_load_report,
     to_sequence,
 )
+
+if TYPE_CHECKING:  # llguidance is worker-only; the slim gateway image imports this module
+    from workers.grammar import GrammarCompiler
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "laneway.worker.v1.Worker"

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -26,9 +26,11 @@ from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
 from workers.engine.tokenizer import Tokenizer
-from workers.grammar import GrammarCompiler, GrammarMatcher, OutputConstraint
 from workers.models.config import ModelConfig
 from workers.models.generation_config import SamplingDefaults
+
+if TYPE_CHECKING:  # llguidance is worker-only; the slim gateway image imports this module
+    from workers.grammar import GrammarCompiler, GrammarMatcher
 
 _T = TypeVar("_T", int, float)
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
@@ -130,6 +132,8 @@ def _grammar(req: pb.GenerateRequest, grammars: GrammarCompiler | None) -> Gramm
         return None
     if grammars is None:
         raise InvalidRequest("this worker does not serve structured outputs (no grammar engine for its tokenizer)")
+    from workers.grammar import OutputConstraint  # here: llguidance is worker-only (see the imports)
+
     c = req.constraint
     kind = c.WhichOneof("kind")
     if kind == "choice":
