@@ -46,7 +46,8 @@ def train_bpe(vocab_size: int):
 
 
 def bench_llguidance(tokenizer, vocab_size: int, eos: int, schema: str, num_tokens: int, rng: random.Random):
-    from workers.grammar import GrammarCompiler, OutputConstraint
+    from workers.grammar.compiler import GrammarCompiler
+    from workers.grammar.constraint import OutputConstraint
 
     started = time.perf_counter()
     compiler = GrammarCompiler.for_tokenizer(tokenizer, vocab_size, (eos,))

@@ -23,12 +23,12 @@ from laneway_proto import worker_pb2_grpc as pb_grpc
 from workers.build import build_engine
 from workers.config import WorkerConfig, parse_size
 from workers.engine.config import CacheConfig, SchedulerConfig
-from workers.grammar import GrammarCompiler
 from workers.servicer import WorkerServicer
 from workers.telemetry import WorkerTelemetry
 
 if TYPE_CHECKING:
     from workers.engine.tokenizer import Tokenizer
+    from workers.grammar.compiler import GrammarCompiler
     from workers.wire import ModelLimits
 
 log = logging.getLogger("laneway.worker")
@@ -93,6 +93,8 @@ def _grammar_compiler(tokenizer: Tokenizer, limits: ModelLimits) -> GrammarCompi
     for a large Hugging Face vocabulary). A tokenizer it cannot read leaves the worker
     serving everything else; requests with a constraint then get INVALID_ARGUMENT."""
     try:
+        from workers.grammar.compiler import GrammarCompiler  # the worker image's: see workers/grammar
+
         return GrammarCompiler.for_tokenizer(tokenizer, limits.vocab_size, limits.eos_token_ids)
     except ValueError as exc:
         log.warning("structured outputs disabled: %s", exc)

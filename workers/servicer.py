@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -20,9 +21,11 @@ from workers.engine.engine_loop import EngineLoop
 from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.tokenizer import Tokenizer
-from workers.grammar import GrammarCompiler
 from workers.telemetry import StreamEnd, WorkerTelemetry
 from workers.wire import ModelLimits, has_constraint, to_chunk, to_load_report, to_sequence
+
+if TYPE_CHECKING:
+    from workers.grammar.compiler import GrammarCompiler
 
 log = logging.getLogger(__name__)
 

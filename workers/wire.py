@@ -10,7 +10,7 @@ import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from laneway_proto import worker_pb2 as pb
 from workers.engine.outputs import RequestOutput
@@ -18,7 +18,11 @@ from workers.engine.engine_loop import LoadSnapshot
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
 from workers.engine.tokenizer import Tokenizer
-from workers.grammar import GrammarCompiler, GrammarMatcher, OutputConstraint
+from workers.grammar.constraint import OutputConstraint
+
+if TYPE_CHECKING:  # the grammar engine is the worker image's; the CLI loads this module anywhere
+    from workers.grammar.compiler import GrammarCompiler
+    from workers.grammar.matcher import GrammarMatcher
 
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
 

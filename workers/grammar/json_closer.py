@@ -74,14 +74,10 @@ class JsonCloser:
             return self._closer() + b", 0123456789"
         return b""
 
-    def container_end(self) -> int | None:
-        """The byte that closes the innermost container, where it can come next (after a
-        value, or in an empty one): where a model could start another optional item instead."""
-        if not self._stack:
-            return None
-        if self._at is _At.AFTER_VALUE or (self._is_first and self._at in (_At.KEY, _At.VALUE)):
-            return self._closer()[0]
-        return None
+    @property
+    def is_in_value_string(self) -> bool:
+        """Inside a string value, where any text may follow (not a key, which the schema names)."""
+        return self._at in (_At.STRING, _At.ESCAPE, _At.UNICODE) and not self._is_key
 
     def _closer(self) -> bytes:
         if not self._stack:

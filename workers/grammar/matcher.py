@@ -5,10 +5,10 @@ max_tokens mid-document is useless to its client, so once the tokens left are ju
 to finish the document, the matcher forces the shortest way to finish it (JsonCloser's
 ranking, checked against the grammar). How many tokens that takes is measured by a dry
 run on the matcher itself (consume, then roll back), redone every few tokens and every
-token near the end. Shortly before that point the model may no longer start optional
-items (a container that may end here ends), so that no single choice of the model's can
-lengthen the way out by more than the slack. A model that finishes on its own early
-never meets any of this.
+token near the end. Shortly before that point, outside string values, the model chooses
+only among the tokens after which the document can still finish (another optional key
+or element may not fit), so no single choice of the model's lengthens the way out by more
+than the slack. A model that finishes on its own early never meets any of this.
 """
 
 from __future__ import annotations
@@ -24,10 +24,14 @@ RECHECK_MARGIN = 16  # dry-run every token once the tokens left are within this 
 # lengthen the way out (a 4-byte character, a new container, a literal instead of a digit)
 # by up to about this much before the next dry run sees it.
 CLOSING_SLACK = 8
-# Within this many tokens of the need, the model may not start optional items (another
-# array element, another optional key): one such choice could lengthen the way out by more
-# than the slack. Where a container may end, it ends.
-NO_NEW_ITEMS_ZONE = 2 * CLOSING_SLACK
+# Within this many tokens of the need, outside string values, the model chooses only among
+# tokens after which the document still finishes with the slack to spare: one structural
+# choice (another optional key, another element) can lengthen the way out without bound.
+# Inside a string value a token lengthens it by at most its own bytes, which the slack covers.
+AFFORDABLE_ZONE = 64
+# More legal tokens than this is free text (a key of any name, say), where a token too adds
+# only its own bytes: not worth a dry run each.
+AFFORDABLE_MAX_CHOICES = 32
 
 
 class GrammarMatcher:
@@ -77,9 +81,10 @@ class GrammarMatcher:
         self._check_in -= 1
         return True
 
-    def forced_token(self, num_tokens_left: int) -> int | None:
-        """The token to take now to finish within num_tokens_left (this one included),
-        or None to let the model choose among the legal tokens."""
+    def steer(self, num_tokens_left: int) -> list[int] | None:
+        """The only tokens to choose from now so the document finishes within num_tokens_left
+        (this token included): one when closing, the affordable ones near the end; None: any
+        token the grammar allows."""
         if self._closer is None or self._matcher.is_stopped() or self._matcher.is_error():
             return None
         if not self._is_closing:
@@ -90,19 +95,43 @@ class GrammarMatcher:
             # A document that cannot finish in time still closes as far as it can.
             if self._needed is None or num_tokens_left <= self._needed + CLOSING_SLACK:
                 self._is_closing = True
-            elif num_tokens_left <= self._needed + NO_NEW_ITEMS_ZONE:
-                return self._container_end()
+            elif num_tokens_left <= self._needed + AFFORDABLE_ZONE and not self._closer.is_in_value_string:
+                return self._affordable(num_tokens_left)
         if not self._is_closing:
             return None
         # Closing follows exactly the path the dry run measured, so it fits.
         token = self._closing_choice(self._closer)
-        return token if token is not None else _first_allowed(self._matcher)
+        token = token if token is not None else _first_allowed(self._matcher)
+        return [token] if token is not None else None
 
-    def _container_end(self) -> int | None:
-        assert self._closer is not None, "only JSON constraints have a closer"
-        byte = self._closer.container_end()
-        token = self._vocab.byte_tokens.get(byte) if byte is not None else None
-        return token if token is not None and self._matcher.validate_tokens([token]) == 1 else None
+    def _affordable(self, num_tokens_left: int) -> list[int] | None:
+        """The legal tokens after which the document can still finish with the slack to
+        spare (None: all of them). Outside string values the legal tokens are few: braces,
+        commas, key characters, digits; one dry run each."""
+        assert self._closer is not None, "only JSON constraints are steered"
+        matcher, legal = self._matcher, _allowed(self._matcher)
+        if len(legal) > AFFORDABLE_MAX_CHOICES:
+            return None
+        keep = []
+        for token in legal:
+            if token in self._vocab.eos_token_ids:
+                keep.append(token)  # legal eos: the document is complete
+                continue
+            closer = self._closer.copy()
+            closer.feed(self._vocab.token_bytes(token))
+            if not matcher.consume_token(token):
+                continue
+            needed = self._measure(closer, num_tokens_left - 1 - CLOSING_SLACK)
+            matcher.rollback(1)
+            if needed is not None:
+                keep.append(token)
+        if len(keep) == len(legal):
+            return None
+        if not keep:  # nothing affords the slack: close now, as tightly as possible
+            self._is_closing = True
+            token = self._closing_choice(self._closer)
+            return [token] if token is not None else None
+        return keep
 
     def _closing_choice(self, closer: JsonCloser) -> int | None:
         matcher = self._matcher
@@ -119,10 +148,14 @@ class GrammarMatcher:
         """Tokens the closing path takes from here (eos included where one is needed), or
         None if more than limit: a dry run that leaves the matcher as it found it."""
         assert self._closer is not None, "dry runs are for JSON constraints"
-        matcher, closer = self._matcher, self._closer.copy()
+        return self._measure(self._closer.copy(), limit)
+
+    def _measure(self, closer: JsonCloser, limit: int) -> int | None:
+        """tokens_to_finish from the matcher's state, with closer (a copy) describing it."""
+        matcher = self._matcher
         num_consumed = 0
         needed: int | None = None
-        while num_consumed < limit:
+        while num_consumed <= limit:
             if matcher.is_stopped():
                 needed = num_consumed
                 break
@@ -139,6 +172,16 @@ class GrammarMatcher:
         if num_consumed:
             matcher.rollback(num_consumed)
         return needed if needed is not None and needed <= limit else None
+
+
+def _allowed(matcher: llguidance.LLMatcher) -> list[int]:
+    mask = int.from_bytes(matcher.compute_bitmask(), "little")
+    tokens = []
+    while mask:
+        low = mask & -mask
+        tokens.append(low.bit_length() - 1)
+        mask ^= low
+    return tokens
 
 
 def _first_allowed(matcher: llguidance.LLMatcher) -> int | None:

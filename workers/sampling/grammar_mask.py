@@ -23,20 +23,20 @@ def apply_grammar_masks(logits: torch.Tensor, seqs: list[Sequence]) -> torch.Ten
     num_rows, vocab_size = len(rows), logits.shape[1]
     num_words = (vocab_size + 31) // 32
     bitmask = torch.empty(num_rows, num_words, dtype=torch.int32)  # (R, W) CPU, written by the grammar engine
-    forced: list[tuple[int, int]] = []  # (row in bitmask, token) for rows closing their output
+    steered: list[tuple[int, list[int]]] = []  # (row in bitmask, its only tokens) near the output's end
     for j, i in enumerate(rows):
         grammar = seqs[i].grammar
         assert grammar is not None, "rows holds grammar rows only"
-        token = grammar.forced_token(seqs[i].num_tokens_left)
-        if token is not None:
-            forced.append((j, token))
+        tokens = grammar.steer(seqs[i].num_tokens_left)
+        if tokens is not None:
+            steered.append((j, tokens))
             continue
         row = bitmask[j]
         grammar.fill_bitmask(row.data_ptr(), row.numel() * row.element_size())
     allowed = unpack_bitmask(bitmask.to(logits.device, non_blocking=True), vocab_size)  # (R, V) bool
-    for j, token in forced:
+    for j, tokens in steered:
         allowed[j].zero_()
-        allowed[j, token] = True
+        allowed[j, torch.tensor(tokens, device=logits.device)] = True
 
     row_index = torch.tensor(rows, device=logits.device)
     grammar_logits = logits.index_select(0, row_index)  # (R, V)

@@ -10,7 +10,8 @@ import pytest
 from tests.workers.engine.engine_factory import make_engine
 from workers.engine.engine import drain
 from workers.engine.sequence import LanePolicy, SamplingParams, Sequence
-from workers.grammar import GrammarCompiler, OutputConstraint
+from workers.grammar.compiler import GrammarCompiler
+from workers.grammar.constraint import OutputConstraint
 
 SCHEMA = {"type": "object", "additionalProperties": False, "required": ["name", "age", "tags"],
           "properties": {"name": {"type": "string"}, "age": {"type": "integer"},

@@ -7,7 +7,8 @@ import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from workers.grammar import GrammarCompiler, GrammarMatcher
+from workers.grammar.compiler import GrammarCompiler
+from workers.grammar.matcher import GrammarMatcher
 from workers.tokenizer import ByteTokenizer
 
 VOCAB_SIZE = 320
@@ -35,19 +36,17 @@ class Walk:
 
 
 def walk(matcher: GrammarMatcher, choose: Callable[[list[int]], int], max_tokens: int) -> Walk:
-    """Sample like the engine: the forced closing token when there is one, else choose()
-    among the legal tokens; stop at eos, at a finished grammar, or at max_tokens."""
+    """Sample like the engine: choose() among the tokens the matcher steers to near the end,
+    else among the legal ones; stop at eos, at a finished grammar, or at max_tokens."""
     text, n, min_allowed = b"", 0, VOCAB_SIZE
     while n < max_tokens:
-        forced = matcher.forced_token(max_tokens - n)
-        if forced is None:
+        legal = matcher.steer(max_tokens - n)
+        if legal is None:
             legal = allowed_tokens(matcher)
             min_allowed = min(min_allowed, len(legal))
-            if not legal:
-                break
-            token = choose(legal)
-        else:
-            token = forced
+        if not legal:
+            break
+        token = choose(legal)
         assert matcher.accept(token), matcher.error
         n += 1
         if token == EOS:

@@ -11,7 +11,8 @@ import pytest
 from tests.workers.grammar.grammar_walk import byte_compiler, walk
 from tests.workers.tokenizer.factories import write_hf_tokenizer
 from workers.engine.request_error import InvalidRequest
-from workers.grammar import GrammarCompiler, OutputConstraint
+from workers.grammar.compiler import GrammarCompiler
+from workers.grammar.constraint import OutputConstraint
 from workers.tokenizer import HFTokenizer
 
 COMPILER = byte_compiler()
@@ -60,14 +61,14 @@ def test_a_hugging_face_vocabulary_masks_and_closes_json(tmp_path) -> None:
     ids: list[int] = []
     num_bytes = (320 + 31) // 32 * 4
     for _ in range(60):
-        token = matcher.forced_token(60 - len(ids))
-        if token is None:
+        legal = matcher.steer(60 - len(ids))
+        if legal is None:
             buffer = (ctypes.c_ubyte * num_bytes)()
             matcher.fill_bitmask(ctypes.addressof(buffer), num_bytes)
             mask = int.from_bytes(bytes(buffer), "little")
             legal = [t for t in range(320) if mask >> t & 1]
-            assert legal and max(legal) < 280, "ids past the tokenizer's vocabulary are never legal"
-            token = rng.choice(legal)
+        assert legal and max(legal) < 280, "ids past the tokenizer's vocabulary are never legal"
+        token = rng.choice(legal)
         assert matcher.accept(token)
         ids.append(token)
         if matcher.is_finished or token == 2:

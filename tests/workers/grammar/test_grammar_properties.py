@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.workers.grammar.grammar_walk import EOS, byte_compiler, walk
-from workers.grammar import OutputConstraint
+from workers.grammar.constraint import OutputConstraint
 from workers.grammar.matcher import CLOSING_SLACK
 
 COMPILER = byte_compiler()
@@ -121,4 +121,15 @@ def test_near_the_end_no_optional_item_is_started() -> None:
     matcher = COMPILER.compile(OutputConstraint("json_schema", json.dumps(schema)))
     for byte in b'{"a": "' + b" " * 62 + b'"':
         assert matcher.accept(byte)
-    assert matcher.forced_token(10) == ord("}")
+    assert matcher.steer(10) == [ord("}")]
+
+
+def test_near_the_end_a_number_ends_its_container_rather_than_start_an_item() -> None:
+    """Found by the property above: ',' straight after a number started an item too long to close."""
+    schema = {"type": "object", "additionalProperties": False, "required": [],
+              "properties": {"n": {"type": "integer"}, "s": {"type": "string"}}}
+    matcher = COMPILER.compile(OutputConstraint("json_schema", json.dumps(schema)))
+    for byte in b'{"n": -100':
+        assert matcher.accept(byte)
+    steered = matcher.steer(12)
+    assert steered is not None and ord(",") not in steered and ord("}") in steered

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.workers.grammar.grammar_walk import VOCAB_SIZE, byte_compiler
 from workers.engine.sequence import SamplingParams, Sequence
-from workers.grammar import OutputConstraint
+from workers.grammar.constraint import OutputConstraint
 from workers.sampling import sample
 from workers.sampling.grammar_mask import apply_grammar_masks, unpack_bitmask
 
@@ -60,7 +60,7 @@ def test_sampled_tokens_follow_the_grammar_and_logprobs_stay_the_models(temperat
     assert lp[0] == pytest.approx(torch.log_softmax(logits[0], -1)[token].item(), abs=1e-5)
 
 
-def test_a_closing_row_is_forced_to_the_closers_token() -> None:
+def test_a_closing_row_is_steered_to_the_closers_token() -> None:
     schema = {"type": "object", "properties": {"s": {"type": "string"}}, "required": ["s"],
               "additionalProperties": False}
     seq = _seq(OutputConstraint("json_schema", json.dumps(schema)))
