@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from laneway.bench.serve_stats import LevelResult
-from workers.bench import report as engine_report
 
 START, END = "<!-- bench:serve:start -->", "<!-- bench:serve:end -->"
 LANEWAY, DIRECT = "Laneway (gateway + worker)", "Laneway worker, direct gRPC (no gateway)"
@@ -93,4 +92,8 @@ def render(report: ServeReport) -> str:
 
 def write_section(path: Path, section: str) -> None:
     """Replace this report's section of `path`, or append it."""
+    # Imported here: the gateway image builds the CLI's parser (and so imports this module)
+    # without the worker's packages.
+    from workers.bench import report as engine_report
+
     engine_report.write_section(path, section, START, END)
