@@ -89,6 +89,7 @@ def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLim
         max_seq_share=lane.max_seq_share or 1.0,  # proto3 default 0: unset
         max_kv_share=lane.max_kv_share or 1.0,
         min_share=lane.min_share,
+        fair_tenants=lane.fair_tenants,
     )
     request_id = req.request_id or uuid.uuid4().hex
     single = len(prompts) * num_samples == 1
@@ -120,6 +121,8 @@ def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLim
                 request_id=request_id,
                 choice_index=index,
                 prompt_leader=leader,
+                tenant=req.tenant,
+                tenant_weight=req.tenant_weight or 1.0,  # proto3 default 0: unset
             )
             leader = leader or seq
             seqs.append(seq)

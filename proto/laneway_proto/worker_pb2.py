@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alaneway_proto/worker.proto\x12\x11laneway.worker.v1\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\">\n\nChatPrompt\x12\x30\n\x08messages\x18\x01 \x03(\x0b\x32\x1e.laneway.worker.v1.ChatMessage\"\x17\n\x08TokenIds\x12\x0b\n\x03ids\x18\x01 \x03(\x05\"R\n\x06Prompt\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x30\n\ttoken_ids\x18\x02 \x01(\x0b\x32\x1b.laneway.worker.v1.TokenIdsH\x00\x42\x06\n\x04kind\"6\n\nPromptList\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.laneway.worker.v1.Prompt\"\xe1\x04\n\x0eSamplingParams\x12\x12\n\nmax_tokens\x18\x01 \x01(\x05\x12\x13\n\x0btemperature\x18\x02 \x01(\x02\x12\r\n\x05top_p\x18\x03 \x01(\x02\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x16\n\x0estop_token_ids\x18\x07 \x03(\x05\x12\x12\n\nignore_eos\x18\x08 \x01(\x08\x12\x15\n\x08logprobs\x18\t \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x10presence_penalty\x18\x14 \x01(\x02\x12\x19\n\x11\x66requency_penalty\x18\x15 \x01(\x02\x12\x1a\n\x12repetition_penalty\x18\x16 \x01(\x02\x12\x44\n\nlogit_bias\x18\x17 \x03(\x0b\x32\x30.laneway.worker.v1.SamplingParams.LogitBiasEntry\x12\x12\n\nmin_tokens\x18\x18 \x01(\x05\x12\x1c\n\x0fprompt_logprobs\x18\x19 \x01(\x05H\x02\x88\x01\x01\x12\x0c\n\x04\x65\x63ho\x18\x1a \x01(\x08\x12\x1d\n\x15max_tokens_is_default\x18\n \x01(\x08\x12\x1e\n\x16temperature_is_default\x18\x0b \x01(\x08\x12\x18\n\x10top_p_is_default\x18\x0c \x01(\x08\x12\x18\n\x10top_k_is_default\x18\r \x01(\x08\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x07\n\x05_seedB\x0b\n\t_logprobsB\x12\n\x10_prompt_logprobs\"\x7f\n\x08LaneInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\x13\n\x0bpreemptible\x18\x03 \x01(\x08\x12\x15\n\rmax_seq_share\x18\x04 \x01(\x02\x12\x14\n\x0cmax_kv_share\x18\x05 \x01(\x02\x12\x11\n\tmin_share\x18\x06 \x01(\x02\"1\n\x0eLatencyTargets\x12\x0f\n\x07ttft_ms\x18\x01 \x01(\x01\x12\x0e\n\x06tbt_ms\x18\x02 \x01(\x01\"\xc9\x03\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\x30\n\ttoken_ids\x18\x03 \x01(\x0b\x32\x1b.laneway.worker.v1.TokenIdsH\x00\x12-\n\x04\x63hat\x18\x04 \x01(\x0b\x32\x1d.laneway.worker.v1.ChatPromptH\x00\x12\x30\n\x07prompts\x18\x14 \x01(\x0b\x32\x1d.laneway.worker.v1.PromptListH\x00\x12\x33\n\x08sampling\x18\x05 \x01(\x0b\x32!.laneway.worker.v1.SamplingParams\x12)\n\x04lane\x18\x06 \x01(\x0b\x32\x1b.laneway.worker.v1.LaneInfo\x12\x18\n\x10\x64\x65\x61\x64line_unix_ms\x18\x07 \x01(\x03\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\t \x01(\t\x12\x32\n\x07targets\x18\n \x01(\x0b\x32!.laneway.worker.v1.LatencyTargets\x12\x18\n\x10resume_token_ids\x18\x0b \x03(\x05\x12\t\n\x01n\x18\x15 \x01(\x05\x42\x08\n\x06prompt\"l\n\x0cTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x02\x12*\n\x03top\x18\x04 \x03(\x0b\x32\x1d.laneway.worker.v1.TopLogprob\">\n\nTopLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x02\"\x82\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\x05\x12\x17\n\x0fnum_preemptions\x18\x04 \x01(\x05\x12\x10\n\x08queue_ms\x18\x05 \x01(\x01\"\xb9\x02\n\rGenerateChunk\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x36\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1f.laneway.worker.v1.FinishReason\x12\'\n\x05usage\x18\x04 \x01(\x0b\x32\x18.laneway.worker.v1.Usage\x12\x31\n\x08logprobs\x18\x05 \x03(\x0b\x32\x1f.laneway.worker.v1.TokenLogprob\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x05\x12\r\n\x05index\x18\x14 \x01(\x05\x12\x38\n\x0fprompt_logprobs\x18\x15 \x03(\x0b\x32\x1f.laneway.worker.v1.TokenLogprob\x12\x13\n\x0bprompt_text\x18\x16 \x01(\t\"\"\n\x0c\x41\x62ortRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\x1e\n\rAbortResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\"\r\n\x0bLoadRequest\"\x9e\x02\n\nLoadReport\x12\x13\n\x0bnum_running\x18\x01 \x01(\x05\x12\x13\n\x0bnum_waiting\x18\x02 \x01(\x05\x12\x1a\n\x12num_free_kv_blocks\x18\x03 \x01(\x05\x12\x1b\n\x13num_total_kv_blocks\x18\x04 \x01(\x05\x12!\n\x19num_queued_prefill_tokens\x18\x05 \x01(\x03\x12\x14\n\x0cmax_num_seqs\x18\x06 \x01(\x05\x12\x13\n\x0bis_draining\x18\x07 \x01(\x08\x12*\n\x05lanes\x18\x08 \x03(\x0b\x32\x1b.laneway.worker.v1.LaneLoad\x12\x1b\n\x13step_time_budget_ms\x18\t \x01(\x01\x12\x16\n\x0enum_bulk_slots\x18\n \x01(\x05\"\xa7\x01\n\x08LaneLoad\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\x13\n\x0bpreemptible\x18\x03 \x01(\x08\x12\x13\n\x0bnum_running\x18\x04 \x01(\x05\x12\x13\n\x0bnum_waiting\x18\x05 \x01(\x05\x12!\n\x19num_queued_prefill_tokens\x18\x06 \x01(\x03\x12\x19\n\x11predicted_wait_ms\x18\x07 \x01(\x01\"\r\n\x0bInfoRequest\"o\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x15\n\rmax_model_len\x18\x02 \x01(\x05\x12\x12\n\nblock_size\x18\x03 \x01(\x05\x12\x12\n\nvocab_size\x18\x04 \x01(\x05\x12\x11\n\tworker_id\x18\x05 \x01(\t*x\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03\x32\xb8\x02\n\x06Worker\x12R\n\x08Generate\x12\".laneway.worker.v1.GenerateRequest\x1a .laneway.worker.v1.GenerateChunk0\x01\x12J\n\x05\x41\x62ort\x12\x1f.laneway.worker.v1.AbortRequest\x1a .laneway.worker.v1.AbortResponse\x12\x45\n\x04Load\x12\x1e.laneway.worker.v1.LoadRequest\x1a\x1d.laneway.worker.v1.LoadReport\x12G\n\x04Info\x12\x1e.laneway.worker.v1.InfoRequest\x1a\x1f.laneway.worker.v1.InfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alaneway_proto/worker.proto\x12\x11laneway.worker.v1\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\">\n\nChatPrompt\x12\x30\n\x08messages\x18\x01 \x03(\x0b\x32\x1e.laneway.worker.v1.ChatMessage\"\x17\n\x08TokenIds\x12\x0b\n\x03ids\x18\x01 \x03(\x05\"R\n\x06Prompt\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x30\n\ttoken_ids\x18\x02 \x01(\x0b\x32\x1b.laneway.worker.v1.TokenIdsH\x00\x42\x06\n\x04kind\"6\n\nPromptList\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.laneway.worker.v1.Prompt\"\xe1\x04\n\x0eSamplingParams\x12\x12\n\nmax_tokens\x18\x01 \x01(\x05\x12\x13\n\x0btemperature\x18\x02 \x01(\x02\x12\r\n\x05top_p\x18\x03 \x01(\x02\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x16\n\x0estop_token_ids\x18\x07 \x03(\x05\x12\x12\n\nignore_eos\x18\x08 \x01(\x08\x12\x15\n\x08logprobs\x18\t \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x10presence_penalty\x18\x14 \x01(\x02\x12\x19\n\x11\x66requency_penalty\x18\x15 \x01(\x02\x12\x1a\n\x12repetition_penalty\x18\x16 \x01(\x02\x12\x44\n\nlogit_bias\x18\x17 \x03(\x0b\x32\x30.laneway.worker.v1.SamplingParams.LogitBiasEntry\x12\x12\n\nmin_tokens\x18\x18 \x01(\x05\x12\x1c\n\x0fprompt_logprobs\x18\x19 \x01(\x05H\x02\x88\x01\x01\x12\x0c\n\x04\x65\x63ho\x18\x1a \x01(\x08\x12\x1d\n\x15max_tokens_is_default\x18\n \x01(\x08\x12\x1e\n\x16temperature_is_default\x18\x0b \x01(\x08\x12\x18\n\x10top_p_is_default\x18\x0c \x01(\x08\x12\x18\n\x10top_k_is_default\x18\r \x01(\x08\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x07\n\x05_seedB\x0b\n\t_logprobsB\x12\n\x10_prompt_logprobs\"\x95\x01\n\x08LaneInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\x13\n\x0bpreemptible\x18\x03 \x01(\x08\x12\x15\n\rmax_seq_share\x18\x04 \x01(\x02\x12\x14\n\x0cmax_kv_share\x18\x05 \x01(\x02\x12\x11\n\tmin_share\x18\x06 \x01(\x02\x12\x14\n\x0c\x66\x61ir_tenants\x18\x07 \x01(\x08\"1\n\x0eLatencyTargets\x12\x0f\n\x07ttft_ms\x18\x01 \x01(\x01\x12\x0e\n\x06tbt_ms\x18\x02 \x01(\x01\"\xf0\x03\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\x30\n\ttoken_ids\x18\x03 \x01(\x0b\x32\x1b.laneway.worker.v1.TokenIdsH\x00\x12-\n\x04\x63hat\x18\x04 \x01(\x0b\x32\x1d.laneway.worker.v1.ChatPromptH\x00\x12\x30\n\x07prompts\x18\x14 \x01(\x0b\x32\x1d.laneway.worker.v1.PromptListH\x00\x12\x33\n\x08sampling\x18\x05 \x01(\x0b\x32!.laneway.worker.v1.SamplingParams\x12)\n\x04lane\x18\x06 \x01(\x0b\x32\x1b.laneway.worker.v1.LaneInfo\x12\x18\n\x10\x64\x65\x61\x64line_unix_ms\x18\x07 \x01(\x03\x12\x10\n\x08\x65ndpoint\x18\x08 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\t \x01(\t\x12\x32\n\x07targets\x18\n \x01(\x0b\x32!.laneway.worker.v1.LatencyTargets\x12\x18\n\x10resume_token_ids\x18\x0b \x03(\x05\x12\t\n\x01n\x18\x15 \x01(\x05\x12\x0e\n\x06tenant\x18\x17 \x01(\t\x12\x15\n\rtenant_weight\x18\x18 \x01(\x02\x42\x08\n\x06prompt\"l\n\x0cTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x02\x12*\n\x03top\x18\x04 \x03(\x0b\x32\x1d.laneway.worker.v1.TopLogprob\">\n\nTopLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x02\"\x82\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\x05\x12\x17\n\x0fnum_preemptions\x18\x04 \x01(\x05\x12\x10\n\x08queue_ms\x18\x05 \x01(\x01\"\xb9\x02\n\rGenerateChunk\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x36\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1f.laneway.worker.v1.FinishReason\x12\'\n\x05usage\x18\x04 \x01(\x0b\x32\x18.laneway.worker.v1.Usage\x12\x31\n\x08logprobs\x18\x05 \x03(\x0b\x32\x1f.laneway.worker.v1.TokenLogprob\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x05\x12\r\n\x05index\x18\x14 \x01(\x05\x12\x38\n\x0fprompt_logprobs\x18\x15 \x03(\x0b\x32\x1f.laneway.worker.v1.TokenLogprob\x12\x13\n\x0bprompt_text\x18\x16 \x01(\t\"\"\n\x0c\x41\x62ortRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\x1e\n\rAbortResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\"\r\n\x0bLoadRequest\"\x9e\x02\n\nLoadReport\x12\x13\n\x0bnum_running\x18\x01 \x01(\x05\x12\x13\n\x0bnum_waiting\x18\x02 \x01(\x05\x12\x1a\n\x12num_free_kv_blocks\x18\x03 \x01(\x05\x12\x1b\n\x13num_total_kv_blocks\x18\x04 \x01(\x05\x12!\n\x19num_queued_prefill_tokens\x18\x05 \x01(\x03\x12\x14\n\x0cmax_num_seqs\x18\x06 \x01(\x05\x12\x13\n\x0bis_draining\x18\x07 \x01(\x08\x12*\n\x05lanes\x18\x08 \x03(\x0b\x32\x1b.laneway.worker.v1.LaneLoad\x12\x1b\n\x13step_time_budget_ms\x18\t \x01(\x01\x12\x16\n\x0enum_bulk_slots\x18\n \x01(\x05\"\xa7\x01\n\x08LaneLoad\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\x13\n\x0bpreemptible\x18\x03 \x01(\x08\x12\x13\n\x0bnum_running\x18\x04 \x01(\x05\x12\x13\n\x0bnum_waiting\x18\x05 \x01(\x05\x12!\n\x19num_queued_prefill_tokens\x18\x06 \x01(\x03\x12\x19\n\x11predicted_wait_ms\x18\x07 \x01(\x01\"\r\n\x0bInfoRequest\"o\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x15\n\rmax_model_len\x18\x02 \x01(\x05\x12\x12\n\nblock_size\x18\x03 \x01(\x05\x12\x12\n\nvocab_size\x18\x04 \x01(\x05\x12\x11\n\tworker_id\x18\x05 \x01(\t*x\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03\x32\xb8\x02\n\x06Worker\x12R\n\x08Generate\x12\".laneway.worker.v1.GenerateRequest\x1a .laneway.worker.v1.GenerateChunk0\x01\x12J\n\x05\x41\x62ort\x12\x1f.laneway.worker.v1.AbortRequest\x1a .laneway.worker.v1.AbortResponse\x12\x45\n\x04Load\x12\x1e.laneway.worker.v1.LoadRequest\x1a\x1d.laneway.worker.v1.LoadReport\x12G\n\x04Info\x12\x1e.laneway.worker.v1.InfoRequest\x1a\x1f.laneway.worker.v1.InfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._loaded_options = None
   _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_options = b'8\001'
-  _globals['_FINISHREASON']._serialized_start=2869
-  _globals['_FINISHREASON']._serialized_end=2989
+  _globals['_FINISHREASON']._serialized_start=2931
+  _globals['_FINISHREASON']._serialized_end=3051
   _globals['_CHATMESSAGE']._serialized_start=49
   _globals['_CHATMESSAGE']._serialized_end=93
   _globals['_CHATPROMPT']._serialized_start=95
@@ -50,34 +50,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SAMPLINGPARAMS']._serialized_end=934
   _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_start=844
   _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_end=892
-  _globals['_LANEINFO']._serialized_start=936
-  _globals['_LANEINFO']._serialized_end=1063
-  _globals['_LATENCYTARGETS']._serialized_start=1065
-  _globals['_LATENCYTARGETS']._serialized_end=1114
-  _globals['_GENERATEREQUEST']._serialized_start=1117
-  _globals['_GENERATEREQUEST']._serialized_end=1574
-  _globals['_TOKENLOGPROB']._serialized_start=1576
-  _globals['_TOKENLOGPROB']._serialized_end=1684
-  _globals['_TOPLOGPROB']._serialized_start=1686
-  _globals['_TOPLOGPROB']._serialized_end=1748
-  _globals['_USAGE']._serialized_start=1751
-  _globals['_USAGE']._serialized_end=1881
-  _globals['_GENERATECHUNK']._serialized_start=1884
-  _globals['_GENERATECHUNK']._serialized_end=2197
-  _globals['_ABORTREQUEST']._serialized_start=2199
-  _globals['_ABORTREQUEST']._serialized_end=2233
-  _globals['_ABORTRESPONSE']._serialized_start=2235
-  _globals['_ABORTRESPONSE']._serialized_end=2265
-  _globals['_LOADREQUEST']._serialized_start=2267
-  _globals['_LOADREQUEST']._serialized_end=2280
-  _globals['_LOADREPORT']._serialized_start=2283
-  _globals['_LOADREPORT']._serialized_end=2569
-  _globals['_LANELOAD']._serialized_start=2572
-  _globals['_LANELOAD']._serialized_end=2739
-  _globals['_INFOREQUEST']._serialized_start=2741
-  _globals['_INFOREQUEST']._serialized_end=2754
-  _globals['_INFORESPONSE']._serialized_start=2756
-  _globals['_INFORESPONSE']._serialized_end=2867
-  _globals['_WORKER']._serialized_start=2992
-  _globals['_WORKER']._serialized_end=3304
+  _globals['_LANEINFO']._serialized_start=937
+  _globals['_LANEINFO']._serialized_end=1086
+  _globals['_LATENCYTARGETS']._serialized_start=1088
+  _globals['_LATENCYTARGETS']._serialized_end=1137
+  _globals['_GENERATEREQUEST']._serialized_start=1140
+  _globals['_GENERATEREQUEST']._serialized_end=1636
+  _globals['_TOKENLOGPROB']._serialized_start=1638
+  _globals['_TOKENLOGPROB']._serialized_end=1746
+  _globals['_TOPLOGPROB']._serialized_start=1748
+  _globals['_TOPLOGPROB']._serialized_end=1810
+  _globals['_USAGE']._serialized_start=1813
+  _globals['_USAGE']._serialized_end=1943
+  _globals['_GENERATECHUNK']._serialized_start=1946
+  _globals['_GENERATECHUNK']._serialized_end=2259
+  _globals['_ABORTREQUEST']._serialized_start=2261
+  _globals['_ABORTREQUEST']._serialized_end=2295
+  _globals['_ABORTRESPONSE']._serialized_start=2297
+  _globals['_ABORTRESPONSE']._serialized_end=2327
+  _globals['_LOADREQUEST']._serialized_start=2329
+  _globals['_LOADREQUEST']._serialized_end=2342
+  _globals['_LOADREPORT']._serialized_start=2345
+  _globals['_LOADREPORT']._serialized_end=2631
+  _globals['_LANELOAD']._serialized_start=2634
+  _globals['_LANELOAD']._serialized_end=2801
+  _globals['_INFOREQUEST']._serialized_start=2803
+  _globals['_INFOREQUEST']._serialized_end=2816
+  _globals['_INFORESPONSE']._serialized_start=2818
+  _globals['_INFORESPONSE']._serialized_end=2929
+  _globals['_WORKER']._serialized_start=3054
+  _globals['_WORKER']._serialized_end=3366
 # @@protoc_insertion_point(module_scope)
