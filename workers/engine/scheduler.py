@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from laneway_proto.error_codes import CONTEXT_LENGTH_EXCEEDED
@@ -292,7 +293,7 @@ class Scheduler:
         # Decodes first (stable), as the model runner expects.
         output.scheduled = sorted(scheduled, key=lambda s: s.seq.num_uncomputed_tokens != 1)
         output.preempted = plan.preempted
-        output.suspended = [s for s in plan.suspended if s.status == SeqStatus.SUSPENDED]
+        output.suspended = plan.suspended
         for item in scheduled:  # before postprocess moves num_computed_tokens
             self._shares.charge(item.seq, item.num_new_tokens, is_decode=item.seq.num_uncomputed_tokens == 1)
         output.sat_out = [s for s in self._running if s.lane.is_deferrable and s.seq_id not in plan.scheduled]
@@ -551,7 +552,9 @@ class Scheduler:
             if len({s.tenant for s in seqs}) < 2:
                 continue  # one tenant: its own order is the lane's
             places = sorted(s.sort_key() for s in seqs)
-            keys.update((seq.seq_id, key) for seq, key in zip(self._shares.lane(name).order(seqs), places))
+            num_running = Counter(s.tenant for s in self._running if s.lane.name == name)
+            order = self._shares.lane(name).order(seqs, num_running)
+            keys.update((seq.seq_id, key) for seq, key in zip(order, places))
         return keys
 
     def _lane_slots(self, seq: Sequence) -> tuple[int, list[Sequence], dict[str, float]]:

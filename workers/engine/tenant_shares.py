@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from workers.engine.sequence import Sequence
 
@@ -88,24 +88,25 @@ class LaneCounters:
         self._counters[tenant] = self._counters.get(tenant, 0.0) + cost / weight
         self._last_served = max(self._last_served, self._counters[tenant])
 
-    def order(self, seqs: Iterable[Sequence]) -> list[Sequence]:
+    def order(self, seqs: Iterable[Sequence], num_running: Mapping[str, int]) -> list[Sequence]:
         """seqs (of this lane) in fair order: smallest counter first, each tenant's own seqs by
-        Sequence.sort_key. A tie (a returning tenant lifted level with the least served) goes
-        to the tenant with fewer seqs here, then by name, never by how tenants are named alone."""
+        Sequence.sort_key. A tie is what a returning tenant meets (lifted level with the least
+        served): it goes to the tenant running fewer seqs in the lane (`num_running`), then with
+        fewer seqs here, then by name, so who waits never depends on names alone."""
         queues: dict[str, list[Sequence]] = {}
         for seq in sorted(seqs, key=Sequence.sort_key):
             queues.setdefault(seq.tenant, []).append(seq)
-        heap = [(self.counter(t), self._num_active[t], t) for t in queues]
+        heap = [(self.counter(t), num_running.get(t, 0), self._num_active[t], t) for t in queues]
         heapq.heapify(heap)
         ordered: list[Sequence] = []
         taken = Counter[str]()
         while heap:
-            level, num_active, tenant = heapq.heappop(heap)
+            level, running, num_active, tenant = heapq.heappop(heap)
             seq = queues[tenant][taken[tenant]]
             taken[tenant] += 1
             ordered.append(seq)
             if taken[tenant] < len(queues[tenant]):
-                heapq.heappush(heap, (level + remaining_cost(seq) / seq.tenant_weight, num_active, tenant))
+                heapq.heappush(heap, (level + remaining_cost(seq) / seq.tenant_weight, running, num_active, tenant))
         return ordered
 
 
