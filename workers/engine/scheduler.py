@@ -272,7 +272,9 @@ class Scheduler:
         # KV is short too, suspended seqs of the lane are preempted for it. Suspended seqs
         # resume at the start of a step, oldest first, into free slots no under-share tenant
         # of their lane waits for; they are preempted first when a seq of their priority or a
-        # more urgent one needs blocks to grow.
+        # more urgent one needs blocks to grow. Who may preempt a running seq to grow still
+        # reads the sort key alone: an order that moves with the counters would let two seqs
+        # take turns evicting each other.
         output = SchedulerOutput()
         self._apply_aborts(output)
         self._num_steps += 1
@@ -529,9 +531,12 @@ class Scheduler:
 
     # -- fair lanes (tenant_shares.py) ---------------------------------------------------
 
-    def _key(self, seq: Sequence) -> tuple[int, float, int]:
-        """seq's place in this step's order: its sort key, or the place fair shares gave it."""
+    def order_key(self, seq: Sequence) -> tuple[int, float, int]:
+        """seq's place in the order of the current (or last) step: its sort key, or the place
+        fair shares gave it in its lane."""
         return self._keys.get(seq.seq_id) or seq.sort_key()
+
+    _key = order_key
 
     def _queued(self) -> list[Sequence]:
         """Seqs without a slot: waiting and suspended."""

@@ -7,6 +7,7 @@ reuse or a write into a shared block fails the run, not just an accounting check
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from unittest import mock
 
@@ -226,16 +227,20 @@ def check_step(sched: Scheduler, output: SchedulerOutput, was_waiting: set[str],
         assert victim.seq_id not in ids, "a victim is not readmitted in the step that preempted it"
         if victim.seq_id in set_aside:
             continue  # a suspended seq gives its KV to a seq of its lane or a more urgent one
-        assert _preemption_is_justified(victim, output, running, was_waiting), (
+        assert _preemption_is_justified(victim, output, running, was_waiting, sched.order_key), (
             f"{victim.seq_id} ({victim.lane.name}) preempted without a more urgent reason"
         )
 
 
 def _preemption_is_justified(
-    victim: Sequence, output: SchedulerOutput, running: tuple[Sequence, ...], was_waiting: set[str]
+    victim: Sequence, output: SchedulerOutput, running: tuple[Sequence, ...], was_waiting: set[str],
+    key: Callable[[Sequence], tuple[int, float, int]] = Sequence.sort_key,
 ) -> bool:
-    # Last resort: the victim was the least urgent running seq and preempted itself.
-    if all(r.sort_key() < victim.sort_key() for r in running):
+    """`key`: the step's order (a fair lane deals its places out by tenant: Scheduler.order_key)."""
+    # Last resort: the victim was the least urgent running seq and preempted itself. Running
+    # seqs are compared by sort key (growth never reads the fair order); one admitted after it
+    # let go came in under the step's pressure, by the step's order.
+    if all(r.sort_key() < victim.sort_key() or key(r) < key(victim) for r in running):
         return True
     for item in output.scheduled:
         by = item.seq
