@@ -10,6 +10,7 @@ from gateway.errors import APIError
 from gateway.job import Chunk, Job
 from gateway.model_catalog import ModelCatalog
 from gateway.service import GenerationService, StreamBroken
+from gateway.tools.output import rewrite_message
 
 
 def no_output() -> APIError:
@@ -28,7 +29,11 @@ async def collect_body(job: Job, model: str, first: Chunk, chunks: AsyncIterator
     except StreamBroken as exc:
         raise APIError(502, f"the worker serving this request failed: {exc}", type="server_error",
                        code=exc.code) from exc
-    return fmt.full_body(job, model, list(choices.values()), last)
+    body = fmt.full_body(job, model, list(choices.values()), last)
+    if job.tools is not None and job.uses_tools:
+        for choice in body["choices"]:
+            rewrite_message(job.tools, choice)
+    return body
 
 
 async def complete(service: GenerationService, catalog: ModelCatalog, job: Job) -> dict:

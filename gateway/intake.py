@@ -17,10 +17,13 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from gateway.body_checks import refuse_lone_surrogates, refuse_unsupported
+from gateway.constraint import Constraint
 from gateway.errors import APIError, bad_request, from_validation_error
 from gateway.job import Job, JobKind, LaneTicket, LatencyTargets, PromptList, Sampling
 from gateway.model_catalog import ModelCatalog
-from gateway.schemas import MAX_CHOICES, ChatCompletionRequest, CompletionRequest
+from gateway.schemas import MAX_CHOICES, ChatCompletionRequest, ChatMessage, CompletionRequest
+from gateway.structured import refuse_legacy_fields, response_format_constraint, structured_outputs_constraint
+from gateway.tools.plan import ToolPlan, tool_plan
 from lanes.api_key import hash_api_key
 from lanes.classify import RequestFeatures, classify
 from lanes.policy import Policy
@@ -95,18 +98,22 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: JobKind, endpoint
     """Validate an OpenAI body for an endpoint and classify it; used by HTTP routes and the Batch API.
     The job keeps this policy's decisions even if the policy is reloaded while it runs."""
     schema = ChatCompletionRequest if kind == "chat" else CompletionRequest
+    refuse_legacy_fields(body)
     refuse_unsupported(body)
     refuse_lone_surrogates(body)
     try:
         req = schema.model_validate(body)
     except ValidationError as exc:
         raise from_validation_error(exc) from exc
+    tools = tool_plan(req.tools, req.tool_choice, req.parallel_tool_calls) if isinstance(req, ChatCompletionRequest) \
+        else None
+    constraint = _constraint(req, tools)
     names = catalog.model_names(endpoint)
     if req.model is not None and req.model not in names:
         raise APIError(404, f"model {req.model!r} does not exist; available: {', '.join(names)}",
                        type="not_found_error", param="model", code="model_not_found")
     spec = policy.endpoints[endpoint]
-    prompt, estimates = _prompt(req, catalog)
+    prompt, estimates = _prompt(req, catalog, tools)
     estimate = sum(estimates)
     sampling = _sampling(req, kind, spec, num_prompts=len(estimates))
     if spec.limits.max_prompt_tokens is not None and max(estimates) > spec.limits.max_prompt_tokens:
@@ -132,7 +139,7 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: JobKind, endpoint
     tenant_spec = policy.tenants.get(tenant)
     return Job(endpoint=endpoint, tenant=tenant, kind=kind, prompt=prompt, sampling=sampling, lane=ticket,
                stream=req.stream, stream_usage=req.include_usage_in_stream, prompt_tokens_estimate=estimate,
-               deadline=deadline, created=now, targets=targets,
+               deadline=deadline, created=now, targets=targets, constraint=constraint, tools=tools,
                tenant_weight=tenant_spec.weight if tenant_spec is not None else 1.0)
 
 
@@ -151,18 +158,53 @@ async def _json_body(request: Request) -> object:
     return body
 
 
-def _prompt(req: CompletionRequest | ChatCompletionRequest, catalog: ModelCatalog
-            ) -> tuple[str | list[int] | list[dict[str, str]] | PromptList, list[int]]:
+def _prompt(req: CompletionRequest | ChatCompletionRequest, catalog: ModelCatalog, tools: ToolPlan | None
+            ) -> tuple[str | list[int] | list[dict] | PromptList, list[int]]:
     """The job's prompt and the estimated tokens of each of its prompts (chat: one)."""
     if isinstance(req, ChatCompletionRequest):
-        messages = [{"role": m.role, "content": m.text()} for m in req.messages]
+        messages = [_message(m) for m in req.messages]
         text_len = sum(len(m["content"].encode()) + 8 for m in messages)
+        text_len += sum(len(c["name"]) + len(c["arguments"].encode()) + 32
+                        for m in messages for c in m.get("tool_calls", ()))
+        if tools is not None:  # the template writes the tools' signatures into the prompt
+            text_len += sum(len(t.name) + len(t.description.encode()) + len(t.parameters_json.encode()) + 64
+                            for t in tools.shown_tools)
         return messages, [catalog.estimate_tokens(text_len)]
     prompts = req.prompts
     estimates = [catalog.estimate_tokens(len(p.encode())) if isinstance(p, str) else len(p) for p in prompts]
     if len(prompts) == 1:
         return (prompts[0] if isinstance(prompts[0], str) else list(prompts[0])), estimates
     return PromptList(tuple(p if isinstance(p, str) else tuple(p) for p in prompts)), estimates
+
+
+def _message(m: ChatMessage) -> dict:
+    message: dict = {"role": m.role, "content": m.text()}
+    if m.tool_calls:
+        message["tool_calls"] = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+                                 for c in m.tool_calls]
+    if m.tool_call_id is not None:
+        message["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        message["name"] = m.name
+    return message
+
+
+def _constraint(req: CompletionRequest | ChatCompletionRequest, tools: ToolPlan | None) -> Constraint | None:
+    """At most one thing may constrain the output; each refusal names the fields."""
+    given = [(name, c) for name, c in (
+        ("response_format", response_format_constraint(req.response_format)
+         if isinstance(req, ChatCompletionRequest) else None),
+        ("structured_outputs", structured_outputs_constraint(req.structured_outputs)),
+        ("tool_choice", tools.constraint() if tools is not None else None)) if c is not None]
+    if len(given) > 1:
+        (a, _), (b, _) = given[:2]
+        raise bad_request(f"{a} and {b} both constrain the output; send only one", param=b,
+                          code="conflicting_constraints")
+    if given and tools is not None and tools.mode == "auto":
+        raise bad_request(f"{given[0][0]} with tools and tool_choice 'auto' is not supported: the output could "
+                          f"be a tool call or the format; send tool_choice 'none' or 'required'",
+                          param="tool_choice", code="unsupported_combination")
+    return given[0][1] if given else None
 
 
 def _sampling(req: CompletionRequest | ChatCompletionRequest, kind: str, spec, num_prompts: int) -> Sampling:

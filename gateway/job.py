@@ -8,8 +8,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from gateway.constraint import Constraint
+from gateway.tools.plan import ToolPlan
 from lanes.lane import FAIR, LaneSpec
 
 JobKind = Literal["completion", "chat"]  # which OpenAI endpoint the request came in on
@@ -83,12 +85,14 @@ class Job:
     endpoint: str
     tenant: str
     kind: JobKind
-    prompt: str | list[int] | list[dict[str, str]] | PromptList
+    prompt: str | list[int] | list[dict[str, Any]] | PromptList  # chat: role, content, tool_calls, tool_call_id, name
     sampling: Sampling
     lane: LaneTicket
     stream: bool
     prompt_tokens_estimate: int
     stream_usage: bool = False  # stream_options.include_usage: a final usage-only event
+    constraint: Constraint | None = None  # structured outputs / a forced tool call: the worker's grammar
+    tools: ToolPlan | None = None  # chat with tools: what the template shows, how the output is read
     deadline: float | None = None  # unix seconds by which the first token must be produced
     targets: LatencyTargets = LatencyTargets()
     tenant_weight: float = 1.0  # the tenant's weight in fair shares (policy), as the worker orders its lane
@@ -106,6 +110,11 @@ class Job:
     def num_choices(self) -> int:
         num_prompts = len(self.prompt.items) if isinstance(self.prompt, PromptList) else 1
         return num_prompts * self.sampling.n
+
+    @property
+    def uses_tools(self) -> bool:
+        """A chat job offered tools it may call: its output is read for calls."""
+        return self.tools is not None and self.tools.mode != "none"
 
     @property
     def max_total_tokens(self) -> int:

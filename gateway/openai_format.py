@@ -130,6 +130,16 @@ def stream_event(job: Job, model: str, state: ChoiceState, chunk: Chunk) -> str:
     return sse(body)
 
 
+def chat_delta_event(job: Job, model: str, index: int, delta: dict, finish_reason: str | None,
+                     logprobs: list[TokenLogprob]) -> str:
+    """A chat stream event with a delta built by the caller (tool calls: gateway/tools/stream.py)."""
+    body = _head(job, model, chunked=True)
+    want_lp = job.sampling.logprobs is not None and logprobs
+    body["choices"] = [{"index": index, "delta": delta, "logprobs": _chat_logprobs(logprobs) if want_lp else None,
+                        "finish_reason": finish_reason}]
+    return sse(body)
+
+
 def usage_event(job: Job, model: str, last: Chunk) -> str:
     body = _head(job, model, chunked=True)
     body["choices"] = []

@@ -21,7 +21,12 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
+
+from gateway.structured_schemas import ResponseFormat, StructuredOutputs
+from gateway.tools.schemas import MessageToolCall, Tool, ToolChoice
 
 MAX_TOKENS_CEILING = 1_000_000  # anything above is absurd for any model; the worker checks the real limit
 MAX_STOP = 4
@@ -54,20 +59,12 @@ Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
 # OpenAI fields that would change the output and that this gateway does not serve: refused
 # by name (gateway/intake.py) before the models see them.
 UNSUPPORTED = {
-    "functions": "the legacy function-calling fields are not supported",
-    "function_call": "the legacy function-calling fields are not supported",
     "audio": "audio output is not supported",
     "modalities": "only text output is supported",
     "prediction": "predicted outputs are not supported",
     "reasoning_effort": "this model has no reasoning-effort setting",
     "web_search_options": "web search is not supported",
     "verbosity": "this model has no verbosity setting",
-    # Structured outputs and tools are not served yet: refused by name, never ignored (a
-    # client asking for JSON must not silently get free text).
-    "response_format": "structured outputs (response_format) are not supported yet",
-    "tools": "tool calling is not supported yet",
-    "tool_choice": "tool calling is not supported yet",
-    "parallel_tool_calls": "tool calling is not supported yet",
 }
 
 
@@ -110,6 +107,7 @@ class _Request(BaseModel):
         None, description="vLLM's: no end-of-sequence token, stop token or stop string ends the output before "
                           "this many tokens; at most max_tokens.")
     ignore_eos: bool = False
+    structured_outputs: StructuredOutputs | None = None  # vLLM's extra (gateway/structured_schemas.py)
 
     @property
     def stop_list(self) -> list[str]:
@@ -162,12 +160,22 @@ class TextPart(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    # Fields of a message not declared here are ignored: the tools change (issue 15 part A)
-    # declares tool_calls and tool_call_id.
+    # Other fields of a message are ignored: SDKs send an earlier assistant message back as
+    # they got it (refusal, annotations, audio: null), and none of those changes the prompt.
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[TextPart] | None
+    content: str | list[TextPart] | None = None  # absent or null: empty (an assistant message with tool_calls)
+    tool_calls: Annotated[list[MessageToolCall], Field(min_length=1)] | None = None  # assistant: calls it made
+    tool_call_id: str | None = None  # tool: the call this answers
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _calls_are_the_assistants(self) -> ChatMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise PydanticCustomError("tool_calls_not_assistant", "only assistant messages carry tool_calls, not "
+                                      "{role} ones", {"role": self.role})
+        return self
 
     def text(self) -> str:
         """Plain text of the message (text content parts joined)."""
@@ -183,6 +191,10 @@ class ChatCompletionRequest(_Request):
     logprobs: bool = False
     top_logprobs: Annotated[int, Field(ge=0, le=MAX_LOGPROBS), AsInt] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_CEILING), AsInt] | None = None
+    response_format: ResponseFormat | None = None
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
     @property
     def requested_max_tokens(self) -> int | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TypeGuard, cast
+from typing import Any, TypeGuard, cast
 
+from gateway.constraint import Constraint
 from gateway.job import Chunk, Job, LaneLoad, PromptList, WorkerLoad
 from laneway_proto import worker_pb2 as pb
 
@@ -42,7 +43,10 @@ def to_request(job: Job, resume_token_ids: Sequence[int] = ()) -> pb.GenerateReq
     if job.kind == "chat":
         if not _is_messages(job.prompt):
             raise TypeError(f"{job.request_id}: a chat job's prompt is a list of messages, got {job.prompt!r:.80}")
-        req.chat.messages.extend(pb.ChatMessage(role=m["role"], content=m["content"]) for m in job.prompt)
+        req.chat.messages.extend(_chat_message(m) for m in job.prompt)
+        if job.tools is not None:
+            req.chat.tools.extend(pb.ToolSpec(name=t.name, description=t.description, parameters_json=t.parameters_json)
+                                  for t in job.tools.shown_tools)
     elif isinstance(job.prompt, PromptList):
         req.prompts.items.extend(pb.Prompt(text=p) if isinstance(p, str) else pb.Prompt(token_ids=pb.TokenIds(ids=p))
                                  for p in job.prompt.items)
@@ -50,10 +54,30 @@ def to_request(job: Job, resume_token_ids: Sequence[int] = ()) -> pb.GenerateReq
         req.text = job.prompt
     else:
         req.token_ids.ids.extend(cast(list[int], job.prompt))  # intake gives a completion text or token ids
+    if job.constraint is not None:
+        req.constraint.CopyFrom(_constraint(job.constraint))
     return req
 
 
-def _is_messages(prompt: object) -> TypeGuard[list[dict[str, str]]]:
+def _chat_message(m: dict) -> pb.ChatMessage:
+    return pb.ChatMessage(role=m["role"], content=m["content"],
+                          tool_calls=[pb.ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"])
+                                      for c in m.get("tool_calls", ())],
+                          tool_call_id=m.get("tool_call_id", ""), name=m.get("name", ""))
+
+
+def _constraint(c: Constraint) -> pb.OutputConstraint:
+    out = pb.OutputConstraint(lenient=c.lenient)
+    if c.kind == "json_object":
+        out.json_object = True
+    elif c.kind == "choice":
+        out.choice.choices.extend(c.choices)
+    else:
+        setattr(out, c.kind, c.source)  # json_schema, regex, grammar: the proto's field names
+    return out
+
+
+def _is_messages(prompt: object) -> TypeGuard[list[dict[str, Any]]]:
     return isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt)
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from laneway.ports import free_port
+from laneway.supervisor import PopenChild
 
 DEFAULT_DATA_DIR = Path(".laneway")
 INSTALL_HINT = ("redis-server was not found on PATH; install Debian's package (`apt-get install redis-server`, "
@@ -57,7 +58,7 @@ def _die_with_parent() -> None:
         _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-class RedisServer:
+class RedisServer(PopenChild):
     """One redis-server process bound to 127.0.0.1, with its files under `data_dir`.
 
     `start()` after `stop()` or `kill()` reuses the port and the AOF, so the data survives
@@ -80,14 +81,6 @@ class RedisServer:
     @property
     def name(self) -> str:
         return f"Redis on port {self.port}"
-
-    @property
-    def is_running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def exit_code(self) -> int | None:
-        return self.proc.poll() if self.proc is not None else None
 
     def start(self, timeout_s: float = 15.0) -> RedisServer:
         binary = shutil.which(self.executable)
@@ -132,7 +125,7 @@ class RedisServer:
                 output = _tail(self.data_dir / "redis.stderr") + _tail(self.data_dir / "redis.log")
                 self._unlock()
                 raise RedisServerError(f"redis-server exited with {self.proc.returncode}:{output}")
-            if _answers_ping(self.port):
+            if answers_ping(self.port):
                 return
             time.sleep(0.05)
         self.kill()
@@ -156,7 +149,7 @@ class RedisServer:
             self._lock_file = None
 
 
-def _answers_ping(port: int) -> bool:
+def answers_ping(port: int) -> bool:
     """PONG, not LOADING: Redis answers only once the AOF is loaded."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:

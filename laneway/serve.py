@@ -27,11 +27,11 @@ from gateway.config import DEFAULT_POLICY
 from gateway.main import add_edge_arguments, server_config_from_args
 from laneway.ports import free_port
 from laneway.redis_server import RedisServer, RedisServerError, data_dir_from_env
-from laneway.supervisor import Child, Supervisor
+from laneway.supervisor import Child, PopenChild, Supervisor
 from workers.parent_watch import child_env
 
 
-class WorkerProcess:
+class WorkerProcess(PopenChild):
     """One `laneway worker` child on a fixed port (a supervisor Child)."""
 
     def __init__(self, port: int, args: list[str]) -> None:
@@ -46,14 +46,6 @@ class WorkerProcess:
     @property
     def name(self) -> str:
         return f"worker on port {self.port}"
-
-    @property
-    def is_running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def exit_code(self) -> int | None:
-        return self.proc.poll() if self.proc is not None else None
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "laneway.cli", "worker", "--port", str(self.port), *self.args]

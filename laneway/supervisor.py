@@ -14,6 +14,7 @@ runs until `stop()`, and one child's failed start never ends it.
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -45,6 +46,20 @@ class Child(Protocol):
         ...
 
     def stop(self) -> None: ...
+
+
+class PopenChild:
+    """What every Child that runs one subprocess reports the same way: from its Popen."""
+
+    proc: subprocess.Popen | None = None
+
+    @property
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
 
 
 @dataclass

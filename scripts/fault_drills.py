@@ -28,7 +28,6 @@ import json
 import math
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from lanes.policy import hash_api_key  # noqa: E402
 from laneway.procs import Proc, free_port, laneway_cmd, wait_ready  # noqa: E402
+from laneway.redis_server import answers_ping  # noqa: E402
 from laneway_proto import worker_pb2 as pb  # noqa: E402
 from laneway_proto import worker_pb2_grpc as pb_grpc  # noqa: E402
 from workers.bench import report as engine_report  # noqa: E402
@@ -252,15 +252,6 @@ def _load(address: str) -> pb.LoadReport:
 
 # ---- 2. kill -9 the private Redis ------------------------------------------------------------
 
-def _ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 def drill_redis_kill(tmp: Path, bound_s: float) -> Drill:
     drill = Drill("redis", "kill -9 the private Redis: answering again within 5 s; a fail-closed endpoint "
                            "serving (rate limits checked) within 10 s of the restart")
@@ -298,7 +289,7 @@ def drill_redis_kill(tmp: Path, bound_s: float) -> Drill:
                 r = post(endpoint)
                 during[f"{endpoint} {r.status_code if r is not None else 'error'}"] += 1
             new = [p for p, c in _children(serve.popen.pid).items() if c and "redis-server" in c[0] and p != pid]
-            return bool(new) and _ping(port)
+            return bool(new) and answers_ping(port)
 
         _wait(restarted, bound_s, "Redis answering again", 0.1)
         restarted_at = time.monotonic()

@@ -22,6 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -33,6 +34,11 @@ from workers.context_length import AUTO, parse_max_model_len
 from workers.engine.config import CacheConfig, SchedulerConfig
 from workers.servicer import SERVICE_NAME, WorkerServicer, add_worker_service
 from workers.telemetry import WorkerTelemetry
+
+if TYPE_CHECKING:
+    from workers.engine.tokenizer import Tokenizer
+    from workers.grammar.compiler import GrammarCompiler
+    from workers.wire import ModelLimits
 
 log = logging.getLogger("laneway.worker")
 EXIT_ENGINE_FAILED = 70  # EX_SOFTWARE: the engine failed while serving; restart this worker
@@ -53,7 +59,8 @@ async def serve(cfg: WorkerConfig, built: BuiltEngine | None = None) -> int:
     worker_id = f"{socket.gethostname()}:{cfg.port}:{uuid.uuid4().hex[:6]}"
     limits = ModelLimits.of(model_config, sched_cfg.context_length)
     servicer = WorkerServicer(loop, tokenizer, limits, model_name=cfg.model, block_size=cfg.cache.block_size,
-                              max_num_seqs=sched_cfg.max_num_seqs, worker_id=worker_id, telemetry=telemetry)
+                              max_num_seqs=sched_cfg.max_num_seqs, worker_id=worker_id, telemetry=telemetry,
+                              grammars=_grammar_compiler(tokenizer, limits))
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     add_worker_service(servicer, server)  # undecodable Generate bytes: INVALID_ARGUMENT, like bad input
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -132,6 +139,19 @@ async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
+
+
+def _grammar_compiler(tokenizer: Tokenizer, limits: ModelLimits) -> GrammarCompiler | None:
+    """Structured outputs need the vocabulary in the grammar engine's terms (about a second
+    for a large Hugging Face vocabulary). A tokenizer it cannot read leaves the worker
+    serving everything else; requests with a constraint then get INVALID_ARGUMENT."""
+    try:
+        from workers.grammar.compiler import GrammarCompiler  # the worker image's: see workers/grammar
+
+        return GrammarCompiler.for_tokenizer(tokenizer, limits.vocab_size, limits.eos_token_ids)
+    except ValueError as exc:
+        log.warning("structured outputs disabled: %s", exc)
+        return None
 
 
 def _default_advertise(cfg: WorkerConfig) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -28,11 +29,15 @@ from workers.wire import (
     ModelLimits,
     UndecodableRequest,
     decode_generate_request,
+    has_constraint,
     to_chunk,
     to_load_report,
     to_sequences,
     total_usage,
 )
+
+if TYPE_CHECKING:  # llguidance is worker-only; the slim gateway image imports this module
+    from workers.grammar.compiler import GrammarCompiler
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "laneway.worker.v1.Worker"
@@ -59,7 +64,7 @@ def add_worker_service(servicer: WorkerServicer, server: grpc.aio.Server) -> Non
 class WorkerServicer(pb_grpc.WorkerServicer):
     def __init__(self, loop: EngineLoop, tokenizer: Tokenizer, limits: ModelLimits, model_name: str, block_size: int,
                  max_num_seqs: int, worker_id: str, max_waiting: int = 4096,
-                 telemetry: WorkerTelemetry | None = None) -> None:
+                 telemetry: WorkerTelemetry | None = None, grammars: GrammarCompiler | None = None) -> None:
         self.loop = loop
         self.tokenizer = tokenizer
         self.limits = limits
@@ -71,6 +76,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         self.is_draining = False
         self.num_active_streams = 0
         self.telemetry = telemetry
+        self.grammars = grammars  # None: requests with an output constraint are INVALID_ARGUMENT
 
     async def Generate(self, request: pb.GenerateRequest | UndecodableRequest, context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[pb.GenerateChunk]:
@@ -87,7 +93,10 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"worker queue is full ({self.max_waiting} waiting)")
         try:
-            seqs = to_sequences(request, self.tokenizer, self.limits)  # one per choice
+            if has_constraint(request):  # compiling a big schema must not stall every other stream
+                seqs = await asyncio.to_thread(to_sequences, request, self.tokenizer, self.limits, self.grammars)
+            else:
+                seqs = to_sequences(request, self.tokenizer, self.limits)  # one per choice
             for seq in seqs:
                 self.loop.engine.scheduler.check_admissible(seq)  # fixed sizes only: safe off the engine thread
         except InvalidRequest as exc:

@@ -13,9 +13,10 @@ workers/models/generation_config.py).
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -26,8 +27,13 @@ from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import LanePolicy, LatencyTargets, SamplingParams, Sequence
 from workers.engine.tokenizer import Tokenizer
+from workers.grammar.constraint import OutputConstraint
 from workers.models.config import ModelConfig
 from workers.models.generation_config import SamplingDefaults
+
+if TYPE_CHECKING:  # the grammar engine is the worker image's; the CLI loads this module anywhere
+    from workers.grammar.compiler import GrammarCompiler
+    from workers.grammar.matcher import GrammarMatcher
 
 _T = TypeVar("_T", int, float)
 _FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH, "abort": pb.FINISH_REASON_ABORT}
@@ -68,10 +74,15 @@ def decode_generate_request(data: bytes) -> pb.GenerateRequest | UndecodableRequ
         return UndecodableRequest(str(exc))
 
 
-def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits) -> list[Sequence]:
+def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits,
+                 grammars: GrammarCompiler | None = None) -> list[Sequence]:
     """One Sequence per choice: n samples of each prompt, in choice-index order (prompt index * n +
     sample index). A single choice keeps the request id as its seq_id; several get "ID#index".
-    The samples of a prompt after the first name it as prompt_leader (they share its blocks)."""
+    The samples of a prompt after the first name it as prompt_leader (they share its blocks).
+
+    grammars compiles the request's output constraint (once; each choice gets its own matcher);
+    a request with one is refused when the worker has none. Compiling can take long for huge
+    schemas: call this off the event loop when req has a constraint (has_constraint)."""
     num_samples = req.n or 1  # proto3 default 0: unset
     prompts = _prompts_ids(req, tokenizer)
     if not 1 <= num_samples <= MAX_CHOICES or len(prompts) * num_samples > MAX_CHOICES:
@@ -98,6 +109,9 @@ def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLim
         # Resume tokens are one stream's output: a request of several choices is never resumed.
         raise InvalidRequest(f"resume_token_ids with {len(prompts)} prompt(s) x n={num_samples} choices: only a "
                              "request of one choice can be resumed")
+    grammar = _grammar(req, grammars)
+    if grammar is not None:
+        _advance_grammar(grammar, resumed)
     seqs: list[Sequence] = []
     for prompt_index, prompt_ids in enumerate(prompts):
         prompt_sampling = _check_prompt(prompt_ids, sampling, limits, req.sampling.max_tokens_is_default)
@@ -121,6 +135,7 @@ def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLim
                 request_id=request_id,
                 choice_index=index,
                 prompt_leader=leader,
+                grammar=None if grammar is None else grammar if single else grammar.fork(),
                 tenant=req.tenant,
                 tenant_weight=req.tenant_weight or 1.0,  # proto3 default 0: unset
             )
@@ -129,9 +144,10 @@ def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLim
     return seqs
 
 
-def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits) -> Sequence:
+def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits,
+                grammars: GrammarCompiler | None = None) -> Sequence:
     """The one Sequence of a request of one choice (one prompt, n = 1); InvalidRequest otherwise."""
-    seqs = to_sequences(req, tokenizer, limits)
+    seqs = to_sequences(req, tokenizer, limits, grammars)
     if len(seqs) != 1:
         raise InvalidRequest(f"expected a request of one choice, got {len(seqs)}")
     return seqs[0]
@@ -170,6 +186,40 @@ def _check_prompt(prompt_ids: list[int], sampling: SamplingParams, limits: Model
     return sampling
 
 
+def has_constraint(req: pb.GenerateRequest) -> bool:
+    return req.HasField("constraint") and req.constraint.WhichOneof("kind") is not None
+
+
+def _grammar(req: pb.GenerateRequest, grammars: GrammarCompiler | None) -> GrammarMatcher | None:
+    if not has_constraint(req):
+        return None
+    if grammars is None:
+        raise InvalidRequest("this worker does not serve structured outputs (no grammar engine for its tokenizer)")
+    c = req.constraint
+    kind = c.WhichOneof("kind")
+    if kind == "choice":
+        constraint = OutputConstraint("choice", choices=tuple(c.choice.choices))
+    elif kind == "json_object":
+        constraint = OutputConstraint("json_object", lenient=c.lenient)
+    else:
+        constraint = OutputConstraint(kind, source=getattr(c, kind), lenient=c.lenient)
+    return grammars.compile(constraint)
+
+
+def _advance_grammar(grammar: GrammarMatcher, resumed: list[int]) -> None:
+    """A resumed stream's tokens were sampled under the same grammar on another worker: the
+    matcher walks them so the rest continues the same structured output."""
+    for i, t in enumerate(resumed):
+        if grammar.is_finished:
+            raise InvalidRequest(f"resume token {i} (id {t}) follows a complete structured output: "
+                                 "that stream had already finished")
+        if not grammar.accept(t):
+            raise InvalidRequest(f"resume token {i} (id {t}) does not fit the request's output constraint")
+    if grammar.is_finished:
+        raise InvalidRequest("the resume tokens already complete the structured output: "
+                             "that stream had already finished")
+
+
 def _check_resumed(resumed: list[int], sampling: SamplingParams, limits: ModelLimits) -> None:
     """Tokens another worker already streamed must be tokens a live stream could have sent:
     inside the vocabulary, fewer than max_tokens, none that would have ended it."""
@@ -205,9 +255,10 @@ def _prompts_ids(req: pb.GenerateRequest, tokenizer: Tokenizer) -> list[list[int
     if which == "chat":
         if not req.chat.messages:
             raise InvalidRequest("messages is empty")
-        messages = [{"role": m.role, "content": m.content} for m in req.chat.messages]
+        messages = [_chat_message(m) for m in req.chat.messages]
+        tools = [_tool(t) for t in req.chat.tools] or None
         try:
-            rendered = tokenizer.apply_chat_template(messages)
+            rendered = tokenizer.apply_chat_template(messages, tools=tools)
         except ValueError as exc:  # ChatTemplateError: the template refused these messages
             raise InvalidRequest(f"chat template: {exc}", CHAT_TEMPLATE_ERROR) from None
         # HF templates usually render BOS themselves; add it only when the template did not.
@@ -223,6 +274,42 @@ def _one_prompt_ids(which: str | None, text: str, token_ids: pb.TokenIds, tokeni
     if which == "token_ids":
         return list(token_ids.ids)
     raise InvalidRequest("request has no prompt (text, token_ids, prompts or chat)")
+
+
+def _chat_message(m: pb.ChatMessage) -> dict[str, Any]:
+    """A message as Hugging Face chat templates read it (transformers' conventions)."""
+    message: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        # Templates index arguments as a mapping (Llama 3.1 iterates it, Qwen dumps it), as
+        # transformers documents; JSON that is not an object stays the client's text.
+        message["tool_calls"] = [{"id": c.id, "type": "function",
+                                  "function": {"name": c.name, "arguments": _json_object_or_text(c.arguments)}}
+                                 for c in m.tool_calls]
+    if m.tool_call_id:
+        message["tool_call_id"] = m.tool_call_id
+    if m.name:
+        message["name"] = m.name
+    return message
+
+
+def _tool(t: pb.ToolSpec) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": t.name}
+    if t.description:
+        function["description"] = t.description
+    if t.parameters_json:
+        try:
+            function["parameters"] = json.loads(t.parameters_json)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"tool {t.name!r}: parameters are not valid JSON: {exc}") from None
+    return {"type": "function", "function": function}
+
+
+def _json_object_or_text(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return value if isinstance(value, dict) else text
 
 
 def _sampling(sp: pb.SamplingParams, limits: ModelLimits) -> SamplingParams:

@@ -17,6 +17,7 @@ from gateway.job import Chunk, Job, JobKind
 from gateway.model_catalog import ModelCatalog
 from gateway.service import StreamBroken
 from gateway.state import GatewayState
+from gateway.tools.stream import ToolStream
 
 log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499  # nginx's code for "client closed request"; never seen by the client
@@ -83,11 +84,20 @@ def _lane_headers(job: Job) -> dict[str, str]:
 async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncGenerator[Chunk, None]) -> AsyncIterator[str]:
     last = first
     choices: dict[int, fmt.ChoiceState] = {}
+    tool_streams: dict[int, ToolStream] = {}  # per choice: each has its own calls to parse
+
+    def event(c: Chunk) -> str | None:
+        if job.uses_tools:
+            return tool_streams.setdefault(c.index, ToolStream(job, c.index)).event(model, c)
+        return fmt.stream_event(job, model, choices.setdefault(c.index, fmt.ChoiceState(c.index)), c)
+
     try:
-        yield fmt.stream_event(job, model, choices.setdefault(first.index, fmt.ChoiceState(first.index)), first)
+        if (e := event(first)) is not None:
+            yield e
         async for c in chunks:
             last = c
-            yield fmt.stream_event(job, model, choices.setdefault(c.index, fmt.ChoiceState(c.index)), c)
+            if (e := event(c)) is not None:
+                yield e
         if job.stream_usage:
             yield fmt.usage_event(job, model, last)
         yield fmt.DONE

@@ -41,6 +41,15 @@ LIMIT_CODES = {
     "best_of_not_supported": "best_of other than n",
     "endpoint_conflict": "a batch's metadata.laneway_endpoint other than the endpoint in its URL",
     "invalid_text": "a string holding a lone UTF-16 surrogate escape (\\ud800), which is no text",
+    "tool_calls_not_assistant": "tool_calls on a message whose role is not assistant",
+    "structured_outputs_not_one": "structured_outputs with other than exactly one of its kinds set",
+    "conflicting_constraints": "more than one of response_format, structured_outputs and a forced tool_choice",
+    "unsupported_combination": "response_format or structured_outputs with tools and tool_choice auto",
+    "tools_missing": "tool_choice (other than none) or parallel_tool_calls without tools",
+    "duplicate_tool_name": "two tools of the same name",
+    "unknown_tool": "a named tool_choice that is not among tools",
+    "tool_parameters_not_object": "a tool's parameters schema whose type is not object",
+    error_codes.INVALID_CONSTRAINT: "a JSON schema, regex or grammar the grammar engine refuses",
 }
 
 

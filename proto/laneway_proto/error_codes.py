@@ -14,3 +14,4 @@ INVALID_REQUEST = "invalid_request"  # anything without a more precise code
 CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # prompt + max_tokens over the model's context or KV pool
 TOKEN_OUT_OF_VOCABULARY = "token_id_out_of_vocabulary"  # a prompt or logit_bias token id the model lacks
 CHAT_TEMPLATE_ERROR = "chat_template_error"  # the model's chat template refused the messages
+INVALID_CONSTRAINT = "invalid_constraint"  # a JSON schema, regex or grammar the grammar engine refuses

@@ -33,7 +33,7 @@ from workers.main import SERVICE_NAME
 DOCKER = DEPLOY / "docker"
 GATEWAY = Dockerfile.read(DOCKER / "gateway.Dockerfile")
 WORKER = Dockerfile.read(DOCKER / "worker.Dockerfile")
-WORKER_ONLY = {"torch", "ninja", "safetensors", "tokenizers", "jinja2", "transformers", "triton"}
+WORKER_ONLY = {"torch", "ninja", "safetensors", "tokenizers", "jinja2", "transformers", "triton", "llguidance"}
 
 
 @pytest.mark.parametrize("image", [GATEWAY, WORKER], ids=["gateway", "worker"])

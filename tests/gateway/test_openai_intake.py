@@ -92,12 +92,22 @@ def test_fields_with_no_effect_on_the_output_are_accepted() -> None:
     assert job.prompt == [{"role": "user", "content": "hi"}] and job.stream_usage
 
 
-def test_structured_outputs_and_tools_are_refused_until_served_never_ignored() -> None:
-    # A client asking for JSON or a tool call must not silently get free text.
-    for name, value in [("response_format", {"type": "json_object"}), ("tools", []), ("tool_choice", "none"),
-                        ("parallel_tool_calls", False)]:
-        err = _refusal({"messages": [{"role": "user", "content": "hi"}], name: value}, kind="chat")
-        assert err.param == name and err.code == "unsupported_parameter"
+def test_structured_outputs_and_tools_reach_the_job_never_ignored() -> None:
+    # A client asking for JSON or a tool call must not silently get free text: the job carries
+    # the grammar (or the tool plan) that the worker enforces.
+    fmt = _job({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}},
+               kind="chat")
+    assert fmt.constraint is not None and fmt.constraint.kind == "json_object"
+    tools = _job({"messages": [{"role": "user", "content": "hi"}], "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "tool_choice": "required", "parallel_tool_calls": False}, kind="chat")
+    assert tools.tools is not None and tools.uses_tools and tools.constraint is not None
+
+
+def test_legacy_function_fields_are_refused_with_what_to_send_instead() -> None:
+    for name, instead in [("functions", "tools"), ("function_call", "tool_choice")]:
+        err = _refusal({"messages": [{"role": "user", "content": "hi"}], name: []}, kind="chat")
+        assert err.param == name and instead in err.message
 
 
 def test_non_text_content_parts_are_refused_by_the_schema() -> None:

@@ -21,6 +21,7 @@ from workers.engine.request_error import InvalidRequest
 if TYPE_CHECKING:
     from workers.engine.detokenizer import IncrementalDetokenizer
     from workers.engine.outputs import RequestOutput
+    from workers.grammar.matcher import GrammarMatcher
 
 _arrival_counter = itertools.count()
 MAX_MIN_SHARE = 0.5  # a lane's min_share: a floor above half of every step would make bulk the priority
@@ -185,6 +186,10 @@ class Sequence:
     request_id: str = ""  # "" means seq_id
     choice_index: int = 0
     prompt_leader: Sequence | None = None
+    # Constrained decoding (structured outputs, forced tool calls): the sampler masks by it,
+    # append_token advances it, stopping ends the sequence when it is complete. Each choice
+    # has its own matcher (its own position in the grammar).
+    grammar: GrammarMatcher | None = None
     # Who the request is for, and that tenant's weight in its lane's fair shares (read only
     # where lane.fair_tenants is set; tenant_shares.py).
     tenant: str = ""
@@ -271,3 +276,10 @@ class Sequence:
 
     def append_token(self, token_id: int) -> None:
         self.token_ids.append(token_id)
+        if self.grammar is not None:
+            self.grammar.accept(token_id)  # a refused token leaves it failed: stopping ends the seq
+
+    @property
+    def num_tokens_left(self) -> int:
+        """Output tokens this sequence may still produce under max_tokens."""
+        return self.sampling.max_tokens - self.num_output_tokens

@@ -35,8 +35,10 @@ class Tokenizer(Decoder, Protocol):
         """add_special_tokens=False for text rendered by apply_chat_template (it has its own BOS)."""
         ...
 
-    def apply_chat_template(self, messages: list[dict[str, Any]]) -> str:
-        """The prompt text for a chat, ending where the assistant's reply begins.
+    def apply_chat_template(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+        """The prompt text for a chat, ending where the assistant's reply begins. tools: the
+        functions the model may call, [{"type": "function", "function": {...}}] as
+        transformers passes them to the template (None: no tools).
 
         Raises ValueError (workers.tokenizer.ChatTemplateError) when the template refuses the
         messages: that is bad request input, answered INVALID_ARGUMENT."""

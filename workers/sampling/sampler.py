@@ -2,8 +2,8 @@
 
 Row i of `logits` belongs to seqs[i]. First the requests' own adjustments, on a copy (the
 raw logits stay for logprobs): logit_bias, then repetition/frequency/presence penalties,
-then min_tokens' block on stop tokens, last so nothing can lift it. Greedy rows take the
-argmax. Random rows are
+then min_tokens' block on stop tokens; last, rows with a grammar lose their illegal tokens
+(grammar_mask.py), so nothing can lift the grammar. Greedy rows take the argmax. Random rows are
 scaled by their temperature, masked by top-k/top-p in one batched pass, and drawn with
 the exponential-race trick: argmax(probs / E) with E ~ Exp(1) i.i.d. picks token t with
 probability probs[t]. Only the noise E is per row, so seeded rows draw their noise from
@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from workers.engine.sequence import Sequence
+from workers.sampling.grammar_mask import apply_grammar_masks
 from workers.sampling.logit_bias import apply_logit_bias
 from workers.sampling.logprobs import compute_logprobs
 from workers.sampling.masking import apply_top_k_top_p
@@ -37,7 +38,9 @@ def sample(
     if not seqs:
         return SampleResult(token_ids=[], logprobs=[])
     logits = logits.float()
-    adjusted = _adjusted(logits, seqs)  # (N, V); `logits` itself when no row asks for anything
+    raw_logits = logits  # logprobs describe the model's distribution, before any adjustment
+    # (N, V); `logits` itself when no row asks for anything
+    adjusted = apply_grammar_masks(_adjusted(logits, seqs), seqs)
 
     wants_logprobs = any(seq.sampling.logprobs is not None for seq in seqs)
     random_rows = [i for i, seq in enumerate(seqs) if not seq.sampling.is_greedy]
@@ -55,7 +58,7 @@ def sample(
             token_ids[rows] = _sample_random(adjusted.index_select(0, rows), random_seqs, generator)
 
     logprobs: list[TokenLogprobs | None] = (
-        compute_logprobs(logits, token_ids, seqs) if wants_logprobs else [None] * len(seqs))
+        compute_logprobs(raw_logits, token_ids, seqs) if wants_logprobs else [None] * len(seqs))
     return SampleResult(token_ids=token_ids.tolist(), logprobs=logprobs)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from workers.tokenizer.builtin_template import BUILTIN_CHAT_TEMPLATE
+from workers.tokenizer.chat_template import ChatTemplate
 from workers.tokenizer.errors import ChatTemplateError
 
 BOS_ID, EOS_ID, PAD_ID = 256, 257, 258
@@ -19,6 +21,8 @@ class ByteTokenizer:
     def __init__(self, vocab_size: int = 320) -> None:
         assert vocab_size > PAD_ID, f"byte tokenizer needs vocab_size > {PAD_ID}, got {vocab_size}"
         self._vocab_size = vocab_size
+        self._chat_template = ChatTemplate(BUILTIN_CHAT_TEMPLATE, {"bos_token": _SPECIAL_NAMES[BOS_ID],
+                                                                  "eos_token": _SPECIAL_NAMES[EOS_ID]})
 
     @property
     def bos_token_id(self) -> int:
@@ -55,12 +59,9 @@ class ByteTokenizer:
         pieces.append(run.decode("utf-8", errors="replace"))
         return "".join(pieces)
 
-    def apply_chat_template(self, messages: list[dict[str, Any]]) -> str:
-        parts = []
+    def apply_chat_template(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
         for index, message in enumerate(messages):
             role, content = message.get("role"), message.get("content")
             if not isinstance(role, str) or not isinstance(content, str):
                 raise ChatTemplateError(f"messages[{index}] needs a string 'role' and a string 'content'")
-            parts.append(f"<|{role}|>\n{content}\n")
-        parts.append("<|assistant|>\n")
-        return "".join(parts)
+        return self._chat_template.render(messages, add_generation_prompt=True, tools=tools)

@@ -57,10 +57,13 @@ class ChatTemplate:
         # left undefined, which renders as "" (as in transformers), never as "None".
         self._special_tokens = {key: value for key, value in special_tokens.items() if value is not None}
 
-    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True,
+               tools: list[dict[str, Any]] | None = None) -> str:
+        """tools: OpenAI-style [{"type": "function", "function": {...}}], passed to the template
+        as transformers passes them (templates without tool support ignore them)."""
         try:
             return self._template.render(
-                messages=messages, add_generation_prompt=add_generation_prompt, tools=None, **self._special_tokens
+                messages=messages, add_generation_prompt=add_generation_prompt, tools=tools, **self._special_tokens
             )
         except ChatTemplateError:
             raise

@@ -64,10 +64,14 @@ class HFTokenizer:
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         return self._tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
-    def apply_chat_template(self, messages: list[dict[str, Any]]) -> str:
+    def to_json(self) -> str:
+        """The tokenizer.json text (the grammar engine reads the vocabulary from it)."""
+        return self._tokenizer.to_str()
+
+    def apply_chat_template(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
         if self._chat_template is None:
             raise ChatTemplateError("this model's tokenizer has no chat template; use the completions API")
-        return self._chat_template.render(messages, add_generation_prompt=True)
+        return self._chat_template.render(messages, add_generation_prompt=True, tools=tools)
 
 
 def _token_content(value: Any) -> str | None:

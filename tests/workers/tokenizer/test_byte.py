@@ -46,3 +46,15 @@ def test_chat_template():
     assert text == "<|system|>\nbe brief\n<|user|>\nhi\n<|assistant|>\n"
     with pytest.raises(ChatTemplateError, match=r"messages\[0\]"):
         tok.apply_chat_template([{"role": "user", "content": [{"type": "text"}]}])
+
+
+def test_chat_template_renders_tools_hermes_style():
+    tok = ByteTokenizer()
+    tools = [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
+    text = tok.apply_chat_template([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+                                   tools=tools)
+    assert text.startswith("<|system|>\nbe brief\n\nYou may call one or more functions")
+    tools_block = '{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}'
+    assert f"<tools>\n{tools_block}\n</tools>" in text
+    assert text.count("<|system|>") == 1, "the system message joins the tools block"
+    assert text.endswith("<|user|>\nhi\n<|assistant|>\n")

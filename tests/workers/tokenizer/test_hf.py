@@ -100,3 +100,11 @@ def test_template_syntax_error_at_load(tmp_path):
     path = write_hf_tokenizer(tmp_path, chat_template="{% for m in messages %}")
     with pytest.raises(ChatTemplateError, match="syntax error"):
         HFTokenizer.from_dir(path)
+
+
+def test_tools_are_passed_to_the_template(tmp_path):
+    template = "{% for t in tools or [] %}[{{ t.function.name }}]{% endfor %}{{ messages[0]['content'] }}"
+    tok = HFTokenizer.from_dir(write_hf_tokenizer(tmp_path, chat_template=template))
+    tools = [{"type": "function", "function": {"name": "a"}}, {"type": "function", "function": {"name": "b"}}]
+    assert tok.apply_chat_template([{"role": "user", "content": "x"}], tools=tools) == "[a][b]x"
+    assert tok.apply_chat_template([{"role": "user", "content": "x"}]) == "x"
