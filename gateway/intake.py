@@ -136,9 +136,11 @@ def job_from_body(policy: Policy, catalog: ModelCatalog, kind: JobKind, endpoint
     # Gaps between tokens are a promise only to a client that watches them arrive: a request
     # answered in one body carries no TBT target, so the worker need not shrink steps for it.
     targets = LatencyTargets(ttft_ms=spec.slo.ttft_p95_ms, tbt_ms=spec.slo.tbt_p95_ms if req.stream else None)
+    tenant_spec = policy.tenants.get(tenant)
     return Job(endpoint=endpoint, tenant=tenant, kind=kind, prompt=prompt, sampling=sampling, lane=ticket,
                stream=req.stream, stream_usage=req.include_usage_in_stream, prompt_tokens_estimate=estimate,
-               deadline=deadline, created=now, targets=targets, constraint=constraint, tools=tools)
+               deadline=deadline, created=now, targets=targets, constraint=constraint, tools=tools,
+               tenant_weight=tenant_spec.weight if tenant_spec is not None else 1.0)
 
 
 async def _json_body(request: Request) -> object:

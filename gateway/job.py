@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from gateway.constraint import Constraint
 from gateway.tools.plan import ToolPlan
-from lanes.lane import LaneSpec
+from lanes.lane import FAIR, LaneSpec
 
 JobKind = Literal["completion", "chat"]  # which OpenAI endpoint the request came in on
 
@@ -62,12 +62,13 @@ class LaneTicket:
     max_kv_share: float = 1.0
     backfill: bool = False
     min_share: float = 0.0  # share of each worker step kept for the lane (preemptible lanes)
+    fair_tenants: bool = False  # the worker orders the lane by tenant (fair shares), not by arrival
 
     @classmethod
     def for_lane(cls, name: str, spec: LaneSpec) -> LaneTicket:
         return cls(name=name, priority=spec.priority, preemptible=spec.preemptible,
                    max_seq_share=spec.capacity_share.seqs, max_kv_share=spec.capacity_share.kv,
-                   backfill=spec.backfill, min_share=spec.min_share)
+                   backfill=spec.backfill, min_share=spec.min_share, fair_tenants=spec.fairness == FAIR)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Job:
     tools: ToolPlan | None = None  # chat with tools: what the template shows, how the output is read
     deadline: float | None = None  # unix seconds by which the first token must be produced
     targets: LatencyTargets = LatencyTargets()
+    tenant_weight: float = 1.0  # the tenant's weight in fair shares (policy), as the worker orders its lane
     request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4().hex[:24]}")
     created: float = field(default_factory=time.time)
     enqueued_at: float | None = None

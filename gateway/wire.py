@@ -33,12 +33,13 @@ def to_request(job: Job, resume_token_ids: Sequence[int] = ()) -> pb.GenerateReq
         sampling.prompt_logprobs = s.prompt_logprobs
     lane = pb.LaneInfo(name=job.lane.name, priority=job.lane.priority, preemptible=job.lane.preemptible,
                        max_seq_share=job.lane.max_seq_share, max_kv_share=job.lane.max_kv_share,
-                       min_share=job.lane.min_share)
+                       min_share=job.lane.min_share, fair_tenants=job.lane.fair_tenants)
     targets = pb.LatencyTargets(ttft_ms=job.targets.ttft_ms or 0.0, tbt_ms=job.targets.tbt_ms or 0.0)
     req = pb.GenerateRequest(request_id=job.request_id, sampling=sampling, lane=lane, endpoint=job.endpoint,
                              batch_id=job.batch_id, targets=targets, n=s.n,
                              deadline_unix_ms=int(job.deadline * 1000) if job.deadline else 0,
-                             resume_token_ids=list(resume_token_ids))
+                             resume_token_ids=list(resume_token_ids), tenant=job.tenant,
+                             tenant_weight=job.tenant_weight)
     if job.kind == "chat":
         if not _is_messages(job.prompt):
             raise TypeError(f"{job.request_id}: a chat job's prompt is a list of messages, got {job.prompt!r:.80}")

@@ -112,11 +112,6 @@ class WorkerPool:
                 + load.num_queued_prefill_tokens / PREFILL_TOKENS_SCALE
                 + (1.0 - load.kv_free_fraction if load.num_total_kv_blocks else 0.0))
 
-    def free_capacity(self) -> int:
-        """Sequence slots the healthy workers report free, minus calls opened since."""
-        return sum(max(0, w.load.max_num_seqs - max(w.load.num_running + w.load.num_waiting, w.num_inflight))
-                   for w in self.healthy())
-
     def backfill_capacity(self) -> int:
         """More preemptible (bulk) sequences the healthy workers can take now: each worker's
         step-time headroom (num_bulk_slots), minus calls opened since its report. A worker

@@ -100,6 +100,7 @@ def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLim
         max_seq_share=lane.max_seq_share or 1.0,  # proto3 default 0: unset
         max_kv_share=lane.max_kv_share or 1.0,
         min_share=lane.min_share,
+        fair_tenants=lane.fair_tenants,
     )
     request_id = req.request_id or uuid.uuid4().hex
     single = len(prompts) * num_samples == 1
@@ -135,6 +136,8 @@ def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLim
                 choice_index=index,
                 prompt_leader=leader,
                 grammar=None if grammar is None else grammar if single else grammar.fork(),
+                tenant=req.tenant,
+                tenant_weight=req.tenant_weight or 1.0,  # proto3 default 0: unset
             )
             leader = leader or seq
             seqs.append(seq)

@@ -9,10 +9,12 @@ priority order, backfill lanes last and only into the workers' bulk headroom (th
 their latency work leaves, `pool.backfill_capacity()`), then refuses jobs whose deadline has
 passed. Inside a lane, the next job to leave is the lane's choice (`LaneState.next_waiter`:
 fair queuing between tenants, or first come, first served), skipping tenants at their
-`max_concurrent`; a fair lane shared by several tenants sends work only into the workers'
-free sequence slots (`pool.free_capacity()`), so the order of service is decided here by
-fair queuing, not by arrival order in a worker's own queue. `_pump()` never awaits, so no
-lane ever waits for another lane's work: a long bulk queue cannot delay an interactive batch.
+`max_concurrent`. A fair lane that is not a backfill lane is not held here for free worker
+slots: the queue of a saturated lane forms in the worker, which orders it by the same fair
+shares (the tenant and its weight travel with each request; workers/engine/tenant_shares.py)
+and hands an under-served tenant a slot at once, where a hold here would learn of freed
+slots only from periodic load reports. `_pump()` never awaits, so no lane ever waits for
+another lane's work: a long bulk queue cannot delay an interactive batch.
 
 Tasks: one flusher per lane (sleeps until that lane's window closes or a deadline
 arrives) and one pool watcher (wakes on `pool.changed` or every `TICK_S`). Only the
@@ -43,7 +45,6 @@ from gateway.lanes_runtime.fair_share import JobCost
 from gateway.lanes_runtime.lane_queue import Waiter
 from gateway.lanes_runtime.lane_state import LaneState
 from gateway.lanes_runtime.lane_stats import LaneStats
-from lanes.lane import FAIR
 from lanes.policy_model import Policy
 
 if TYPE_CHECKING:
@@ -63,8 +64,6 @@ class WorkerSource(Protocol):
     def pick(self, job: Job, exclude: Iterable[WorkerClient] = ()) -> WorkerClient | None: ...
 
     def backfill_capacity(self) -> int: ...
-
-    def free_capacity(self) -> int: ...
 
     def loads(self) -> list[WorkerLoad]: ...
 
@@ -240,14 +239,12 @@ class LaneDispatcher:
         order = sorted(self._lanes.values(), key=lambda lane: (lane.spec.backfill, lane.spec.priority, lane.name))
         has_worker = True
         backfill_room: int | None = None  # bulk headroom left for backfill in this pump
-        free_room: int | None = None  # free worker slots left for shared fair lanes in this pump
         for lane in order:
             while has_worker:
                 ready = lane.ready_at()
                 if ready is None or ready > now:
                     break
                 limit = lane.spec.max_batch_size
-                is_held = False
                 if lane.spec.backfill:
                     if any(other.has_waiting for other in order if not other.spec.backfill):
                         break
@@ -256,13 +253,6 @@ class LaneDispatcher:
                     if backfill_room <= 0:
                         break
                     limit = min(limit, backfill_room)
-                elif lane.spec.fairness == FAIR and len(lane.counters.active_tenants) > 1:
-                    is_held = True
-                    if free_room is None:
-                        free_room = self.pool.free_capacity()
-                    if free_room <= 0:
-                        break
-                    limit = min(limit, free_room)
                 first = lane.next_waiter(self._can_take)
                 if first is None:
                     break  # every waiting tenant is at its max_concurrent: a release pumps again
@@ -273,8 +263,6 @@ class LaneDispatcher:
                 num_sent = self._dispatch(lane, worker, first, limit, now)
                 if lane.spec.backfill and backfill_room is not None:
                     backfill_room -= num_sent
-                if is_held and free_room is not None:
-                    free_room -= num_sent
         for lane in order:
             for waiter in lane.queue.pop_expired(now):
                 self._expire(lane, waiter, now)

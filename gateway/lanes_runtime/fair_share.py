@@ -56,10 +56,6 @@ class VirtualCounters:
     def is_active(self, tenant: str) -> bool:
         return self._num_active.get(tenant, 0) > 0
 
-    @property
-    def active_tenants(self) -> list[str]:
-        return list(self._num_active)
-
     def arrive(self, tenant: str) -> None:
         """A job of `tenant` joined the lane (queued)."""
         if not self.is_active(tenant):

@@ -155,20 +155,22 @@ class SamplingParams(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., stop_token_ids: _Optional[_Iterable[int]] = ..., ignore_eos: _Optional[bool] = ..., logprobs: _Optional[int] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., repetition_penalty: _Optional[float] = ..., logit_bias: _Optional[_Mapping[int, float]] = ..., min_tokens: _Optional[int] = ..., prompt_logprobs: _Optional[int] = ..., echo: _Optional[bool] = ..., max_tokens_is_default: _Optional[bool] = ..., temperature_is_default: _Optional[bool] = ..., top_p_is_default: _Optional[bool] = ..., top_k_is_default: _Optional[bool] = ...) -> None: ...
 
 class LaneInfo(_message.Message):
-    __slots__ = ("name", "priority", "preemptible", "max_seq_share", "max_kv_share", "min_share")
+    __slots__ = ("name", "priority", "preemptible", "max_seq_share", "max_kv_share", "min_share", "fair_tenants")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     PREEMPTIBLE_FIELD_NUMBER: _ClassVar[int]
     MAX_SEQ_SHARE_FIELD_NUMBER: _ClassVar[int]
     MAX_KV_SHARE_FIELD_NUMBER: _ClassVar[int]
     MIN_SHARE_FIELD_NUMBER: _ClassVar[int]
+    FAIR_TENANTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     priority: int
     preemptible: bool
     max_seq_share: float
     max_kv_share: float
     min_share: float
-    def __init__(self, name: _Optional[str] = ..., priority: _Optional[int] = ..., preemptible: _Optional[bool] = ..., max_seq_share: _Optional[float] = ..., max_kv_share: _Optional[float] = ..., min_share: _Optional[float] = ...) -> None: ...
+    fair_tenants: bool
+    def __init__(self, name: _Optional[str] = ..., priority: _Optional[int] = ..., preemptible: _Optional[bool] = ..., max_seq_share: _Optional[float] = ..., max_kv_share: _Optional[float] = ..., min_share: _Optional[float] = ..., fair_tenants: _Optional[bool] = ...) -> None: ...
 
 class LatencyTargets(_message.Message):
     __slots__ = ("ttft_ms", "tbt_ms")
@@ -179,7 +181,7 @@ class LatencyTargets(_message.Message):
     def __init__(self, ttft_ms: _Optional[float] = ..., tbt_ms: _Optional[float] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "text", "token_ids", "chat", "prompts", "sampling", "lane", "deadline_unix_ms", "endpoint", "batch_id", "targets", "constraint", "resume_token_ids", "n")
+    __slots__ = ("request_id", "text", "token_ids", "chat", "prompts", "sampling", "lane", "deadline_unix_ms", "endpoint", "batch_id", "targets", "constraint", "resume_token_ids", "n", "tenant", "tenant_weight")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +196,8 @@ class GenerateRequest(_message.Message):
     CONSTRAINT_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
     token_ids: TokenIds
@@ -208,7 +212,9 @@ class GenerateRequest(_message.Message):
     constraint: OutputConstraint
     resume_token_ids: _containers.RepeatedScalarFieldContainer[int]
     n: int
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[TokenIds, _Mapping]] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., prompts: _Optional[_Union[PromptList, _Mapping]] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., lane: _Optional[_Union[LaneInfo, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., batch_id: _Optional[str] = ..., targets: _Optional[_Union[LatencyTargets, _Mapping]] = ..., constraint: _Optional[_Union[OutputConstraint, _Mapping]] = ..., resume_token_ids: _Optional[_Iterable[int]] = ..., n: _Optional[int] = ...) -> None: ...
+    tenant: str
+    tenant_weight: float
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[TokenIds, _Mapping]] = ..., chat: _Optional[_Union[ChatPrompt, _Mapping]] = ..., prompts: _Optional[_Union[PromptList, _Mapping]] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., lane: _Optional[_Union[LaneInfo, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., batch_id: _Optional[str] = ..., targets: _Optional[_Union[LatencyTargets, _Mapping]] = ..., constraint: _Optional[_Union[OutputConstraint, _Mapping]] = ..., resume_token_ids: _Optional[_Iterable[int]] = ..., n: _Optional[int] = ..., tenant: _Optional[str] = ..., tenant_weight: _Optional[float] = ...) -> None: ...
 
 class TokenLogprob(_message.Message):
     __slots__ = ("token_id", "token", "logprob", "top")

@@ -55,3 +55,22 @@ def test_completion_default_is_16_and_the_endpoint_limit_still_refuses() -> None
     assert (s.max_tokens, s.max_tokens_is_default) == (16, True)
     with pytest.raises(APIError, match="over this endpoint's limit of 64"):
         _sampling({"max_tokens": 65}, endpoint="inline-completion", kind="completion")
+
+
+def test_the_job_carries_its_tenants_weight_and_its_lanes_fairness() -> None:
+    weighted = with_change("""  bots:
+    keys_sha256""", """  bots:
+    weight: 2.5
+    keys_sha256""")
+    fcfs = with_change("""    max_queue_wait_ms: 86400000
+""", """    max_queue_wait_ms: 86400000
+    fairness: fcfs
+""", weighted)
+    body = {"prompt": "hi"}
+    job = job_from_body(make_policy(weighted), ModelCatalog(_Roster()), "completion", "nightly-labeling", "bots",
+                        body, {})
+    assert (job.tenant, job.tenant_weight, job.lane.name, job.lane.fair_tenants) == ("bots", 2.5, "bulk", True)
+    job = job_from_body(make_policy(fcfs), ModelCatalog(_Roster()), "completion", "nightly-labeling", "bots", body, {})
+    assert not job.lane.fair_tenants
+    unknown = job_from_body(make_policy(), ModelCatalog(_Roster()), "completion", "chat", "anonymous", body, {})
+    assert unknown.tenant_weight == 1.0

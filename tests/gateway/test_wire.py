@@ -24,6 +24,16 @@ def test_a_request_carries_its_endpoints_targets_and_its_lanes_min_share():
     assert (req.targets.ttft_ms, req.targets.tbt_ms) == (1500.0, 250.0)
 
 
+def test_a_request_carries_its_tenant_its_weight_and_its_lanes_fairness():
+    policy = make_policy(lanes={"bulk": {"fairness": "fcfs"}})
+    job = make_job(policy, now=1_700_000_000.0, endpoint="chat", tenant="acme")
+    job.tenant_weight = 2.5
+    req = to_request(job)
+    assert (req.tenant, req.tenant_weight, req.lane.fair_tenants) == ("acme", 2.5, True)
+    bulk = to_request(make_job(policy, now=1_700_000_000.0, endpoint="nightly", tenant="acme"))
+    assert (bulk.tenant, bulk.tenant_weight, bulk.lane.fair_tenants) == ("acme", 1.0, False)
+
+
 def test_no_target_is_sent_as_zero():
     job = make_job(make_policy(), now=1_700_000_000.0, endpoint="inline")
     job.targets = LatencyTargets(ttft_ms=300.0)

@@ -89,3 +89,21 @@ def test_a_resumed_stream_does_not_echo_its_prompt_again() -> None:
     req.resume_token_ids.extend([65, 66])
     seq = to_sequence(req, BYTES, LIMITS)
     assert not seq.sampling.echo and seq.output_token_ids == [65, 66]
+
+
+def test_the_tenant_its_weight_and_the_lanes_fairness_reach_every_choice() -> None:
+    req = _request()
+    req.n = 2
+    req.tenant, req.tenant_weight, req.lane.fair_tenants = "acme", 2.5, True
+    seqs = to_sequences(req, BYTES, LIMITS)
+    assert [(s.tenant, s.tenant_weight, s.lane.fair_tenants) for s in seqs] == [("acme", 2.5, True)] * 2
+    plain = to_sequence(_request(), BYTES, LIMITS)
+    assert (plain.tenant, plain.tenant_weight, plain.lane.fair_tenants) == ("", 1.0, False), "unset: 1 and FCFS"
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
+def test_a_tenant_weight_that_is_not_a_positive_number_is_refused(weight: float) -> None:
+    req = _request()
+    req.tenant, req.tenant_weight = "acme", weight
+    with pytest.raises(InvalidRequest, match="tenant_weight must be a positive number"):
+        to_sequence(req, BYTES, LIMITS)

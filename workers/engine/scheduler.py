@@ -1,4 +1,5 @@
-"""Iteration-level continuous batching: chunked prefill, lane priorities, preemption by recompute.
+"""Iteration-level continuous batching: chunked prefill, lane priorities, preemption by recompute,
+fair shares between the tenants of a lane.
 
 The engine loop is schedule() -> model runner -> postprocess(). Not thread-safe: the
 engine thread owns the scheduler; other threads hand requests and aborts over a queue.
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 
 from laneway_proto.error_codes import CONTEXT_LENGTH_EXCEEDED
 from workers.engine.block_manager import BlockManager
 from workers.engine.config import SchedulerConfig
-from workers.engine.lane_caps import LaneLoad, LaneOccupancy, lane_block_ids, lane_has_room
+from workers.engine.lane_caps import LaneLoad, LaneOccupancy, lane_block_ids, lane_has_room, lane_seq_cap
 from workers.engine.preemption import may_preempt_to_admit, may_preempt_to_grow, victims_in_order
 from workers.engine.prefix_cache import PrefixMatch
 from workers.engine.request_error import InvalidRequest
@@ -22,6 +24,7 @@ from workers.engine.sequence import LanePolicy, SeqStatus, Sequence
 from workers.engine.step_plan import StepPlan
 from workers.engine.step_shape import EMPTY_SHAPE, StepCost, StepShape, TokenCount
 from workers.engine.stopping import finish_status
+from workers.engine.tenant_shares import TenantShares, is_under_share, slot_victim
 from workers.engine.waiting_queue import WaitingQueue
 
 # A step may take this share of the tightest TBT target: the target is a p95, and a step's
@@ -48,6 +51,10 @@ class Scheduler:
         self._bulk_floors: dict[str, float] = {}  # deferrable lane name -> its min_share, as last seen
         self._waiting = WaitingQueue()
         self._running: list[Sequence] = []
+        self._suspended: list[Sequence] = []  # fair lanes: set aside for another tenant, KV kept, oldest first
+        self._shares = TenantShares()
+        # This step's scheduling keys where fair shares reorder a lane (_fair_keys); others: sort_key.
+        self._keys: dict[str, tuple[int, float, int]] = {}
         self._seqs: dict[str, Sequence] = {}  # index by id of every unfinished seq
         self._abort_ids: dict[str, None] = {}  # insertion-ordered set
 
@@ -64,13 +71,15 @@ class Scheduler:
 
     @property
     def num_waiting(self) -> int:
-        return len(self._waiting)
+        """Seqs without a sequence slot: waiting, and suspended (which keep their KV)."""
+        return len(self._waiting) + len(self._suspended)
 
     @property
     def num_queued_prefill_tokens(self) -> int:
-        """Tokens still to prefill: all of every waiting seq, the rest of running prefills."""
+        """Tokens still to prefill: all of every waiting seq, the rest of running (and suspended) prefills."""
         waiting = sum(seq.num_uncomputed_tokens for seq in self._waiting)
-        return waiting + sum(seq.num_uncomputed_tokens for seq in self._running if seq.is_prefill)
+        return waiting + sum(seq.num_uncomputed_tokens for seq in [*self._running, *self._suspended]
+                             if seq.is_prefill)
 
     @property
     def has_unfinished(self) -> bool:
@@ -82,8 +91,16 @@ class Scheduler:
 
     @property
     def waiting(self) -> tuple[Sequence, ...]:
-        """In scheduling order."""
+        """In Sequence.sort_key order (fair lanes reorder theirs at each step: _fair_keys)."""
         return tuple(self._waiting)
+
+    @property
+    def suspended(self) -> tuple[Sequence, ...]:
+        return tuple(self._suspended)
+
+    def tenant_counter(self, lane_name: str, tenant: str) -> float:
+        """The tenant's virtual token counter in a fair lane (tenant_shares.py)."""
+        return self._shares.lane(lane_name).counter(tenant)
 
     def get(self, seq_id: str) -> Sequence | None:
         return self._seqs.get(seq_id)
@@ -111,11 +128,12 @@ class Scheduler:
                                  f"this worker has {self.block_manager.num_total_blocks}", CONTEXT_LENGTH_EXCEEDED)
 
     def lane_occupancy(self) -> dict[str, LaneOccupancy]:
-        names = {seq.lane.name for seq in self._running} | {seq.lane.name for seq in self._waiting}
+        queued = self._queued()
+        names = {seq.lane.name for seq in self._running} | {seq.lane.name for seq in queued}
         return {
             name: LaneOccupancy(
                 num_running=sum(1 for s in self._running if s.lane.name == name),
-                num_waiting=sum(1 for s in self._waiting if s.lane.name == name),
+                num_waiting=sum(1 for s in queued if s.lane.name == name),
                 num_blocks=len(lane_block_ids(name, self._running)),
             )
             for name in sorted(names)
@@ -126,7 +144,8 @@ class Scheduler:
         starts its prefill here: the prefill of its own lane and every more urgent latency
         lane (seconds by the cost model; 0 without one). Deferrable work of lower lanes does
         not count: it sits out or is preempted when a more urgent request arrives."""
-        seqs = [*self._running, *self._waiting]
+        queued = self._queued()
+        seqs = [*self._running, *queued]
         lanes = {s.lane.name: s.lane for s in seqs}
         for name in self._latency_lanes:
             lanes.setdefault(name, LanePolicy(name=name, preemptible=False))
@@ -143,7 +162,7 @@ class Scheduler:
             loads.append(LaneLoad(
                 name=name, priority=lane.priority, preemptible=lane.preemptible,
                 num_running=sum(1 for s in self._running if s.lane.name == name),
-                num_waiting=sum(1 for s in self._waiting if s.lane.name == name),
+                num_waiting=sum(1 for s in queued if s.lane.name == name),
                 num_queued_prefill_tokens=sum(s.num_uncomputed_tokens for s in seqs
                                               if s.lane.name == name and s.num_uncomputed_tokens > 1),
                 predicted_wait_s=sum(prefill_s[other.name] for other in ahead)))
@@ -154,7 +173,7 @@ class Scheduler:
         work, within the step-time budget (and its free sequence slots). The time a deferrable
         lane may use is what latency decodes leave, and never less than its min_share slice,
         so a lane with a floor keeps getting work dispatched to it (scheduler rule, pass 2)."""
-        free_slots = max(0, self.config.max_num_seqs - len(self._running) - len(self._waiting))
+        free_slots = max(0, self.config.max_num_seqs - len(self._running) - self.num_waiting)
         limit = self.step_time_budget()
         if self.cost is None or math.isinf(limit):
             return free_slots
@@ -184,6 +203,7 @@ class Scheduler:
         assert seq.num_computed_tokens == 0 and not seq.block_table, f"{seq.seq_id} added with KV"
         self._seqs[seq.seq_id] = seq
         self._waiting.add(seq)
+        self._shares.arrive(seq)
         if not seq.lane.is_deferrable and seq.targets.ttft_s is not None:
             self._latency_lanes[seq.lane.name] = (seq.targets.ttft_s, seq.arrival_time)
         if seq.lane.is_deferrable:
@@ -202,11 +222,14 @@ class Scheduler:
         assert self._seqs.get(seq.seq_id) is seq, f"{seq.seq_id} is not an unfinished sequence here"
         if seq.status == SeqStatus.RUNNING:
             self._running.remove(seq)
+        elif seq.status == SeqStatus.SUSPENDED:
+            self._suspended.remove(seq)
         else:
             self._waiting.remove(seq)
         self.block_manager.free(seq)
         seq.status = status
         del self._seqs[seq.seq_id]
+        self._shares.leave(seq)
 
     # -- the step ----------------------------------------------------------------------
 
@@ -238,9 +261,25 @@ class Scheduler:
         # A running deferrable seq that gets no tokens sits the step out and keeps its KV. A
         # prompt longer than the budgets left gets a chunk of what is left. Without a cost
         # model a step costs its tokens, and the same rule reads in tokens.
+        #
+        # Fair lanes (the policy's `fairness: tenants`; tenant_shares.py) change who fills a
+        # lane's places, never the places: the lane's prefill work (waiting seqs and running
+        # prompt chunks) keeps the positions its sort keys give it in the order above, and
+        # takes them least-served tenant first (virtual token counters; every token scheduled
+        # in a fair lane is charged to its tenant). When no slot is free, a waiting seq of a
+        # tenant under its share of the lane's slots takes one from a tenant over its share:
+        # that tenant's newest running seq is suspended (keeps its KV, gets no tokens) and, if
+        # KV is short too, suspended seqs of the lane are preempted for it. Suspended seqs
+        # resume at the start of a step, oldest first, into free slots no under-share tenant
+        # of their lane waits for; they are preempted first when a seq of their priority or a
+        # more urgent one needs blocks to grow. Who may preempt a running seq to grow still
+        # reads the sort key alone: an order that moves with the counters would let two seqs
+        # take turns evicting each other.
         output = SchedulerOutput()
         self._apply_aborts(output)
         self._num_steps += 1
+        self._resume_suspended()
+        self._keys = self._fair_keys()
         limit = self.step_time_budget()
         plan = StepPlan(budget=self.config.max_num_batched_tokens, cost=self._plan_cost, time_limit=math.inf)
         self._schedule_running(plan, decodes=True, select=_is_latency)
@@ -256,6 +295,9 @@ class Scheduler:
         # Decodes first (stable), as the model runner expects.
         output.scheduled = sorted(scheduled, key=lambda s: s.seq.num_uncomputed_tokens != 1)
         output.preempted = plan.preempted
+        output.suspended = plan.suspended
+        for item in scheduled:  # before postprocess moves num_computed_tokens
+            self._shares.charge(item.seq, item.num_new_tokens, is_decode=item.seq.num_uncomputed_tokens == 1)
         output.sat_out = [s for s in self._running if s.lane.is_deferrable and s.seq_id not in plan.scheduled]
         output.time_budget = limit
         assert output.num_batched_tokens <= self.config.max_num_batched_tokens, "token budget exceeded"
@@ -316,22 +358,22 @@ class Scheduler:
     def _schedule_prefill(self, plan: StepPlan, select: Callable[[Sequence], bool]) -> None:
         """Prefill work of the selected seqs by urgency: ongoing chunks more urgent than the
         head of the waiting queue, waiting seqs, then the remaining ongoing chunks."""
-        head = next((s for s in self._waiting if select(s)), None)
+        head = next((s for s in self._waiting_in_order() if select(s)), None)
         self._schedule_running(plan, decodes=False, select=select,
-                               more_urgent_than=head.sort_key() if head else None)
+                               more_urgent_than=self._key(head) if head else None)
         self._schedule_waiting(plan, select)
         self._schedule_running(plan, decodes=False, select=select)
 
     def _schedule_running(self, plan: StepPlan, decodes: bool, select: Callable[[Sequence], bool],
                           more_urgent_than: tuple[int, float, int] | None = None,
-                          key: Callable[[Sequence], tuple] = Sequence.sort_key) -> None:
+                          key: Callable[[Sequence], tuple] | None = None) -> None:
         stalled: list[Sequence] = []
-        for seq in sorted(self._running, key=key):
+        for seq in sorted(self._running, key=key or self._key):
             if plan.budget == 0:
                 return
             if not select(seq):
                 continue
-            if more_urgent_than is not None and seq.sort_key() >= more_urgent_than:
+            if more_urgent_than is not None and self._key(seq) >= more_urgent_than:
                 break  # sorted: the rest are less urgent too and wait for the waiting queue
             if seq.status != SeqStatus.RUNNING or seq.seq_id in plan.scheduled:
                 continue  # preempted earlier in this step, or done in an earlier pass
@@ -359,7 +401,10 @@ class Scheduler:
         that is enough: otherwise the victims' work would be thrown away for nothing)."""
         bm = self.block_manager
         if not bm.can_append(seq, num_new_tokens):
-            plan.note_pressure(seq)
+            self._free_suspended(seq, plan, lambda: bm.num_missing_blocks(seq, num_new_tokens),
+                                 lambda: bm.can_append(seq, num_new_tokens), lambda s: s.priority >= seq.priority)
+        if not bm.can_append(seq, num_new_tokens):
+            plan.note_pressure(self._key(seq))
             victims = victims_in_order(self._running, seq, may_preempt_to_grow)
             if bm.num_missing_blocks(seq, num_new_tokens) <= bm.num_free_blocks + bm.num_blocks_freed_by(victims):
                 for victim in victims:
@@ -379,8 +424,8 @@ class Scheduler:
         return True
 
     def _schedule_waiting(self, plan: StepPlan, select: Callable[[Sequence], bool]) -> None:
-        capped_lanes: set[str] = set()  # keep FCFS within a lane: no overtaking a capped seq
-        for seq in list(self._waiting):
+        capped_lanes: set[str] = set()  # keep the lane's order: no overtaking a capped seq
+        for seq in self._waiting_in_order():
             if plan.budget == 0:
                 return
             if not select(seq):
@@ -388,7 +433,7 @@ class Scheduler:
                     continue  # its pass comes later
                 return  # a latency seq still waits (no blocks or no time): nothing behind it goes
             # Equal is the seq that lacked blocks itself: not readmitted in its preemption step.
-            if plan.pressure_key is not None and seq.sort_key() >= plan.pressure_key:
+            if plan.pressure_key is not None and self._key(seq) >= plan.pressure_key:
                 return
             assert seq not in plan.preempted, f"{seq.seq_id} would be readmitted in its preemption step"
             if seq.lane.name in capped_lanes or self._awaits_shared_prompt(seq):
@@ -397,6 +442,8 @@ class Scheduler:
             num_new_tokens = plan.max_new_tokens(match.num_tokens, seq.num_tokens - match.num_tokens)
             if num_new_tokens == 0:
                 return  # no time left this step; strict order: nothing behind it either
+            if seq.lane.fair_tenants and not self._fits(seq, match, num_new_tokens):
+                self._make_room(seq, match, num_new_tokens, plan)
             victims = self._victims_to_admit(seq, match, num_new_tokens)
             if victims is None:
                 # The cache is full for seq. Strict priority: nothing behind it may take the
@@ -467,8 +514,12 @@ class Scheduler:
         plan.add(seq, num_new_tokens)
 
     def _preempt(self, seq: Sequence, plan: StepPlan) -> None:
-        """Free seq's blocks and requeue it; its tokens are recomputed when readmitted."""
-        self._running.remove(seq)
+        """Free seq's blocks (running or suspended) and requeue it; its tokens are recomputed
+        when readmitted."""
+        if seq.status == SeqStatus.SUSPENDED:
+            self._suspended.remove(seq)
+        else:
+            self._running.remove(seq)
         self.block_manager.free(seq)
         seq.num_computed_tokens = 0
         seq.status = SeqStatus.WAITING
@@ -476,26 +527,128 @@ class Scheduler:
         self._waiting.add(seq)
         plan.drop(seq)
         plan.preempted.append(seq)
-        plan.note_pressure(seq)
+        plan.note_pressure(self._key(seq))
+
+    # -- fair lanes (tenant_shares.py) ---------------------------------------------------
+
+    def order_key(self, seq: Sequence) -> tuple[int, float, int]:
+        """seq's place in the order of the current (or last) step: its sort key, or the place
+        fair shares gave it in its lane."""
+        return self._keys.get(seq.seq_id) or seq.sort_key()
+
+    _key = order_key
+
+    def _queued(self) -> list[Sequence]:
+        """Seqs without a slot: waiting and suspended."""
+        return [*self._waiting, *self._suspended]
+
+    def _waiting_in_order(self) -> list[Sequence]:
+        return sorted(self._waiting, key=self._key) if self._keys else list(self._waiting)
+
+    def _fair_keys(self) -> dict[str, tuple[int, float, int]]:
+        """Each fair lane shared by several tenants deals its prefill work's sort keys (its
+        places in the order) out again, in its tenants' fair order."""
+        by_lane: dict[str, list[Sequence]] = {}
+        for seq in [*self._waiting, *(s for s in self._running if s.is_prefill)]:
+            if seq.lane.fair_tenants:
+                by_lane.setdefault(seq.lane.name, []).append(seq)
+        keys: dict[str, tuple[int, float, int]] = {}
+        for name, seqs in by_lane.items():
+            if len({s.tenant for s in seqs}) < 2:
+                continue  # one tenant: its own order is the lane's
+            places = sorted(s.sort_key() for s in seqs)
+            num_running = Counter(s.tenant for s in self._running if s.lane.name == name)
+            order = self._shares.lane(name).order(seqs, num_running)
+            keys.update((seq.seq_id, key) for seq, key in zip(order, places))
+        return keys
+
+    def _lane_slots(self, seq: Sequence) -> tuple[int, list[Sequence], dict[str, float]]:
+        """seq's lane: its sequence slots, its running seqs, its active tenants' weights."""
+        lane_slots = min(self.config.max_num_seqs, lane_seq_cap(seq.lane, self.config.max_num_seqs))
+        lane_running = [s for s in self._running if s.lane.name == seq.lane.name]
+        return lane_slots, lane_running, self._shares.lane(seq.lane.name).weights()
+
+    def _make_room(self, seq: Sequence, match: PrefixMatch, num_new_tokens: int, plan: StepPlan) -> None:
+        """The slot rule: a slot (and KV) for waiting seq if its tenant is under its share of
+        the lane's slots, from the lane's tenants over theirs. What is still missing after it
+        is the usual rules' to find (_victims_to_admit) or to wait for."""
+        lane_slots, lane_running, weights = self._lane_slots(seq)
+        if not is_under_share(seq, lane_running, lane_slots, weights):
+            return
+        if len(self._running) >= self.config.max_num_seqs or len(lane_running) >= lane_slots:
+            victim = slot_victim(seq, lane_running, lane_slots, weights)
+            if victim is None:
+                return
+            self._suspend(victim, plan)
+        bm = self.block_manager
+        self._free_suspended(seq, plan, lambda: bm.num_blocks_to_allocate(seq, num_new_tokens, match),
+                             lambda: bm.can_allocate(seq, num_new_tokens, match),
+                             lambda s: s.lane.name == seq.lane.name and s.tenant != seq.tenant,
+                             keep=match.block_ids)
+
+    def _free_suspended(self, seq: Sequence, plan: StepPlan, num_needed: Callable[[], int],
+                        is_enough: Callable[[], bool], allowed: Callable[[Sequence], bool],
+                        keep: Iterable[int] = ()) -> None:
+        """Preempt suspended seqs (allowed ones, newest first) until is_enough(), and only if
+        together they free enough: otherwise their KV would be thrown away for nothing."""
+        holders = [s for s in reversed(self._suspended) if allowed(s) and s is not seq]
+        bm = self.block_manager
+        if not holders or is_enough():
+            return
+        if num_needed() > bm.num_free_blocks + bm.num_blocks_freed_by(holders, keep=keep):
+            return
+        for holder in holders:
+            if is_enough():
+                return
+            self._preempt(holder, plan)
+
+    def _suspend(self, seq: Sequence, plan: StepPlan) -> None:
+        """Take running seq's slot, keeping its KV: it resumes where it stopped."""
+        self._running.remove(seq)
+        seq.status = SeqStatus.SUSPENDED
+        self._suspended.append(seq)
+        plan.drop(seq)
+        plan.suspended.append(seq)
+
+    def _resume_suspended(self) -> None:
+        """Suspended seqs back into free slots, oldest first, unless another tenant under its
+        share waits in the lane (the slot is its: it was set aside for that)."""
+        for seq in list(self._suspended):
+            if len(self._running) >= self.config.max_num_seqs:
+                return
+            lane_slots, lane_running, weights = self._lane_slots(seq)
+            if self._running and (len(lane_running) >= lane_slots or any(
+                    w.lane.name == seq.lane.name and w.tenant != seq.tenant
+                    and is_under_share(w, lane_running, lane_slots, weights) for w in self._waiting)):
+                continue  # (with nothing running, it goes: the KV it holds may be what they wait for)
+            self._suspended.remove(seq)
+            seq.status = SeqStatus.RUNNING
+            self._running.append(seq)
 
     # -- checks --------------------------------------------------------------------------
 
     def check_integrity(self) -> None:
         running_ids = [s.seq_id for s in self._running]
         waiting_ids = [s.seq_id for s in self._waiting]
+        suspended_ids = [s.seq_id for s in self._suspended]
         assert len(set(running_ids)) == len(running_ids), "a seq is running twice"
+        assert len(set(suspended_ids)) == len(suspended_ids), "a seq is suspended twice"
         assert not set(running_ids) & set(waiting_ids), "a seq is both running and waiting"
-        assert set(running_ids) | set(waiting_ids) == set(self._seqs), "queues and index disagree"
+        assert not set(suspended_ids) & (set(running_ids) | set(waiting_ids)), "a suspended seq is queued too"
+        assert set(running_ids) | set(waiting_ids) | set(suspended_ids) == set(self._seqs), "queues and index disagree"
         assert len(self._running) <= self.config.max_num_seqs, "more running seqs than max_num_seqs"
         for seq in self._running:
             assert seq.status == SeqStatus.RUNNING, f"{seq.seq_id} in running as {seq.status.name}"
             assert seq.num_uncomputed_tokens > 0, f"running {seq.seq_id} has nothing to compute"
+        for seq in self._suspended:
+            assert seq.status == SeqStatus.SUSPENDED, f"{seq.seq_id} in suspended as {seq.status.name}"
+            assert seq.lane.fair_tenants, f"{seq.seq_id} suspended in lane {seq.lane.name} without fair shares"
         for seq in self._waiting:
             assert seq.status == SeqStatus.WAITING, f"{seq.seq_id} in waiting as {seq.status.name}"
             assert not seq.block_table and seq.num_computed_tokens == 0, f"waiting {seq.seq_id} holds KV"
         keys = [s.sort_key() for s in self._waiting]
         assert keys == sorted(keys), "waiting queue out of order"
-        self.block_manager.check_integrity(self._running)
+        self.block_manager.check_integrity([*self._running, *self._suspended])
 
 
 def _is_latency(seq: Sequence) -> bool:

@@ -44,6 +44,8 @@ class PromptLogitSpan:
 class SchedulerOutput:
     scheduled: list[ScheduledSeq] = field(default_factory=list)  # decodes first, then prefills
     preempted: list[Sequence] = field(default_factory=list)
+    # Set aside this step, KV kept (fair lanes); one may since have been preempted in the same step.
+    suspended: list[Sequence] = field(default_factory=list)
     aborted: list[Sequence] = field(default_factory=list)  # freed this step
     sat_out: list[Sequence] = field(default_factory=list)  # running, deferrable, no tokens this step
     time_budget: float = math.inf  # the step's time limit, in the cost model's units

@@ -35,6 +35,9 @@ class SeqStatus(IntEnum):
 
     WAITING = 0
     RUNNING = 1
+    # Holds its KV but not a sequence slot: set aside so an under-served tenant of its fair
+    # lane gets a slot; back to RUNNING when one frees (scheduler.py, the slot rule).
+    SUSPENDED = 2
     FINISHED_STOPPED = 10
     FINISHED_LENGTH = 11
     FINISHED_ABORTED = 12
@@ -134,6 +137,9 @@ class LanePolicy:
     # Share of each step's time kept for this lane while it has work (preemptible lanes
     # only): the bound on how far latency work may push bulk aside (scheduler.py).
     min_share: float = 0.0
+    # Fair shares between the tenants of this lane (tenant_shares.py); False: first come,
+    # first served.
+    fair_tenants: bool = False
 
     def __post_init__(self) -> None:
         for field_name in ("max_seq_share", "max_kv_share"):
@@ -184,6 +190,10 @@ class Sequence:
     # append_token advances it, stopping ends the sequence when it is complete. Each choice
     # has its own matcher (its own position in the grammar).
     grammar: GrammarMatcher | None = None
+    # Who the request is for, and that tenant's weight in its lane's fair shares (read only
+    # where lane.fair_tenants is set; tenant_shares.py).
+    tenant: str = ""
+    tenant_weight: float = 1.0
 
     status: SeqStatus = SeqStatus.WAITING
     num_prompt_tokens: int = 0
@@ -217,6 +227,9 @@ class Sequence:
             self.num_prompt_tokens = len(self.token_ids)
         if not self.request_id:
             self.request_id = self.seq_id
+        if not 0.0 < self.tenant_weight < math.inf:  # NaN fails too
+            raise InvalidRequest(f"request {self.seq_id}: tenant_weight must be a positive number, "
+                                 f"got {self.tenant_weight}")
 
     @property
     def num_tokens(self) -> int:

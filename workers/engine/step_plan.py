@@ -25,6 +25,7 @@ class StepPlan:
     time_limit: float = math.inf  # the predicted step time may grow up to this, for now
     scheduled: dict[str, ScheduledSeq] = field(default_factory=dict)
     preempted: list[Sequence] = field(default_factory=list)
+    suspended: list[Sequence] = field(default_factory=list)
     shape: StepShape = EMPTY_SHAPE
     # Tokens the next prefill chunk gets when no time is left (then 0): the most urgent
     # latency prompt always starts, however full the step is of running streams.
@@ -72,7 +73,7 @@ class StepPlan:
             self.shape = sum((StepShape.chunk(s.start, s.num_new_tokens) for s in self.scheduled.values()),
                              EMPTY_SHAPE)
 
-    def note_pressure(self, seq: Sequence) -> None:
-        key = seq.sort_key()
+    def note_pressure(self, key: tuple[int, float, int]) -> None:
+        """`key`: the scheduling key (the scheduler's order this step) of a seq that lacked blocks."""
         if self.pressure_key is None or key < self.pressure_key:
             self.pressure_key = key

@@ -40,7 +40,6 @@ class FakePool:
     is_healthy: bool = True  # False: pick() finds no worker, so jobs stay queued
     has_workers: bool = True  # False: not one healthy worker, so admission refuses (503)
     free: int = 1000  # what backfill_capacity() reports: room for bulk sequences
-    free_slots: int = 1000  # what free_capacity() reports: free sequence slots
     workers: list[FakeWorker] = field(default_factory=lambda: [FakeWorker("w0"), FakeWorker("w1")])
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     picks: list[Job] = field(default_factory=list)  # the job each batch was placed by, in order
@@ -54,9 +53,6 @@ class FakePool:
 
     def backfill_capacity(self) -> int:
         return self.free
-
-    def free_capacity(self) -> int:
-        return self.free_slots
 
     def loads(self) -> list[WorkerLoad]:
         return list(self.reports) if self.is_healthy else []

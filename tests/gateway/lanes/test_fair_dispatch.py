@@ -89,20 +89,11 @@ async def test_a_tenant_over_its_queue_cap_is_refused_naming_the_cap_and_others_
         assert rig.stats("bulk").num_refused == {"tenant-queue-full": 1}
 
 
-async def test_a_shared_fair_latency_lane_sends_only_into_free_worker_slots():
-    policy = make_policy(tenants=TENANTS)
-    async with running(policy, free_slots=1) as rig:
+async def test_a_shared_fair_latency_lane_is_not_held_for_worker_slots():
+    # The worker orders a fair lane by tenant (workers/engine/tenant_shares.py): holding jobs
+    # here would only add the wait for the next load report to the quiet tenant's.
+    async with running(make_policy(tenants=TENANTS), free=0) as rig:
         jobs, tasks = await _backlog(rig, ["noisy"] * 3 + ["quiet"], endpoint="chat")
         await rig.until(ms=20)  # the streaming lane's window
-        assert sum(t.done() for t in tasks) == 1, "one free slot: the rest wait here, in fair order"
-        rig.pool.free_slots = 3
-        rig.pool.changed.set()
-        await rig.clock.advance(0.1)
         assert all(t.done() for t in tasks)
-
-
-async def test_a_lane_with_one_tenant_dispatches_as_before():
-    async with running(make_policy(tenants=TENANTS), free_slots=0) as rig:
-        jobs, tasks = await _backlog(rig, ["noisy"] * 3, endpoint="chat")
-        await rig.until(ms=20)
-        assert all(t.done() for t in tasks), "no other tenant to be fair to: workers' own queues take it"
+        assert all(job.lane.fair_tenants for job in jobs), "the worker is told to order the lane by tenant"

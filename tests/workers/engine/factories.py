@@ -33,6 +33,8 @@ def make_seq(
     ignore_eos: bool = False,
     stop_token_ids: tuple[int, ...] = (),
     targets: LatencyTargets = LatencyTargets(),
+    tenant: str = "",
+    tenant_weight: float = 1.0,
 ) -> Sequence:
     """A sequence whose default prompt is unique (no accidental prefix hits)."""
     seq_id = seq_id if seq_id is not None else f"seq-{next(_ids)}"
@@ -48,6 +50,8 @@ def make_seq(
         deadline=deadline,
         eos_token_id=eos_token_id,
         targets=targets,
+        tenant=tenant,
+        tenant_weight=tenant_weight,
     )
 
 
