@@ -37,6 +37,7 @@ from laneway.bench.serve_drive import (
     llamacpp_dialect,
     run_level,
 )
+from laneway.bench.serve_overhead import interleaved
 from laneway.bench.serve_report import DIRECT, LANEWAY, LANEWAY_NO_LANES, ServeReport, render, write_section
 from laneway.bench.serve_stats import LevelResult, median_of_runs, summarize_level
 from laneway.ports import free_port
@@ -68,6 +69,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="llama.cpp's n_threads and n_threads_batch (default: the Laneway worker's threads; "
                         "llama-cpp-python's own default is half the cores)")
     p.add_argument("--no-engine", action="store_true", help="skip the in-process engine rate")
+    p.add_argument("--overhead-requests", type=int, default=0, metavar="N",
+                   help="per round, N requests on each Laneway path (direct gRPC, gateway[, --no-lanes]) taking "
+                        "turns one at a time, so the gateway's added TTFT and per-token time (p50/p99) are "
+                        "measured under the same noise; e.g. 50")
     p.add_argument("--no-lanes-gateway", action="store_true",
                    help="also a second gateway on the same worker with --no-lanes (immediate dispatch): the "
                         "gateway's own cost apart from the lane batch window")
@@ -93,6 +98,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         systems = _start_systems(args, work, threads, shape, procs, notes)
         runs: dict[tuple[str, int], list[LevelResult]] = {}
+        overhead_runs: dict[str, list[LevelResult]] = {}
         for r in range(args.repeats):
             if not args.no_engine:  # in the round, like every server: the same noise hits it
                 for label, rate in _engine_rates(args, sorted({threads, cores})).items():
@@ -103,10 +109,18 @@ def main(args: argparse.Namespace) -> int:
                     res = asyncio.run(_level(name, make_send, c, c * args.requests_per_stream))
                     runs.setdefault((name, c), []).append(res)
                     _log(f"  {_fmt(res)}")
+            if args.overhead_requests > 0:
+                paths = {name: make for name, make in systems if name in (DIRECT, LANEWAY, LANEWAY_NO_LANES)}
+                _log(f"round {r + 1}/{args.repeats}: gateway overhead, {args.overhead_requests} requests per path "
+                     "taking turns ...")
+                for res in asyncio.run(interleaved(paths, args.overhead_requests)):
+                    overhead_runs.setdefault(res.system, []).append(res)
+                    _log(f"  {res.system}: {_fmt(res)}")
     finally:
         for p in reversed(procs):
             p.stop()
     results = [median_of_runs(v) for v in runs.values()]
+    overhead = [median_of_runs(v) for v in overhead_runs.values()]
     engine_rates = {label: statistics.median(v) for label, v in engine_runs.items()}
     import torch
 
@@ -115,15 +129,20 @@ def main(args: argparse.Namespace) -> int:
         machine=f"{_cpu_name()}, {cores} cores; Laneway worker with {threads} torch thread(s); load average "
                 f"before / after: {_load(load_before)} / {_load(os.getloadavg())}",
         versions=f"Python {platform.python_version()}, torch {torch.__version__}" + _peer_versions(args),
-        shape=f"streaming /v1/completions, {shape.prompt_len}-token prompts (token ids), {shape.output_len} greedy "
-              "output tokens (ignore_eos)",
-        results=results, engine_rates=engine_rates, num_repeats=args.repeats, notes=notes)
+        shape=f"streaming /v1/completions, {shape.prompt_len}-token prompts (token ids; to llama.cpp, which takes "
+              f"only text, their text, which its tokenizer reads as the same ids), {shape.output_len} greedy output "
+              "tokens (ignore_eos; llama.cpp: repeat_penalty 1.0 and EOS biased away), each server checked first "
+              "and every request's token count verified",
+        results=results, engine_rates=engine_rates, num_repeats=args.repeats, notes=notes,
+        overhead=overhead, overhead_requests=args.overhead_requests)
     text = render(report)
     print(text)
     for out in map(Path, args.out):
         if out.suffix == ".json":
             out.write_text(json.dumps({"report": text, "runs": {f"{k[0]} c={k[1]}": [vars(x) for x in v]
-                                                               for k, v in runs.items()}}, indent=2))
+                                                               for k, v in runs.items()},
+                                       "overhead_runs": {k: [vars(x) for x in v] for k, v in overhead_runs.items()}},
+                                      indent=2))
         else:
             write_section(out, text)
     return 0

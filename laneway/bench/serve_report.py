@@ -24,6 +24,8 @@ class ServeReport:
     engine_rates: dict[str, float]  # label -> in-process batch-1 decode tok/s (median)
     num_repeats: int
     notes: Sequence[str] = ()
+    overhead: Sequence[LevelResult] = ()  # the Laneway paths taking turns at c=1 (serve_overhead.py)
+    overhead_requests: int = 0  # per path and round
 
 
 def _f(v: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -82,11 +84,16 @@ def render(report: ServeReport) -> str:
                       f"{_f(r.ttft_p50_s, 1e3, 0)} / {_f(r.ttft_p95_s, 1e3, 0)}"]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     lines.append("")
+    if report.overhead:
+        source, how = report.overhead, (f"requests taking turns with it one at a time, {report.overhead_requests} "
+                                         "per path and round, medians of rounds")
+    else:
+        source, how = report.results, "the table's c=1 rows, run one after the other"
     for gateway in (LANEWAY, LANEWAY_NO_LANES):
-        over = gateway_overhead(report.results, gateway)
+        over = gateway_overhead(source, gateway)
         if over is not None:
-            lines.append(f"- Added at c=1 by `{gateway}` (minus the same worker over direct gRPC; "
-                         f"{over['num_requests']:.0f} requests each): TTFT p50 {over['ttft_p50_ms']:+.2f} ms, p99 "
+            lines.append(f"- Added at c=1 by `{gateway}` (minus the same worker over direct gRPC; {how}): TTFT "
+                         f"p50 {over['ttft_p50_ms']:+.2f} ms, p99 "
                          f"{over['ttft_p99_ms']:+.2f} ms; per-token time p50 {over['tpot_p50_ms']:+.3f} ms "
                          f"({over['per_token_pct']:+.1f}%), p99 {over['tpot_p99_ms']:+.3f} ms.")
     lines += [f"- {n}" for n in report.notes]
