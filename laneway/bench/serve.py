@@ -38,7 +38,15 @@ from laneway.bench.serve_drive import (
     run_level,
 )
 from laneway.bench.serve_overhead import interleaved
-from laneway.bench.serve_report import DIRECT, LANEWAY, LANEWAY_NO_LANES, ServeReport, render, write_section
+from laneway.bench.serve_report import (
+    DIRECT,
+    DIRECT_AGAIN,
+    LANEWAY,
+    LANEWAY_NO_LANES,
+    ServeReport,
+    render,
+    write_section,
+)
 from laneway.bench.serve_stats import LevelResult, median_of_runs, summarize_level
 from laneway.ports import free_port
 from laneway.procs import Proc, laneway_cmd, wait_ready
@@ -70,9 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "llama-cpp-python's own default is half the cores)")
     p.add_argument("--no-engine", action="store_true", help="skip the in-process engine rate")
     p.add_argument("--overhead-requests", type=int, default=0, metavar="N",
-                   help="per round, N requests on each Laneway path (direct gRPC, gateway[, --no-lanes]) taking "
-                        "turns one at a time, so the gateway's added TTFT and per-token time (p50/p99) are "
-                        "measured under the same noise; e.g. 50")
+                   help="per round, N requests on each Laneway path (direct gRPC, gateway[, --no-lanes], and "
+                        "direct gRPC again as an A/A control) taking turns one at a time, so the gateway's added "
+                        "TTFT and per-token time (p50/p99) are measured under the same noise; e.g. 100")
     p.add_argument("--no-lanes-gateway", action="store_true",
                    help="also a second gateway on the same worker with --no-lanes (immediate dispatch): the "
                         "gateway's own cost apart from the lane batch window")
@@ -111,6 +119,7 @@ def main(args: argparse.Namespace) -> int:
                     _log(f"  {_fmt(res)}")
             if args.overhead_requests > 0:
                 paths = {name: make for name, make in systems if name in (DIRECT, LANEWAY, LANEWAY_NO_LANES)}
+                paths[DIRECT_AGAIN] = paths[DIRECT]  # A/A: two identical paths show the noise floor
                 _log(f"round {r + 1}/{args.repeats}: gateway overhead, {args.overhead_requests} requests per path "
                      "taking turns ...")
                 for res in asyncio.run(interleaved(paths, args.overhead_requests)):
