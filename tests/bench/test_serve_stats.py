@@ -113,3 +113,17 @@ def test_a_server_that_stops_early_or_reads_another_prompt_length_is_caught():
     assert usage_problem({"prompt_tokens": 8, "completion_tokens": 16}, shape) is None
     assert usage_problem({"prompt_tokens": 8, "completion_tokens": 5}, shape) == "5 of 16 tokens"
     assert "9 tokens" in (usage_problem({"prompt_tokens": 9, "completion_tokens": 16}, shape) or "")
+
+
+def test_render_takes_the_overhead_from_the_interleaved_turns_with_its_noise_floor():
+    from laneway.bench.serve_report import DIRECT_AGAIN
+
+    table = [summarize_level(s, 1, [_sample(t, t + 1.0)], {}, 1.0) for s, t in ((LANEWAY, 0.5), (DIRECT, 0.1))]
+    turns = [summarize_level(s, 1, [_sample(t, t + 1.0)], {}, 1.0)
+             for s, t in ((DIRECT, 0.010), (LANEWAY, 0.0125), (DIRECT_AGAIN, 0.0101))]
+    report = ServeReport(command="c", machine="m", versions="v", shape="s", results=table, engine_rates={},
+                         num_repeats=1, overhead=turns, overhead_requests=7)
+    text = render(report)
+    assert "TTFT p50 +2.50 ms" in text and "+400" not in text  # from the turns, not the table's c=1 rows
+    assert "7 per path and round" in text
+    assert "Noise floor" in text and "TTFT p50 +0.10 ms" in text
