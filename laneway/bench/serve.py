@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -37,7 +38,7 @@ from laneway.bench.serve_drive import (
     llamacpp_dialect,
     run_level,
 )
-from laneway.bench.serve_overhead import interleaved
+from laneway.bench.serve_overhead import interleaved, process_cpu_s
 from laneway.bench.serve_report import (
     DIRECT,
     DIRECT_AGAIN,
@@ -104,9 +105,11 @@ def main(args: argparse.Namespace) -> int:
     procs: list[Proc] = []
     notes: list[str] = []
     try:
-        systems = _start_systems(args, work, threads, shape, procs, notes)
+        pids: dict[str, int] = {}  # the gateways' processes, for their CPU per request
+        systems = _start_systems(args, work, threads, shape, procs, notes, pids)
         runs: dict[tuple[str, int], list[LevelResult]] = {}
         overhead_runs: dict[str, list[LevelResult]] = {}
+        cpu_runs: dict[str, list[float]] = {}
         for r in range(args.repeats):
             if not args.no_engine:  # in the round, like every server: the same noise hits it
                 for label, rate in _engine_rates(args, sorted({threads, cores})).items():
@@ -122,14 +125,20 @@ def main(args: argparse.Namespace) -> int:
                 paths[DIRECT_AGAIN] = paths[DIRECT]  # A/A: two identical paths show the noise floor
                 _log(f"round {r + 1}/{args.repeats}: gateway overhead, {args.overhead_requests} requests per path "
                      "taking turns ...")
-                for res in asyncio.run(interleaved(paths, args.overhead_requests)):
+                cpu_of = {name: functools.partial(process_cpu_s, pid) for name, pid in pids.items() if name in paths}
+                levels_, cpu = asyncio.run(interleaved(paths, args.overhead_requests, cpu_of))
+                for res in levels_:
                     overhead_runs.setdefault(res.system, []).append(res)
                     _log(f"  {res.system}: {_fmt(res)}")
+                for name, cpu_s in cpu.items():
+                    cpu_runs.setdefault(name, []).append(cpu_s)
+                    _log(f"  {name}: {cpu_s * 1e3:.2f} ms of its process's CPU per request")
     finally:
         for p in reversed(procs):
             p.stop()
     results = [median_of_runs(v) for v in runs.values()]
     overhead = [median_of_runs(v) for v in overhead_runs.values()]
+    overhead_cpu = {name: statistics.median(v) for name, v in cpu_runs.items()}
     engine_rates = {label: statistics.median(v) for label, v in engine_runs.items()}
     import torch
 
@@ -143,7 +152,8 @@ def main(args: argparse.Namespace) -> int:
               "tokens (ignore_eos; llama.cpp: repeat_penalty 1.0 and EOS biased away), each server checked first "
               "and every request's token count verified",
         results=results, engine_rates=engine_rates, num_repeats=args.repeats, notes=notes,
-        overhead=overhead, overhead_requests=args.overhead_requests)
+        overhead=overhead, overhead_requests=args.overhead_requests, overhead_cpu_s=overhead_cpu,
+        output_len=shape.output_len)
     text = render(report)
     print(text)
     for out in map(Path, args.out):
@@ -170,7 +180,8 @@ async def _level(name: str, make_send: Callable[[], tuple[SendFn, Callable[[], o
     return summarize_level(name, concurrency, samples, failed, wall)
 
 
-def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Proc], notes: list[str]):
+def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Proc], notes: list[str],
+                   pids: dict[str, int]):
     worker_port, gateway_port = free_port(), free_port()
     worker = Proc("worker", laneway_cmd("worker", "--port", str(worker_port), "--model", args.model,
                                         "--kv-cache-memory", "512MB", "--num-threads", str(threads)),
@@ -185,6 +196,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     _check(LANEWAY, gateway_url, "laneway", shape, OPENAI, notes)
     systems = [(DIRECT, _grpc(worker.address, shape)), (LANEWAY, _http(gateway_url, "laneway", shape))]
+    pids[LANEWAY] = gateway.popen.pid  # type: ignore[union-attr]  # started above
     if args.no_lanes_gateway:
         port = free_port()
         plain = Proc("gateway-no-lanes", laneway_cmd("gateway", "--port", str(port), "--worker", worker.address,
@@ -193,6 +205,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
         plain.wait_port(timeout=60)
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
         systems.append((LANEWAY_NO_LANES, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
+        pids[LANEWAY_NO_LANES] = plain.popen.pid  # type: ignore[union-attr]  # started above
     if args.vllm_python:
         hf_dir = Path(args.model)
         port = free_port()

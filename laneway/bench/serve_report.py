@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from laneway.bench.serve_stats import LevelResult
@@ -29,6 +29,8 @@ class ServeReport:
     notes: Sequence[str] = ()
     overhead: Sequence[LevelResult] = ()  # the Laneway paths taking turns at c=1 (serve_overhead.py)
     overhead_requests: int = 0  # per path and round
+    overhead_cpu_s: dict[str, float] = field(default_factory=dict)  # gateway -> its process's CPU s per request
+    output_len: int = 0  # output tokens of every request
 
 
 def _f(v: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -101,6 +103,14 @@ def render(report: ServeReport) -> str:
                          f"p50 {over['ttft_p50_ms']:+.2f} ms, p99 "
                          f"{over['ttft_p99_ms']:+.2f} ms; per-token time p50 {over['tpot_p50_ms']:+.3f} ms "
                          f"({over['per_token_pct']:+.1f}%), p99 {over['tpot_p99_ms']:+.3f} ms.")
+    direct = find(source, DIRECT, 1)
+    for gateway, cpu_s in report.overhead_cpu_s.items():
+        per_token = cpu_s / report.output_len if report.output_len else None
+        share = (f"; {per_token / direct.tpot_p50_s * 100:.1f}% of direct gRPC's per-token time p50"
+                 if per_token is not None and direct is not None and direct.tpot_p50_s else "")
+        lines.append(f"- CPU time of the `{gateway}` process per request, over the turns: {cpu_s * 1e3:.2f} ms"
+                     + (f" ({per_token * 1e6:.0f} us per output token{share})" if per_token is not None else "")
+                     + "; measured in CPU time, which a loaded machine stretches far less than latency.")
     lines += [f"- {n}" for n in report.notes]
     lines.append(END)
     return "\n".join(lines) + "\n"

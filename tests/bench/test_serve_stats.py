@@ -122,8 +122,11 @@ def test_render_takes_the_overhead_from_the_interleaved_turns_with_its_noise_flo
     turns = [summarize_level(s, 1, [_sample(t, t + 1.0)], {}, 1.0)
              for s, t in ((DIRECT, 0.010), (LANEWAY, 0.0125), (DIRECT_AGAIN, 0.0101))]
     report = ServeReport(command="c", machine="m", versions="v", shape="s", results=table, engine_rates={},
-                         num_repeats=1, overhead=turns, overhead_requests=7)
+                         num_repeats=1, overhead=turns, overhead_requests=7, overhead_cpu_s={LANEWAY: 0.011},
+                         output_len=11)
     text = render(report)
     assert "TTFT p50 +2.50 ms" in text and "+400" not in text  # from the turns, not the table's c=1 rows
     assert "7 per path and round" in text
     assert "Noise floor" in text and "TTFT p50 +0.10 ms" in text
+    # 11 ms over 11 tokens: 1000 us per token, 1% of direct's 100 ms per token
+    assert "11.00 ms (1000 us per output token; 1.0% of direct gRPC's per-token time p50)" in text
