@@ -75,8 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="llama.cpp's convert_hf_to_gguf.py (vendor/llama.cpp in the llama-cpp-python sdist): "
                         "makes the bf16 GGUF from --model when --gguf is not given")
     p.add_argument("--llamacpp-threads", type=int, default=None,
-                   help="llama.cpp's n_threads and n_threads_batch (default: the Laneway worker's threads; "
-                        "llama-cpp-python's own default is half the cores)")
+                   help="llama.cpp's n_threads and n_threads_batch (default: llama-cpp-python's own, half the "
+                        "cores for decode and all for prompts)")
     p.add_argument("--no-engine", action="store_true", help="skip the in-process engine rate")
     p.add_argument("--overhead-requests", type=int, default=0, metavar="N",
                    help="per round, N requests on each Laneway path (direct gRPC, gateway[, --no-lanes], and "
@@ -222,10 +222,13 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
         if not args.gguf:
             raise SystemExit("--llamacpp-python needs --gguf or --gguf-converter (the same weights as a bf16 GGUF)")
         port = free_port()
-        n = str(args.llamacpp_threads or threads)
+        # Its own thread defaults unless asked (decode: half the cores; prompt: all), as vLLM runs
+        # with its own: with both cores, ggml's spinning threads lose whole time slices whenever
+        # anything else runs on this machine (5 tok/s against 30-70 with one thread, measured).
+        n = ["--n_threads", str(args.llamacpp_threads), "--n_threads_batch", str(args.llamacpp_threads)] \
+            if args.llamacpp_threads else []
         llama = Proc("llamacpp", [args.llamacpp_python, "-m", "llama_cpp.server", "--model", args.gguf,
-                                  "--port", str(port), "--n_ctx", "2048", "--n_threads", n, "--n_threads_batch", n],
-                     port, work / "llamacpp.log")
+                                  "--port", str(port), "--n_ctx", "2048", *n], port, work / "llamacpp.log")
         procs.append(llama.start())
         llama.wait_port(timeout=300)
         dialect = llamacpp_dialect(_eos_token_id(Path(args.model)))
