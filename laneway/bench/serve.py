@@ -36,6 +36,7 @@ from laneway.bench.serve_drive import (
     hf_encoder,
     http_sender,
     llamacpp_dialect,
+    non_ascii_byte_ids,
     run_level,
 )
 from laneway.bench.serve_overhead import interleaved, process_cpu_s
@@ -228,10 +229,12 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
         n = ["--n_threads", str(args.llamacpp_threads), "--n_threads_batch", str(args.llamacpp_threads)] \
             if args.llamacpp_threads else []
         llama = Proc("llamacpp", [args.llamacpp_python, "-m", "llama_cpp.server", "--model", args.gguf,
-                                  "--port", str(port), "--n_ctx", "2048", *n], port, work / "llamacpp.log")
+                                  "--port", str(port), "--n_ctx", "2048", *n,
+                                  # Its default lets each new request cut the streaming one short: queue instead.
+                                  "--interrupt_requests", "False"], port, work / "llamacpp.log")
         procs.append(llama.start())
         llama.wait_port(timeout=300)
-        dialect = llamacpp_dialect(_eos_token_id(Path(args.model)))
+        dialect = llamacpp_dialect(_eos_token_id(Path(args.model)), non_ascii_byte_ids(args.model))
         _check(LLAMACPP, f"http://127.0.0.1:{port}", "bench", shape, dialect, notes)
         systems.append((LLAMACPP, _http(f"http://127.0.0.1:{port}", "bench", shape, dialect)))
     return systems

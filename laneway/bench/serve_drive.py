@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from laneway.bench.serve_stats import StreamSample
@@ -88,12 +88,36 @@ class Dialect:
 OPENAI = Dialect(extra={"ignore_eos": True})
 
 
-def llamacpp_dialect(eos_token_id: int) -> Dialect:
+def llamacpp_dialect(eos_token_id: int, non_ascii_byte_ids: Sequence[int] = ()) -> Dialect:
     # llama-cpp-python's server: text prompts only; repeat_penalty defaults to 1.1 (not greedy);
-    # no ignore_eos, so EOS is biased away; its stream has no usage, and it holds back tokens
-    # that end in an incomplete UTF-8 character, so one chunk can carry several tokens.
-    return Dialect(text_prompt=True, usage_in_stream=False,
-                   extra={"repeat_penalty": 1.0, "logit_bias": {str(eos_token_id): -1e9}})
+    # no ignore_eos, so EOS is biased away. Its stream has no usage. And it holds back a token
+    # that may start a multi-byte UTF-8 character, skipping its max_tokens check while it does:
+    # a random model that emits such bytes streams in bursts and overruns max_tokens (1000
+    # tokens for 128 seen). So the byte tokens 0x80-0xFF are biased away too: the output is
+    # ASCII, one chunk per token; the forward pass, the work measured, is the same.
+    bias = {str(i): -1e9 for i in (eos_token_id, *non_ascii_byte_ids)}
+    return Dialect(text_prompt=True, usage_in_stream=False, extra={"repeat_penalty": 1.0, "logit_bias": bias})
+
+
+def non_ascii_byte_ids(hf_dir: str) -> list[int]:
+    """The ids of the single-byte tokens 0x80-0xFF of a byte-level BPE tokenizer.json."""
+    import json
+    from pathlib import Path
+
+    vocab = json.loads((Path(hf_dir) / "tokenizer.json").read_text())["model"]["vocab"]
+    chars = _bytes_to_unicode()
+    return [vocab[chars[b]] for b in range(0x80, 0x100) if chars[b] in vocab]
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte-level alphabet (what HF's ByteLevel pre-tokenizer maps each byte to)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    out, extra = {b: chr(b) for b in printable}, 0
+    for b in range(256):
+        if b not in out:
+            out[b] = chr(256 + extra)
+            extra += 1
+    return out
 
 
 def request_body(model: str, shape: Shape, index: int, dialect: Dialect) -> dict:
@@ -122,10 +146,11 @@ def http_sender(pool, model: str, shape: Shape, dialect: Dialect = OPENAI) -> Se
             if problem := token_count_problem(res.output_tokens, shape):
                 return problem
             tokens = res.output_tokens
-        else:  # chunks may carry several tokens: check_generation verified the count on this prompt shape
-            tokens = shape.output_len if res.finish_reason == "length" else len(res.token_times)
-            if problem := token_count_problem(tokens, shape):
-                return problem
+        else:  # one chunk per token (ASCII output), plus at most a last one that only finishes
+            chunks = len(res.token_times)
+            if res.finish_reason != "length" or chunks not in (shape.output_len, shape.output_len + 1):
+                return f"{chunks} chunks, finish {res.finish_reason}, for {shape.output_len} tokens"
+            tokens = shape.output_len
         return StreamSample(ttft_s=res.token_times[0], first_token_s=res.token_times[0],
                             last_token_s=res.token_times[-1], output_tokens=tokens)
 

@@ -100,9 +100,9 @@ def test_exported_tokenizer_reads_every_prompt_one_token_per_character(tmp_path)
 
 def test_llamacpp_gets_text_greedy_and_eos_biased_away():
     shape = Shape(prompt_len=8, output_len=16, encode=_bytes)
-    body = request_body("bench", shape, 3, llamacpp_dialect(eos_token_id=2))
+    body = request_body("bench", shape, 3, llamacpp_dialect(eos_token_id=2, non_ascii_byte_ids=[200, 201]))
     assert body["prompt"] == shape.prompt_text(3) and body["max_tokens"] == 16 and body["temperature"] == 0.0
-    assert body["repeat_penalty"] == 1.0 and body["logit_bias"] == {"2": -1e9}
+    assert body["repeat_penalty"] == 1.0 and body["logit_bias"] == {"2": -1e9, "200": -1e9, "201": -1e9}
     assert "ignore_eos" not in body
     openai = request_body("bench", shape, 3, OPENAI)
     assert openai["prompt"] == shape.prompt_ids(3) and openai["ignore_eos"] is True
@@ -130,3 +130,17 @@ def test_render_takes_the_overhead_from_the_interleaved_turns_with_its_noise_flo
     assert "Noise floor" in text and "TTFT p50 +0.10 ms" in text
     # 11 ms over 11 tokens: 1000 us per token, 1% of direct's 100 ms per token
     assert "11.00 ms (1000 us per output token; 1.0% of direct gRPC's per-token time p50)" in text
+
+
+def test_non_ascii_byte_tokens_are_found_in_the_exported_tokenizer(tmp_path):
+    from tokenizers import Tokenizer
+
+    from laneway.bench.hf_export import _write_tokenizer
+    from laneway.bench.serve_drive import non_ascii_byte_ids
+
+    _write_tokenizer(tmp_path, 320)
+    ids = non_ascii_byte_ids(str(tmp_path))
+    tokenizer = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    assert len(ids) == 128
+    assert tokenizer.encode("é", add_special_tokens=False).ids[0] in ids  # 0xC3 0xA9: both bytes non-ASCII
+    assert not set(tokenizer.encode("az09!~", add_special_tokens=False).ids) & set(ids)
