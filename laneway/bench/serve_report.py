@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from laneway.bench.serve_stats import LevelResult
@@ -11,6 +11,9 @@ from laneway.bench.serve_stats import LevelResult
 START, END = "<!-- bench:serve:start -->", "<!-- bench:serve:end -->"
 LANEWAY, DIRECT = "Laneway (gateway + worker)", "Laneway worker, direct gRPC (no gateway)"
 LANEWAY_NO_LANES = "Laneway gateway --no-lanes + worker"
+# The same direct gRPC path a second time, in the overhead turns only: what two identical
+# paths differ by is the noise floor, below which a gateway's overhead cannot be resolved.
+DIRECT_AGAIN = "Laneway worker, direct gRPC again (A/A control)"
 ENGINE = "Laneway engine in-process"
 
 
@@ -24,6 +27,10 @@ class ServeReport:
     engine_rates: dict[str, float]  # label -> in-process batch-1 decode tok/s (median)
     num_repeats: int
     notes: Sequence[str] = ()
+    overhead: Sequence[LevelResult] = ()  # the Laneway paths taking turns at c=1 (serve_overhead.py)
+    overhead_requests: int = 0  # per path and round
+    overhead_cpu_s: dict[str, float] = field(default_factory=dict)  # gateway -> its process's CPU s per request
+    output_len: int = 0  # output tokens of every request
 
 
 def _f(v: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -35,17 +42,20 @@ def find(results: Sequence[LevelResult], system: str, concurrency: int) -> Level
 
 
 def gateway_overhead(results: Sequence[LevelResult], gateway: str = LANEWAY) -> dict[str, float] | None:
-    """What the gateway adds at one stream: TTFT p50/p99 difference (ms) and per-token time share."""
+    """What the gateway adds at one stream, against the same worker over direct gRPC: TTFT and
+    per-token time (each request's mean time between tokens), p50 and p99 differences in ms, and
+    the per-token p50 difference as a share of direct's per-token time."""
     gw, direct = find(results, gateway, 1), find(results, DIRECT, 1)
-    if gw is None or direct is None or None in (gw.ttft_p50_s, direct.ttft_p50_s, gw.per_stream_tok_s,
-                                                 direct.per_stream_tok_s):
+    if gw is None or direct is None:
         return None
-    return {
-        "ttft_p50_ms": (gw.ttft_p50_s - direct.ttft_p50_s) * 1e3,  # type: ignore[operator]
-        "ttft_p99_ms": (gw.ttft_p99_s - direct.ttft_p99_s) * 1e3,  # type: ignore[operator]
-        "per_token_pct": (1.0 / gw.per_stream_tok_s - 1.0 / direct.per_stream_tok_s)  # type: ignore[operator]
-        * direct.per_stream_tok_s * 100.0,
-    }
+    pairs = {"ttft_p50_ms": (gw.ttft_p50_s, direct.ttft_p50_s), "ttft_p99_ms": (gw.ttft_p99_s, direct.ttft_p99_s),
+             "tpot_p50_ms": (gw.tpot_p50_s, direct.tpot_p50_s), "tpot_p99_ms": (gw.tpot_p99_s, direct.tpot_p99_s)}
+    if any(a is None or b is None for a, b in pairs.values()):
+        return None
+    over = {k: (a - b) * 1e3 for k, (a, b) in pairs.items()}  # type: ignore[operator]
+    over["per_token_pct"] = over["tpot_p50_ms"] / (direct.tpot_p50_s * 1e3) * 100.0  # type: ignore[operator]
+    over["num_requests"] = min(gw.num_requests, direct.num_requests)
+    return over
 
 
 def render(report: ServeReport) -> str:
@@ -79,12 +89,28 @@ def render(report: ServeReport) -> str:
                       f"{_f(r.ttft_p50_s, 1e3, 0)} / {_f(r.ttft_p95_s, 1e3, 0)}"]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     lines.append("")
-    for gateway in (LANEWAY, LANEWAY_NO_LANES):
-        over = gateway_overhead(report.results, gateway)
+    if report.overhead:
+        source, how = report.overhead, (f"requests taking turns with it one at a time, {report.overhead_requests} "
+                                         "per path and round, medians of rounds")
+    else:
+        source, how = report.results, "the table's c=1 rows, run one after the other"
+    for gateway in (LANEWAY, LANEWAY_NO_LANES, DIRECT_AGAIN):
+        over = gateway_overhead(source, gateway)
         if over is not None:
-            lines.append(f"- Added at c=1 by `{gateway}` (minus the same worker over direct gRPC): TTFT p50 "
-                         f"{over['ttft_p50_ms']:+.1f} ms, p99 {over['ttft_p99_ms']:+.1f} ms; per-token time "
-                         f"{over['per_token_pct']:+.1f}%.")
+            what = ("Noise floor: the same direct path twice" if gateway == DIRECT_AGAIN
+                    else f"Added at c=1 by `{gateway}`")
+            lines.append(f"- {what} (minus the same worker over direct gRPC; {how}): TTFT "
+                         f"p50 {over['ttft_p50_ms']:+.2f} ms, p99 "
+                         f"{over['ttft_p99_ms']:+.2f} ms; per-token time p50 {over['tpot_p50_ms']:+.3f} ms "
+                         f"({over['per_token_pct']:+.1f}%), p99 {over['tpot_p99_ms']:+.3f} ms.")
+    direct = find(source, DIRECT, 1)
+    for gateway, cpu_s in report.overhead_cpu_s.items():
+        per_token = cpu_s / report.output_len if report.output_len else None
+        share = (f"; {per_token / direct.tpot_p50_s * 100:.1f}% of direct gRPC's per-token time p50"
+                 if per_token is not None and direct is not None and direct.tpot_p50_s else "")
+        lines.append(f"- CPU time of the `{gateway}` process per request, over the turns: {cpu_s * 1e3:.2f} ms"
+                     + (f" ({per_token * 1e6:.0f} us per output token{share})" if per_token is not None else "")
+                     + "; measured in CPU time, which a loaded machine stretches far less than latency.")
     lines += [f"- {n}" for n in report.notes]
     lines.append(END)
     return "\n".join(lines) + "\n"

@@ -41,6 +41,9 @@ class LevelResult:
     ttft_p95_s: float | None
     ttft_p99_s: float | None
     e2e_p50_s: float | None
+    # Per request, the mean time between tokens (1 / its decode rate); percentiles over requests.
+    tpot_p50_s: float | None = None
+    tpot_p99_s: float | None = None
 
 
 def summarize_level(system: str, concurrency: int, samples: Sequence[StreamSample],
@@ -50,6 +53,7 @@ def summarize_level(system: str, concurrency: int, samples: Sequence[StreamSampl
     rates = [r for s in samples if (r := s.decode_tok_s) is not None]
     ttfts = sorted(s.ttft_s for s in samples)
     e2e = [s.last_token_s for s in samples]
+    tpots = sorted(1.0 / r for r in rates)
     return LevelResult(
         system=system, concurrency=concurrency, num_requests=len(samples) + sum(failures.values()),
         num_failed=sum(failures.values()), failures=dict(failures), wall_s=wall_s,
@@ -58,6 +62,7 @@ def summarize_level(system: str, concurrency: int, samples: Sequence[StreamSampl
         ttft_p50_s=percentile(ttfts, 50) if ttfts else None, ttft_p95_s=percentile(ttfts, 95) if ttfts else None,
         ttft_p99_s=percentile(ttfts, 99) if ttfts else None,
         e2e_p50_s=statistics.median(e2e) if e2e else None,
+        tpot_p50_s=percentile(tpots, 50) if tpots else None, tpot_p99_s=percentile(tpots, 99) if tpots else None,
     )
 
 
@@ -82,4 +87,5 @@ def median_of_runs(runs: Sequence[LevelResult]) -> LevelResult:
         aggregate_tok_s=statistics.median(r.aggregate_tok_s for r in runs),
         ttft_p50_s=med([r.ttft_p50_s for r in runs]), ttft_p95_s=med([r.ttft_p95_s for r in runs]),
         ttft_p99_s=med([r.ttft_p99_s for r in runs]), e2e_p50_s=med([r.e2e_p50_s for r in runs]),
+        tpot_p50_s=med([r.tpot_p50_s for r in runs]), tpot_p99_s=med([r.tpot_p99_s for r in runs]),
     )

@@ -14,7 +14,8 @@ def test_serves_the_exported_preset_and_writes_its_section(tmp_path):
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\nother sections stay\n")
     code = main(["bench", "serve", "--model", "tiny", "--concurrency", "1,2", "--repeats", "1",
-                 "--requests-per-stream", "1", "--output-len", "8", "--no-engine", "--work-dir", str(tmp_path / "w"),
+                 "--requests-per-stream", "1", "--output-len", "8", "--no-engine", "--overhead-requests", "2",
+                 "--work-dir", str(tmp_path / "w"),
                  "--out", str(doc), str(tmp_path / "run.json")])
     assert code == 0
     assert (tmp_path / "w" / "hf-tiny" / "tokenizer.json").exists()  # every system reads the same export
@@ -26,3 +27,5 @@ def test_serves_the_exported_preset_and_writes_its_section(tmp_path):
         assert float(cells[1]) > 0 and float(cells[2]) > 0, rows[system]  # per-stream and aggregate tok/s
         assert "failed" not in rows[system]
     assert (tmp_path / "run.json").exists()
+    # The gateway's overhead from requests taking turns, its A/A noise floor, and its process's CPU time
+    assert "taking turns" in text and "Noise floor" in text and "CPU time of the `Laneway (gateway" in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from laneway.bench.serve_drive import Shape
+from laneway.bench.serve_drive import OPENAI, Shape, llamacpp_dialect, request_body, usage_problem
 from laneway.bench.serve_report import DIRECT, LANEWAY, ServeReport, gateway_overhead, render, write_section
 from laneway.bench.serve_stats import StreamSample, median_of_runs, summarize_level
 
@@ -43,6 +43,19 @@ def test_gateway_overhead_is_the_difference_to_direct_grpc():
     assert over is not None
     assert over["ttft_p50_ms"] == pytest.approx(2.0)
     assert over["per_token_pct"] == pytest.approx(10.0, rel=1e-2)  # 0.1 s vs 0.0909 s per token
+    assert over["tpot_p50_ms"] == pytest.approx(100.0 - 90.9, rel=1e-2)
+
+
+def test_gateway_overhead_p99_comes_from_the_slow_requests():
+    fast = [_sample(0.010, 0.010 + 1.0) for _ in range(98)]  # 10 tok/s: 100 ms per token
+    slow = [_sample(0.030, 0.030 + 2.0)] * 2  # 200 ms per token: p99 (nearest rank) of 100 is one of them
+    gw = summarize_level(LANEWAY, 1, fast + slow, {}, 1.0)
+    direct = summarize_level(DIRECT, 1, [_sample(0.010, 1.010) for _ in range(100)], {}, 1.0)
+    over = gateway_overhead([gw, direct])
+    assert over is not None
+    assert over["ttft_p50_ms"] == pytest.approx(0.0, abs=1e-9) and over["ttft_p99_ms"] > 0
+    assert over["tpot_p50_ms"] == pytest.approx(0.0, abs=1e-9) and over["tpot_p99_ms"] > 0
+    assert over["num_requests"] == 100
 
 
 def test_render_replaces_only_its_section(tmp_path):
@@ -58,7 +71,76 @@ def test_render_replaces_only_its_section(tmp_path):
     assert "| 10.0 |" in text and "60.0" in text
 
 
+def _bytes(text: str) -> list[int]:
+    return [3 + b for b in text.encode()]
+
+
 def test_prompts_have_the_asked_length_and_differ_per_request():
-    shape = Shape(prompt_len=32, output_len=8)
+    shape = Shape(prompt_len=32, output_len=8, encode=_bytes)
     a, b = shape.prompt_ids(0), shape.prompt_ids(1)
-    assert len(a) == 32 and a != b and all(3 <= t < 256 for t in a + b)
+    assert len(a) == 32 and a != b
+    assert shape.prompt_text(0).isascii() and " " not in shape.prompt_text(0)
+
+
+def test_prompt_ids_refuse_a_tokenizer_that_merges_the_prompt():
+    shape = Shape(prompt_len=8, output_len=8, encode=lambda text: _bytes(text)[:-1])
+    with pytest.raises(ValueError, match="7 tokens"):
+        shape.prompt_ids(0)
+
+
+def test_exported_tokenizer_reads_every_prompt_one_token_per_character(tmp_path):
+    from laneway.bench.hf_export import _write_tokenizer
+    from laneway.bench.serve_drive import hf_encoder
+
+    _write_tokenizer(tmp_path, 320)  # trained on a corpus whose merges a prompt must not hit
+    shape = Shape(prompt_len=32, output_len=8, encode=hf_encoder(str(tmp_path)))
+    for index in range(200):
+        assert len(shape.prompt_ids(index)) == 32
+
+
+def test_llamacpp_gets_text_greedy_and_eos_biased_away():
+    shape = Shape(prompt_len=8, output_len=16, encode=_bytes)
+    body = request_body("bench", shape, 3, llamacpp_dialect(eos_token_id=2, non_ascii_byte_ids=[200, 201]))
+    assert body["prompt"] == shape.prompt_text(3) and body["max_tokens"] == 16 and body["temperature"] == 0.0
+    assert body["repeat_penalty"] == 1.0 and body["logit_bias"] == {"2": -1e9, "200": -1e9, "201": -1e9}
+    assert "ignore_eos" not in body
+    openai = request_body("bench", shape, 3, OPENAI)
+    assert openai["prompt"] == shape.prompt_ids(3) and openai["ignore_eos"] is True
+
+
+def test_a_server_that_stops_early_or_reads_another_prompt_length_is_caught():
+    shape = Shape(prompt_len=8, output_len=16, encode=_bytes)
+    assert usage_problem({"prompt_tokens": 8, "completion_tokens": 16}, shape) is None
+    assert usage_problem({"prompt_tokens": 8, "completion_tokens": 5}, shape) == "5 of 16 tokens"
+    assert "9 tokens" in (usage_problem({"prompt_tokens": 9, "completion_tokens": 16}, shape) or "")
+
+
+def test_render_takes_the_overhead_from_the_interleaved_turns_with_its_noise_floor():
+    from laneway.bench.serve_report import DIRECT_AGAIN
+
+    table = [summarize_level(s, 1, [_sample(t, t + 1.0)], {}, 1.0) for s, t in ((LANEWAY, 0.5), (DIRECT, 0.1))]
+    turns = [summarize_level(s, 1, [_sample(t, t + 1.0)], {}, 1.0)
+             for s, t in ((DIRECT, 0.010), (LANEWAY, 0.0125), (DIRECT_AGAIN, 0.0101))]
+    report = ServeReport(command="c", machine="m", versions="v", shape="s", results=table, engine_rates={},
+                         num_repeats=1, overhead=turns, overhead_requests=7, overhead_cpu_s={LANEWAY: 0.011},
+                         output_len=11)
+    text = render(report)
+    assert "TTFT p50 +2.50 ms" in text and "+400" not in text  # from the turns, not the table's c=1 rows
+    assert "7 per path and round" in text
+    assert "Noise floor" in text and "TTFT p50 +0.10 ms" in text
+    # 11 ms over 11 tokens: 1000 us per token, 1% of direct's 100 ms per token
+    assert "11.00 ms (1000 us per output token; 1.0% of direct gRPC's per-token time p50)" in text
+
+
+def test_non_ascii_byte_tokens_are_found_in_the_exported_tokenizer(tmp_path):
+    from tokenizers import Tokenizer
+
+    from laneway.bench.hf_export import _write_tokenizer
+    from laneway.bench.serve_drive import non_ascii_byte_ids
+
+    _write_tokenizer(tmp_path, 320)
+    ids = non_ascii_byte_ids(str(tmp_path))
+    tokenizer = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    assert len(ids) == 128
+    assert tokenizer.encode("é", add_special_tokens=False).ids[0] in ids  # 0xC3 0xA9: both bytes non-ASCII
+    assert not set(tokenizer.encode("az09!~", add_special_tokens=False).ids) & set(ids)

@@ -1,0 +1,79 @@
+"""What the gateway adds per request, measured so that a shared machine's noise cancels.
+
+The table's c=1 rows run each system for a while, one after the other: on 2 shared cores the
+noise between two such stretches (tens of ms of TTFT) dwarfs a gateway's millisecond. Here
+one request at a time goes to each path in turn (direct gRPC, gateway, gateway --no-lanes),
+the order rotating every turn, so each path sees the same noise; the paths' percentiles are
+then compared. Used by `laneway bench serve --overhead-requests N`.
+
+Latency differences of a millisecond drown in a loaded machine's noise; CPU time does not.
+So the gateway processes' own CPU time (/proc/PID/stat) is read before and after the turns:
+with one request in flight at a time, its growth over the requests a gateway served is that
+gateway's CPU per request, a number that contention stretches far less than wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+from laneway.bench.serve_drive import SendFn
+from laneway.bench.serve_stats import LevelResult, StreamSample, summarize_level
+
+MakeSend = Callable[[], tuple[SendFn, Callable[[], object]]]
+
+
+def turn_order(names: Sequence[str], turn: int) -> list[str]:
+    """The paths in turn `turn`: rotated, so no path always goes first (after the idle gap) or last."""
+    k = turn % len(names)
+    return list(names[k:]) + list(names[:k])
+
+
+def parse_cpu_s(stat: str, ticks_per_s: float) -> float:
+    """User + system CPU seconds from the text of /proc/PID/stat."""
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": the comm may hold spaces
+    return (int(fields[11]) + int(fields[12])) / ticks_per_s  # utime, stime: fields 14 and 15 of the line
+
+
+def process_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        return parse_cpu_s(f.read(), os.sysconf("SC_CLK_TCK"))
+
+
+async def interleaved(paths: dict[str, MakeSend], num_requests: int,
+                      cpu_of: Mapping[str, Callable[[], float]] | None = None
+                      ) -> tuple[list[LevelResult], dict[str, float]]:
+    """`num_requests` requests on each path, one request in flight at a time over all paths;
+    and for each path in `cpu_of`, the CPU seconds its server process spent per request."""
+    senders, closers = {}, []
+    for name, make in paths.items():
+        send, close = make()
+        senders[name] = send
+        closers.append(close)
+    samples: dict[str, list[StreamSample]] = {name: [] for name in paths}
+    failed: dict[str, dict[str, int]] = {name: {} for name in paths}
+    wall = dict.fromkeys(paths, 0.0)  # each path's own time in flight (its "aggregate" is one stream's)
+    try:
+        for name in paths:  # warm-up: connections, first-use paths
+            await senders[name](10_000)
+        loop = asyncio.get_running_loop()
+        cpu_before = {name: read() for name, read in (cpu_of or {}).items()}
+        for turn in range(num_requests):
+            for name in turn_order(list(paths), turn):
+                started = loop.time()
+                sample = await senders[name](turn)
+                wall[name] += loop.time() - started
+                if isinstance(sample, str):
+                    failed[name][sample] = failed[name].get(sample, 0) + 1
+                else:
+                    samples[name].append(sample)
+        cpu_per_request = {name: (read() - cpu_before[name]) / max(num_requests, 1)
+                           for name, read in (cpu_of or {}).items()}
+    finally:
+        for close in closers:
+            res = close()
+            if asyncio.iscoroutine(res):
+                await res
+    return ([summarize_level(name, 1, samples[name], failed[name], max(wall[name], 1e-9)) for name in paths],
+            cpu_per_request)
