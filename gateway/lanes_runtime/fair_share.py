@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROMPT_TOKEN_COST = 0.25  # one prompt token, in generated tokens (prefill is batched, decode is per step)
+from laneway_proto.fair_cost import PROMPT_TOKEN_COST
+
 OUTPUT_TOKEN_COST = 1.0
 
 

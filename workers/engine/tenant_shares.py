@@ -4,7 +4,7 @@ The gateway orders what it still holds (gateway/lanes_runtime/fair_share.py); th
 saturated lane forms here, in the worker, so the worker orders it too. Two rules:
 
 - Order: each tenant has a virtual token counter per fair lane, the service it got here in
-  weighted tokens (tokens computed / weight; a prompt token weighs PREFILL_TOKEN_COST of a
+  weighted tokens (tokens computed / weight; a prompt token weighs PROMPT_TOKEN_COST of a
   generated one, as at the gateway). The lane's prefill work (waiting seqs, running prompt
   chunks) goes tenant with the smallest counter first, its own seqs oldest first; each pick
   is charged provisionally what the seq will still cost, so two backlogs interleave by
@@ -28,15 +28,15 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+from laneway_proto.fair_cost import PROMPT_TOKEN_COST
 from workers.engine.sequence import Sequence
 
-PREFILL_TOKEN_COST = 0.25  # one prompt token computed, in generated tokens (prefill is batched)
 DECODE_TOKEN_COST = 1.0
 
 
 def step_cost(num_new_tokens: int, is_decode: bool) -> float:
     """Service one scheduled chunk gives its tenant, in generated tokens."""
-    return DECODE_TOKEN_COST if is_decode else PREFILL_TOKEN_COST * num_new_tokens
+    return DECODE_TOKEN_COST if is_decode else PROMPT_TOKEN_COST * num_new_tokens
 
 
 def remaining_cost(seq: Sequence) -> float:
@@ -44,7 +44,7 @@ def remaining_cost(seq: Sequence) -> float:
     output token it may still generate."""
     num_prompt_left = max(0, seq.num_prompt_tokens - seq.num_computed_tokens)
     num_output_left = max(0, seq.sampling.max_tokens - seq.num_output_tokens)
-    return PREFILL_TOKEN_COST * num_prompt_left + DECODE_TOKEN_COST * num_output_left
+    return PROMPT_TOKEN_COST * num_prompt_left + DECODE_TOKEN_COST * num_output_left
 
 
 class LaneCounters:
@@ -122,9 +122,9 @@ def slot_victim(seq: Sequence, lane_running: Iterable[Sequence], lane_slots: int
     tenant, with one more running seq, stays within its share, and another tenant runs more
     than its own share. Then the newest running seq of the tenant furthest over its share."""
     running = list(lane_running)
-    counts = Counter(s.tenant for s in running)
-    if counts[seq.tenant] + 1 > slot_share(lane_slots, seq.tenant, weights) + 1e-9:
+    if not is_under_share(seq, running, lane_slots, weights):
         return None
+    counts = Counter(s.tenant for s in running)
     excess = {t: n - slot_share(lane_slots, t, weights) for t, n in counts.items() if t != seq.tenant}
     over = [t for t, e in excess.items() if e > 1e-9]
     if not over:

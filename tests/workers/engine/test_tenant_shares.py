@@ -9,7 +9,7 @@ from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import LanePolicy, SeqStatus
 from workers.engine.tenant_shares import (
     DECODE_TOKEN_COST,
-    PREFILL_TOKEN_COST,
+    PROMPT_TOKEN_COST,
     LaneCounters,
     TenantShares,
     is_under_share,
@@ -88,8 +88,8 @@ def test_weight_divides_the_charge_and_idle_tenants_are_forgotten():
     shares.charge(light, 8, is_decode=False)
     shares.charge(heavy, 1, is_decode=True)
     lane = shares.lane("streaming")
-    assert lane.counter("heavy") == (8 * PREFILL_TOKEN_COST + DECODE_TOKEN_COST) / 2
-    assert lane.counter("light") == 8 * PREFILL_TOKEN_COST
+    assert lane.counter("heavy") == (8 * PROMPT_TOKEN_COST + DECODE_TOKEN_COST) / 2
+    assert lane.counter("light") == 8 * PROMPT_TOKEN_COST
     shares.leave(heavy)
     shares.leave(light)
     shares.arrive(make_seq("x", 8, lane=FAIR, tenant="other"))
