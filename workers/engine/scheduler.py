@@ -35,6 +35,11 @@ TBT_HEADROOM = 0.8
 ARRIVAL_STEP_FRACTION = 0.25
 LATENCY_MEMORY_S = 60.0  # a latency lane counts as active this long after its last arrival
 MIN_URGENT_CHUNK = 16  # tokens the most urgent latency prompt gets however full the step is
+# While a fair lane is shared (two or more of its tenants arrived within FAIR_MEMORY_S), a
+# step carries its running streams plus about this many prefill tokens: a tenant's request
+# arriving mid-step waits for one short step, not for another tenant's long prompt chunk.
+SHARED_LANE_PREFILL_TOKENS = 128
+FAIR_MEMORY_S = 30.0
 
 
 class Scheduler:
@@ -49,6 +54,8 @@ class Scheduler:
         # Latency lanes seen lately: lane name -> (tightest TTFT target in s, last arrival).
         self._latency_lanes: dict[str, tuple[float, float]] = {}
         self._bulk_floors: dict[str, float] = {}  # deferrable lane name -> its min_share, as last seen
+        # Fair lanes seen lately: lane name -> tenant -> its last arrival (time.time()).
+        self._fair_arrivals: dict[str, dict[str, float]] = {}
         self._waiting = WaitingQueue()
         self._running: list[Sequence] = []
         self._suspended: list[Sequence] = []  # fair lanes: set aside for another tenant, KV kept, oldest first
@@ -208,6 +215,8 @@ class Scheduler:
             self._latency_lanes[seq.lane.name] = (seq.targets.ttft_s, seq.arrival_time)
         if seq.lane.is_deferrable:
             self._bulk_floors[seq.lane.name] = seq.lane.min_share
+        if seq.lane.fair_tenants:
+            self._fair_arrivals.setdefault(seq.lane.name, {})[seq.tenant] = seq.arrival_time
 
     def abort(self, seq_id: str) -> bool:
         """Mark for abort; the next schedule() frees it and reports it in `aborted`."""
@@ -275,6 +284,10 @@ class Scheduler:
         # more urgent one needs blocks to grow. Who may preempt a running seq to grow still
         # reads the sort key alone: an order that moves with the counters would let two seqs
         # take turns evicting each other.
+        # While a fair lane is shared (two tenants arrived within FAIR_MEMORY_S), the step's
+        # time limit after pass 1 is its running streams plus SHARED_LANE_PREFILL_TOKENS of
+        # prefill: one tenant's long prompts go in short chunks, so another tenant's request
+        # arriving mid-step waits one short step, then leads the next one.
         output = SchedulerOutput()
         self._apply_aborts(output)
         self._num_steps += 1
@@ -283,6 +296,8 @@ class Scheduler:
         limit = self.step_time_budget()
         plan = StepPlan(budget=self.config.max_num_batched_tokens, cost=self._plan_cost, time_limit=math.inf)
         self._schedule_running(plan, decodes=True, select=_is_latency)
+        if self.is_fair_lane_shared():
+            limit = min(limit, self._plan_cost.step_time(plan.shape + StepShape.chunk(0, SHARED_LANE_PREFILL_TOKENS)))
         reserve = self._deferrable_reserve() * limit if math.isfinite(limit) else 0.0  # inf * 0 is NaN
         plan.time_limit, plan.urgent_grant = limit - reserve, MIN_URGENT_CHUNK
         self._schedule_prefill(plan, select=_is_latency)
@@ -303,6 +318,18 @@ class Scheduler:
         assert output.num_batched_tokens <= self.config.max_num_batched_tokens, "token budget exceeded"
         assert len(output.scheduled) <= self.config.max_num_seqs, "sequence cap exceeded"
         return output
+
+    def is_fair_lane_shared(self) -> bool:
+        """Have two or more tenants of one fair lane arrived within FAIR_MEMORY_S?"""
+        now = time.time()
+        for lane, arrivals in list(self._fair_arrivals.items()):
+            for tenant in [t for t, seen in arrivals.items() if now - seen > FAIR_MEMORY_S]:
+                del arrivals[tenant]
+            if not arrivals:
+                del self._fair_arrivals[lane]
+            elif len(arrivals) >= 2:
+                return True
+        return False
 
     def step_time_budget(self) -> float:
         """The next step's time limit in the cost model's units (inf: none binds)."""

@@ -1,14 +1,26 @@
-"""Linear layers over weights pre-packed once into oneDNN's blocked layout (CPU, bfloat16).
+"""Linear layers over a bfloat16 CPU weight prepared once for the matmul this CPU does well.
 
-`F.linear` on a bfloat16 CPU weight hands oneDNN a plain (out, in) matrix, which it
-re-blocks on every call: decode at small batch then moves the weights about twice per
-matmul and runs at half the memory bandwidth. Packing once at load time removes that
-(measured with workers/bench: about 2x on the small preset's matmuls at batch 1). The
-results are bitwise those of `F.linear` (same kernel, same accumulation order). float32
-keeps `F.linear`, whose MKL path needs no packing; float16 packing needs avx512_fp16.
+Two preparations, chosen by what the CPU offers (`pack_weight`):
+
+- **oneDNN blocked layout** (CPUs with avx512bw/vl/dq or avx_ne_convert). `F.linear` on a
+  bfloat16 CPU weight hands oneDNN a plain (out, in) matrix, which it re-blocks on every
+  call: decode at small batch then moves the weights about twice per matmul and runs at
+  half the memory bandwidth. Packing once at load time removes that (about 2x on the small
+  preset's matmuls at batch 1). Results are bitwise those of `F.linear`.
+- **A float32 copy** (AVX2-only CPUs, where oneDNN refuses bfloat16 packing). There torch's
+  bfloat16 matmul has no blocked kernel: it costs as much per row as one matrix-vector
+  product, so 32 rows take 30x one row (5.6 ms against 1.1 ms for float32 on a 2304x768
+  weight, 32 rows; workers/bench/matmul_paths.py). Inputs of fewer than MIN_ROWS rows keep
+  the bfloat16 weight, which reads half the bytes; more rows run float32 (float32
+  accumulation like bfloat16's, rounded to bfloat16 once at the end). The copy costs twice
+  the weight's size in memory, beside the plain weight.
+
+float32 weights keep `F.linear`, whose MKL path needs neither; float16 packing needs avx512_fp16.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -18,27 +30,61 @@ import torch.nn.functional as F
 # padded rows never change the real rows' results (checked in tests). Larger changes of row
 # count may switch kernels and move the last bit, as with F.linear: bfloat16 matmuls on
 # this path are not batch invariant (float32 ones, which the exactness tests use, are).
+# On the float32-copy path, fewer rows than this read the bfloat16 weight instead.
 MIN_ROWS = 4
 # The row count oneDNN tunes the packed layout for; it leaves results unchanged.
 _PACK_FOR_ROWS = 16
 
 
-def pack_weight(weight: torch.Tensor) -> torch.Tensor | None:
-    """(out, in) weight -> an opaque oneDNN copy for `packed_linear`, or None where packing
-    does not apply (not CPU, not bfloat16, no oneDNN). The caller keeps the plain weight:
-    state dicts and the loader read it."""
-    if not (weight.device.type == "cpu" and weight.dtype == torch.bfloat16 and weight.dim() == 2
-            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+@dataclass(frozen=True)
+class PackedWeight:
+    """A weight prepared for this CPU: `onednn` (opaque blocked layout) or `float32`, a float32
+    copy used beside `plain` (the bfloat16 weight itself, not a copy)."""
+
+    kind: str
+    data: torch.Tensor
+    plain: torch.Tensor
+
+    @property
+    def extra_bytes(self) -> int:
+        return self.data.numel() * self.data.element_size()
+
+
+def has_onednn_bf16() -> bool:
+    """Does oneDNN take bfloat16 weights on this CPU (avx512bw/vl/dq or avx_ne_convert)?"""
+    return _onednn_pack(torch.zeros(2, 2, dtype=torch.bfloat16)) is not None
+
+
+def _onednn_pack(weight: torch.Tensor) -> torch.Tensor | None:
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
         return None
     try:
         return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), _PACK_FOR_ROWS)
-    except RuntimeError:  # oneDNN refuses this CPU / dtype combination
+    except RuntimeError:  # oneDNN refuses bfloat16 on this CPU
         return None
 
 
-def packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """(T, in) -> (T, out), bitwise equal to F.linear(x, weight, bias)."""
+def pack_weight(weight: torch.Tensor) -> PackedWeight | None:
+    """(out, in) weight -> a PackedWeight for `packed_linear`, or None where nothing applies
+    (not CPU, not a bfloat16 matrix). The caller keeps the plain weight: state dicts and the
+    loader read it."""
+    if not (weight.device.type == "cpu" and weight.dtype == torch.bfloat16 and weight.dim() == 2):
+        return None
+    plain = weight.detach()
+    onednn = _onednn_pack(plain)
+    if onednn is not None:
+        return PackedWeight("onednn", onednn, plain)
+    return PackedWeight("float32", plain.float(), plain)
+
+
+def packed_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None) -> torch.Tensor:
+    """(T, in) -> (T, out) in x's dtype. oneDNN: bitwise equal to F.linear(x, weight, bias)."""
     rows = x.shape[0]
+    if packed.kind == "float32":
+        if rows < MIN_ROWS:
+            return F.linear(x, packed.plain, bias)
+        out = F.linear(x.float(), packed.data, None if bias is None else bias.float())
+        return out.to(x.dtype)
     if rows < MIN_ROWS:
         x = F.pad(x, (0, 0, 0, MIN_ROWS - rows))  # (MIN_ROWS, in), zero rows below x
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")[:rows]
+    return torch.ops.mkldnn._linear_pointwise(x, packed.data, bias, "none", [], "")[:rows]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workers.kernels.packed_linear import pack_weight, packed_linear
+from workers.kernels.packed_linear import PackedWeight, pack_weight, packed_linear
 
 
 class Linear(nn.Module):
@@ -22,7 +22,7 @@ class Linear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features, dtype=dtype), requires_grad=False)
         self.bias = nn.Parameter(torch.empty(out_features, dtype=dtype), requires_grad=False) if bias else None
         # A snapshot of `weight`: writing the weight after pack() needs another pack().
-        self.packed: torch.Tensor | None = None
+        self.packed: PackedWeight | None = None
 
     def pack(self) -> bool:
         """Pre-pack the weight for this device and dtype if that helps; True if packed."""

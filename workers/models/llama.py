@@ -6,17 +6,21 @@ gate/up are fused; the loader maps the split checkpoint tensors onto the fused r
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from workers.kernels.metadata import AttentionMetadata
-from workers.kernels.packed_linear import pack_weight, packed_linear
+from workers.kernels.packed_linear import PackedWeight, pack_weight, packed_linear
 from workers.layers.attention import Attention
 from workers.layers.linear import Linear
 from workers.layers.mlp import SwiGLU
 from workers.layers.norm import RMSNorm
 from workers.layers.rotary import RotaryEmbedding
 from workers.models.config import ModelConfig
+
+log = logging.getLogger(__name__)
 
 KVCache = tuple[torch.Tensor, torch.Tensor]  # (k_cache, v_cache), each (num_blocks, block_size, Hkv, D)
 
@@ -58,19 +62,26 @@ class LlamaForCausalLM(nn.Module):
             None if config.tie_word_embeddings else Linear(config.hidden_size, config.vocab_size, False, dtype)
         )
         self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling)
-        self.tied_head_packed: torch.Tensor | None = None  # the embedding matrix packed as a head
+        self.tied_head_packed: PackedWeight | None = None  # the embedding matrix packed as a head
 
     def pack_weights(self) -> int:
         """Pre-pack every matmul weight for fast CPU inference (see kernels/packed_linear.py).
 
         Call once the weights are final; returns how many were packed (0 where packing does
         not apply, e.g. float32 or CUDA). Packed copies sit beside the plain weights: for
-        bfloat16 on CPU the weights take twice their size in memory."""
-        num_packed = sum(m.pack() for m in self.modules() if isinstance(m, Linear))
+        bfloat16 on CPU the weights take twice their size in memory (oneDNN layout), or three
+        times (a float32 copy, on CPUs without a bfloat16 kernel)."""
+        linears = [m for m in self.modules() if isinstance(m, Linear)]
+        for m in linears:
+            m.pack()
         if self.lm_head is None:
             self.tied_head_packed = pack_weight(self.model.embed_tokens.weight)
-            num_packed += self.tied_head_packed is not None
-        return num_packed
+        packed = [p for p in [*(m.packed for m in linears), self.tied_head_packed] if p is not None]
+        if packed:
+            log.info("matmul weights prepared for this CPU: %d as %s, %.0f MB beside the plain weights",
+                     len(packed), ", ".join(sorted({p.kind for p in packed})),
+                     sum(p.extra_bytes for p in packed) / 1e6)
+        return len(packed)
 
     def forward(
         self,

@@ -1,12 +1,16 @@
 """The scheduler's fair lanes: order by tenant, a slot for an under-served tenant, suspend and resume.
 
-No model and no clock: steps are driven by hand (factories.step), so nothing here reads time.
+No model: steps are driven by hand (factories.step). Only the memory of a shared lane reads the
+clock, and its test moves the clock by hand.
 """
 
 from __future__ import annotations
 
+import time
+
+import workers.engine.scheduler as scheduler_module
 from tests.workers.engine.factories import make_scheduler, make_seq, step
-from workers.engine.scheduler import Scheduler
+from workers.engine.scheduler import FAIR_MEMORY_S, SHARED_LANE_PREFILL_TOKENS, Scheduler
 from workers.engine.sequence import LanePolicy, SeqStatus, Sequence
 
 FAIR = LanePolicy(name="streaming", priority=1, preemptible=False, fair_tenants=True)
@@ -159,3 +163,55 @@ def test_suspended_seqs_count_as_waiting_in_the_load_report():
     assert sched.num_running == 4 and sched.num_waiting == 3  # noisy4, noisy5 and the set-aside one
     (load,) = sched.lane_loads()
     assert load.num_running == 4 and load.num_waiting == 3
+
+
+# -- short steps while a fair lane is shared ---------------------------------------------
+
+
+def _long_prompt_scheduler() -> Scheduler:
+    return make_scheduler(num_blocks=400, block_size=4, max_num_seqs=8, max_num_batched_tokens=512, max_model_len=1024)
+
+
+def _prefill_tokens(result) -> int:
+    return sum(c.num_new_tokens for c in result.chunks if c.num_new_tokens > 1)
+
+
+def test_a_fair_lane_with_one_tenant_takes_whole_prompt_chunks():
+    sched = _long_prompt_scheduler()
+    _add(sched, "noisy", 2, FAIR, prompt_len=400)
+    assert _prefill_tokens(step(sched)) == 512
+
+
+def test_a_shared_fair_lane_cuts_long_prompts_into_short_chunks_and_the_quiet_prompt_leads():
+    sched = _long_prompt_scheduler()
+    _add(sched, "noisy", 2, FAIR, prompt_len=400)
+    _add(sched, "quiet", 1, FAIR, prompt_len=32)
+    result = step(sched)
+    assert result.chunks[0].seq_id == "quiet0" and result.chunks[0].num_new_tokens == 32
+    assert _prefill_tokens(result) == SHARED_LANE_PREFILL_TOKENS
+    # Step after step the noisy prompts go on in short chunks, beside the quiet decode.
+    later = step(sched)
+    assert _prefill_tokens(later) <= SHARED_LANE_PREFILL_TOKENS and "quiet0" in later.ids
+
+
+def test_a_fcfs_lane_shared_by_two_tenants_keeps_whole_chunks():
+    sched = _long_prompt_scheduler()
+    _add(sched, "noisy", 2, FCFS, prompt_len=400)
+    _add(sched, "quiet", 1, FCFS, prompt_len=32)
+    assert _prefill_tokens(step(sched)) == 512
+
+
+def test_the_short_steps_end_once_the_other_tenant_has_been_gone_for_fair_memory_s(monkeypatch):
+    sched = _long_prompt_scheduler()
+    (quiet,) = _add(sched, "quiet", 1, FAIR, prompt_len=32, max_tokens=1)
+    step(sched)  # quiet prefills and finishes
+    assert quiet.status.is_finished
+    _add(sched, "noisy", 2, FAIR, prompt_len=400)
+    assert sched.is_fair_lane_shared()
+    now = time.time()
+    monkeypatch.setattr(scheduler_module.time, "time", lambda: now + FAIR_MEMORY_S + 1)
+    for seq in sched.waiting:  # the noisy tenant keeps arriving; the quiet one has gone
+        seq.arrival_time = now + FAIR_MEMORY_S + 1
+    sched._fair_arrivals["streaming"]["noisy"] = now + FAIR_MEMORY_S + 1
+    assert not sched.is_fair_lane_shared()
+    assert _prefill_tokens(step(sched)) == 512

@@ -1,0 +1,73 @@
+"""The CPU matmul paths for a bfloat16 weight, side by side per row count.
+
+`python -m workers.bench.matmul_paths` times, on the `small` preset's weight shapes and in
+one process: `F.linear` on the bfloat16 weight, the path `packed_linear` takes on this CPU
+(kernels/packed_linear.py), and a float32 matmul over a float32 copy. It is the evidence
+for packed_linear's choice of path by row count; timings are the best of several runs,
+since a shared machine only ever makes a run slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from workers.kernels.packed_linear import PackedWeight, pack_weight, packed_linear
+
+SHAPES = ((2304, 768), (768, 768), (6144, 768), (768, 3072))  # qkv, o, gate_up, down of `small`
+
+
+def best_ms(fn: Callable[[], object], repeats: int = 5, inner: int = 10) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        best = min(best, (time.perf_counter() - start) / inner)
+    return best * 1e3
+
+
+def _time_paths(x: torch.Tensor, weight: torch.Tensor, packed: PackedWeight,
+                weight32: torch.Tensor) -> tuple[float, float, float]:
+    return (best_ms(lambda: F.linear(x, weight)), best_ms(lambda: packed_linear(x, packed, None)),
+            best_ms(lambda: F.linear(x.float(), weight32).to(torch.bfloat16)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m workers.bench.matmul_paths")
+    p.add_argument("--rows", default="1,2,4,8,16,32,64")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    gen = torch.Generator().manual_seed(0)
+    print(f"torch {torch.__version__}, {a.threads} threads; ms per matmul, summed over the shapes {SHAPES}")
+    packed_kind = None
+    rows_list = [int(r) for r in a.rows.split(",")]
+    totals: dict[int, tuple[float, float, float]] = {}
+    for out_features, in_features in SHAPES:
+        weight = (torch.randn(out_features, in_features, generator=gen) * 0.02).to(torch.bfloat16)
+        packed = pack_weight(weight)
+        if packed is None:
+            raise SystemExit("no prepared path for bfloat16 here (not a CPU build?)")
+        packed_kind = packed.kind
+        weight32 = weight.float()
+        for rows in rows_list:
+            x = torch.randn(rows, in_features, generator=gen).to(torch.bfloat16)
+            t = _time_paths(x, weight, packed, weight32)
+            prev = totals.get(rows, (0.0, 0.0, 0.0))
+            totals[rows] = (prev[0] + t[0], prev[1] + t[1], prev[2] + t[2])
+    print(f"| rows | F.linear bfloat16 | packed_linear ({packed_kind}) | float32 copy |")
+    print("|---:|---:|---:|---:|")
+    for rows, (plain, packed_ms, fp32) in totals.items():
+        print(f"| {rows} | {plain:.2f} | {packed_ms:.2f} | {fp32:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
