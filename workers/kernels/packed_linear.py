@@ -10,10 +10,12 @@ Two preparations, chosen by what the CPU offers (`pack_weight`):
 - **A float32 copy** (AVX2-only CPUs, where oneDNN refuses bfloat16 packing). There torch's
   bfloat16 matmul has no blocked kernel: it costs as much per row as one matrix-vector
   product, so 32 rows take 30x one row (5.6 ms against 1.1 ms for float32 on a 2304x768
-  weight, 32 rows; workers/bench/matmul_paths.py). Inputs of fewer than MIN_ROWS rows keep
-  the bfloat16 weight, which reads half the bytes; more rows run float32 (float32
-  accumulation like bfloat16's, rounded to bfloat16 once at the end). The copy costs twice
-  the weight's size in memory, beside the plain weight.
+  weight, 32 rows; workers/bench/matmul_paths.py). Inputs of fewer than MIN_ROWS rows read
+  the bfloat16 weight, half the bytes, through Laneway's small-matmul kernel
+  (csrc/bf16_small_gemm.cpp: each weight row read once for all rows, widened in registers;
+  torch's own bfloat16 product where the kernel did not build); more rows run float32.
+  Both accumulate in float32 and round to bfloat16 once, as bfloat16 matmuls do. The copy
+  costs twice the weight's size in memory, beside the plain weight.
 
 float32 weights keep `F.linear`, whose MKL path needs neither; float16 packing needs avx512_fp16.
 """
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from workers.kernels.cpu_extension import load_cpu_extension
 
 # oneDNN picks its kernel by row count; for 1-3 rows it picks a slower one than for 4 (about
 # 15% on the small preset's decode matmuls), so fewer rows are padded to this many. The
@@ -82,7 +86,10 @@ def packed_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | No
     rows = x.shape[0]
     if packed.kind == "float32":
         if rows < MIN_ROWS:
-            return F.linear(x, packed.plain, bias)
+            if x.dtype != torch.bfloat16 or not load_cpu_extension():
+                return F.linear(x, packed.plain, bias)
+            out = torch.ops.laneway.bf16_small_gemm(x, packed.plain)
+            return (out if bias is None else out + bias.float()).to(x.dtype)
         out = F.linear(x.float(), packed.data, None if bias is None else bias.float())
         return out.to(x.dtype)
     if rows < MIN_ROWS:

@@ -12,7 +12,8 @@ import torch
 
 from tests.workers.kernels.factories import make_paged_batch
 from workers.kernels import torch_paged_attention
-from workers.kernels.cpu_decode_attention import _build_dir, decode_kernel
+from workers.kernels.cpu_decode_attention import decode_kernel
+from workers.kernels.cpu_extension import _build_dir, load_cpu_extension
 from workers.kernels.reference_attention import reference_paged_attention
 
 # Skipped only where nothing could build it; with a compiler and ninja a failed build fails.
@@ -115,9 +116,9 @@ def test_torch_fallback_matches_reference(monkeypatch, dtype):
 
 def test_disabled_by_environment(monkeypatch):
     monkeypatch.setenv("LANEWAY_CPU_KERNELS", "0")
-    decode_kernel.cache_clear()
+    load_cpu_extension.cache_clear()
     try:
         assert decode_kernel() is None
     finally:
         monkeypatch.delenv("LANEWAY_CPU_KERNELS")
-        decode_kernel.cache_clear()
+        load_cpu_extension.cache_clear()

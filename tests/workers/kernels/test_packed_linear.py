@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from workers.kernels.cpu_extension import load_cpu_extension
 from workers.kernels.packed_linear import MIN_ROWS, PackedWeight, has_onednn_bf16, pack_weight, packed_linear
 from workers.layers.linear import Linear
 from workers.models.config import ModelConfig
@@ -85,7 +86,7 @@ def test_float32_copy_reads_the_bfloat16_weight_below_min_rows():
     weight = (torch.randn(64, 32, generator=gen) * 0.02).to(torch.bfloat16)
     packed = PackedWeight("float32", torch.zeros(64, 32), weight)  # a copy that would give zeros
     x = torch.randn(MIN_ROWS - 1, 32, generator=gen).to(torch.bfloat16)
-    assert torch.equal(packed_linear(x, packed, None), F.linear(x, weight))
+    torch.testing.assert_close(packed_linear(x, packed, None), F.linear(x, weight))  # summation order may differ
     assert not packed_linear(torch.cat([x, x[:1]]), packed, None).any(), "MIN_ROWS rows read the copy"
 
 
@@ -99,3 +100,51 @@ def test_packed_model_gives_the_same_logits():
         for layer_plain, layer_packed in zip(plain.model.layers, packed.model.layers):
             assert torch.equal(layer_plain.mlp(x), layer_packed.mlp(x))
         assert torch.equal(plain.compute_logits(x), packed.compute_logits(x))
+
+
+# -- the small bfloat16 matmul kernel (csrc/bf16_small_gemm.cpp) -----------------------------
+
+needs_kernels = pytest.mark.skipif(not load_cpu_extension(), reason="CPU kernels did not build here")
+
+
+@needs_kernels
+@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize(("out_features", "in_features"), [(2304, 768), (33, 770), (5, 7)])  # tails under 16
+def test_small_gemm_kernel_is_a_float32_matmul_of_the_bfloat16_values(rows, out_features, in_features):
+    gen = torch.Generator().manual_seed(rows)
+    weight = (torch.randn(out_features, in_features, generator=gen) * 0.02).to(torch.bfloat16)
+    x = torch.randn(rows, in_features, generator=gen).to(torch.bfloat16)
+    got = torch.ops.laneway.bf16_small_gemm(x, weight)
+    assert got.dtype == torch.float32 and got.shape == (rows, out_features)
+    torch.testing.assert_close(got, F.linear(x.float(), weight.float()), rtol=1e-5, atol=1e-5)
+
+
+@needs_kernels
+def test_small_gemm_kernel_gives_each_row_what_it_gets_alone():
+    gen = torch.Generator().manual_seed(4)
+    weight = (torch.randn(320, 768, generator=gen) * 0.02).to(torch.bfloat16)
+    x = torch.randn(3, 768, generator=gen).to(torch.bfloat16)
+    together = torch.ops.laneway.bf16_small_gemm(x, weight)
+    for r in range(3):
+        assert torch.equal(torch.ops.laneway.bf16_small_gemm(x[r:r + 1], weight), together[r:r + 1])
+
+
+@needs_kernels
+@pytest.mark.parametrize("bias", [False, True])
+def test_float32_copy_below_min_rows_uses_the_kernel_and_rounds_once(bias):
+    gen = torch.Generator().manual_seed(5)
+    weight = (torch.randn(64, 48, generator=gen) * 0.02).to(torch.bfloat16)
+    b = torch.randn(64, generator=gen).to(torch.bfloat16) if bias else None
+    x = torch.randn(2, 48, generator=gen).to(torch.bfloat16)
+    want = torch.ops.laneway.bf16_small_gemm(x, weight)
+    want = (want if b is None else want + b.float()).to(torch.bfloat16)
+    assert torch.equal(packed_linear(x, _float32_copy(weight), b), want)
+
+
+@needs_kernels
+def test_small_gemm_kernel_refuses_what_it_does_not_serve():
+    w = torch.zeros(4, 8, dtype=torch.bfloat16)
+    with pytest.raises(RuntimeError, match="1 to 4 rows"):
+        torch.ops.laneway.bf16_small_gemm(torch.zeros(5, 8, dtype=torch.bfloat16), w)
+    with pytest.raises(RuntimeError, match="bfloat16"):
+        torch.ops.laneway.bf16_small_gemm(torch.zeros(1, 8), w)
