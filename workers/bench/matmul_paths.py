@@ -10,6 +10,7 @@ since a shared machine only ever makes a run slower.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from workers.kernels.cpu_extension import load_cpu_extension
 from workers.kernels.packed_linear import PackedWeight, pack_weight, packed_linear
 
 SHAPES = ((2304, 768), (768, 768), (6144, 768), (768, 3072))  # qkv, o, gate_up, down of `small`
@@ -34,9 +36,11 @@ def best_ms(fn: Callable[[], object], repeats: int = 5, inner: int = 10) -> floa
 
 
 def _time_paths(x: torch.Tensor, weight: torch.Tensor, packed: PackedWeight,
-                weight32: torch.Tensor) -> tuple[float, float, float]:
+                weight32: torch.Tensor) -> tuple[float, float, float, float]:
     return (best_ms(lambda: F.linear(x, weight)), best_ms(lambda: packed_linear(x, packed, None)),
-            best_ms(lambda: F.linear(x.float(), weight32).to(torch.bfloat16)))
+            best_ms(lambda: F.linear(x.float(), weight32).to(torch.bfloat16)),
+            best_ms(lambda: torch.ops.laneway.bf16_small_gemm(x, weight).to(torch.bfloat16))
+            if load_cpu_extension() and x.shape[0] <= 64 else math.nan)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {a.threads} threads; ms per matmul, summed over the shapes {SHAPES}")
     packed_kind = None
     rows_list = [int(r) for r in a.rows.split(",")]
-    totals: dict[int, tuple[float, float, float]] = {}
+    totals: dict[int, tuple[float, ...]] = {}
     for out_features, in_features in SHAPES:
         weight = (torch.randn(out_features, in_features, generator=gen) * 0.02).to(torch.bfloat16)
         packed = pack_weight(weight)
@@ -60,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         for rows in rows_list:
             x = torch.randn(rows, in_features, generator=gen).to(torch.bfloat16)
             t = _time_paths(x, weight, packed, weight32)
-            prev = totals.get(rows, (0.0, 0.0, 0.0))
-            totals[rows] = (prev[0] + t[0], prev[1] + t[1], prev[2] + t[2])
-    print(f"| rows | F.linear bfloat16 | packed_linear ({packed_kind}) | float32 copy |")
-    print("|---:|---:|---:|---:|")
-    for rows, (plain, packed_ms, fp32) in totals.items():
-        print(f"| {rows} | {plain:.2f} | {packed_ms:.2f} | {fp32:.2f} |")
+            prev = totals.get(rows, (0.0,) * len(t))
+            totals[rows] = tuple(a + b for a, b in zip(prev, t))
+    print(f"| rows | F.linear bfloat16 | packed_linear ({packed_kind}) | float32 copy | bf16_small_gemm |")
+    print("|---:|---:|---:|---:|---:|")
+    for rows, (plain, packed_ms, fp32, kernel) in totals.items():
+        print(f"| {rows} | {plain:.2f} | {packed_ms:.2f} | {fp32:.2f} | {kernel:.2f} |")
     return 0
 
 

@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from workers.kernels.cpu_extension import load_cpu_extension
-from workers.kernels.packed_linear import MIN_ROWS, PackedWeight, has_onednn_bf16, pack_weight, packed_linear
+from workers.kernels.packed_linear import (
+    MIN_ROWS,
+    SMALL_GEMM_MAX_ROWS,
+    PackedWeight,
+    has_onednn_bf16,
+    pack_weight,
+    packed_linear,
+)
 from workers.layers.linear import Linear
 from workers.models.config import ModelConfig
 from workers.models.llama import build_model
@@ -81,13 +88,15 @@ def test_float32_copy_matches_a_float32_matmul_rounded_once(bias):
         torch.testing.assert_close(out, F.linear(x, weight, b), rtol=1.6e-2, atol=1e-2)
 
 
-def test_float32_copy_reads_the_bfloat16_weight_below_min_rows():
+def test_float32_copy_reads_the_bfloat16_weight_for_few_rows_and_the_copy_for_many():
     gen = torch.Generator().manual_seed(3)
     weight = (torch.randn(64, 32, generator=gen) * 0.02).to(torch.bfloat16)
     packed = PackedWeight("float32", torch.zeros(64, 32), weight)  # a copy that would give zeros
-    x = torch.randn(MIN_ROWS - 1, 32, generator=gen).to(torch.bfloat16)
-    torch.testing.assert_close(packed_linear(x, packed, None), F.linear(x, weight))  # summation order may differ
-    assert not packed_linear(torch.cat([x, x[:1]]), packed, None).any(), "MIN_ROWS rows read the copy"
+    few = SMALL_GEMM_MAX_ROWS if load_cpu_extension() else MIN_ROWS - 1
+    x = torch.randn(few + 1, 32, generator=gen).to(torch.bfloat16)
+    torch.testing.assert_close(packed_linear(x[:few], packed, None), F.linear(x[:few], weight))  # order may differ
+    assert not packed_linear(x, packed, None).any(), "more rows read the float32 copy"
+    assert packed_linear(x[:0], packed, None).shape == (0, 64)
 
 
 @needs_packing
@@ -108,7 +117,7 @@ needs_kernels = pytest.mark.skipif(not load_cpu_extension(), reason="CPU kernels
 
 
 @needs_kernels
-@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize("rows", [0, 1, 2, 3, 4, 7, 32])  # groups of 4 rows and what is left
 @pytest.mark.parametrize(("out_features", "in_features"), [(2304, 768), (33, 770), (5, 7)])  # tails under 16
 def test_small_gemm_kernel_is_a_float32_matmul_of_the_bfloat16_values(rows, out_features, in_features):
     gen = torch.Generator().manual_seed(rows)
@@ -123,9 +132,9 @@ def test_small_gemm_kernel_is_a_float32_matmul_of_the_bfloat16_values(rows, out_
 def test_small_gemm_kernel_gives_each_row_what_it_gets_alone():
     gen = torch.Generator().manual_seed(4)
     weight = (torch.randn(320, 768, generator=gen) * 0.02).to(torch.bfloat16)
-    x = torch.randn(3, 768, generator=gen).to(torch.bfloat16)
+    x = torch.randn(11, 768, generator=gen).to(torch.bfloat16)
     together = torch.ops.laneway.bf16_small_gemm(x, weight)
-    for r in range(3):
+    for r in range(11):
         assert torch.equal(torch.ops.laneway.bf16_small_gemm(x[r:r + 1], weight), together[r:r + 1])
 
 
@@ -144,7 +153,7 @@ def test_float32_copy_below_min_rows_uses_the_kernel_and_rounds_once(bias):
 @needs_kernels
 def test_small_gemm_kernel_refuses_what_it_does_not_serve():
     w = torch.zeros(4, 8, dtype=torch.bfloat16)
-    with pytest.raises(RuntimeError, match="1 to 4 rows"):
-        torch.ops.laneway.bf16_small_gemm(torch.zeros(5, 8, dtype=torch.bfloat16), w)
+    with pytest.raises(RuntimeError, match="at most 64 rows"):
+        torch.ops.laneway.bf16_small_gemm(torch.zeros(65, 8, dtype=torch.bfloat16), w)
     with pytest.raises(RuntimeError, match="bfloat16"):
         torch.ops.laneway.bf16_small_gemm(torch.zeros(1, 8), w)

@@ -5,13 +5,14 @@
 // bfloat16 is the top half of a float32) and accumulated in float32, so the product runs
 // at the speed memory delivers the weight.
 //
-// Shapes: x (M, K) bfloat16 with M <= 4, w (N, K) bfloat16, both contiguous. Output (M, N)
+// Shapes: x (M, K) bfloat16 with M <= 64, w (N, K) bfloat16, both contiguous. Output (M, N)
 // float32; the caller rounds it once. Work is split over output columns (weight rows), so
 // a result never depends on the thread count.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #if defined(__AVX2__) && defined(__FMA__)
@@ -20,7 +21,7 @@
 
 namespace {
 
-constexpr int64_t kMaxRows = 4;
+constexpr int64_t kMaxRows = 64;
 
 inline float bf16_to_float(uint16_t v) {
   uint32_t bits = static_cast<uint32_t>(v) << 16;
@@ -68,13 +69,25 @@ inline void row_dots(const float* x, const uint16_t* w_row, int64_t K, float* ou
   }
 }
 
-template <int M>
-void small_gemm(const float* x, const uint16_t* w, int64_t N, int64_t K, float* y) {
+// Rows of x in groups of up to 4 (the accumulators of a group fill the 16 AVX2 registers),
+// every group against each weight row while that row is still in L1: the weight is read
+// from memory once, whatever M is.
+void small_gemm(const float* x, const uint16_t* w, int64_t M, int64_t N, int64_t K, float* y) {
   at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
-    float dots[M];
+    float dots[4];
     for (int64_t n = begin; n < end; ++n) {
-      row_dots<M>(x, w + n * K, K, dots);
-      for (int m = 0; m < M; ++m) y[m * N + n] = dots[m];
+      const uint16_t* w_row = w + n * K;
+      for (int64_t m0 = 0; m0 < M; m0 += 4) {
+        const int64_t g = std::min<int64_t>(4, M - m0);
+        const float* xg = x + m0 * K;
+        switch (g) {
+          case 1: row_dots<1>(xg, w_row, K, dots); break;
+          case 2: row_dots<2>(xg, w_row, K, dots); break;
+          case 3: row_dots<3>(xg, w_row, K, dots); break;
+          default: row_dots<4>(xg, w_row, K, dots); break;
+        }
+        for (int64_t m = 0; m < g; ++m) y[(m0 + m) * N + n] = dots[m];
+      }
     }
   });
 }
@@ -83,7 +96,7 @@ at::Tensor bf16_small_gemm(const at::Tensor& x, const at::Tensor& w) {
   TORCH_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1), "bf16_small_gemm: x (M, K), w (N, K)");
   TORCH_CHECK(x.scalar_type() == at::kBFloat16 && w.scalar_type() == at::kBFloat16,
               "bf16_small_gemm: bfloat16 x and w");
-  TORCH_CHECK(x.size(0) >= 1 && x.size(0) <= kMaxRows, "bf16_small_gemm: 1 to ", kMaxRows, " rows");
+  TORCH_CHECK(x.size(0) <= kMaxRows, "bf16_small_gemm: at most ", kMaxRows, " rows");
   const at::Tensor xf = x.to(at::kFloat).contiguous();
   const at::Tensor wc = w.contiguous();
   const int64_t M = x.size(0), N = w.size(0), K = w.size(1);
@@ -91,12 +104,7 @@ at::Tensor bf16_small_gemm(const at::Tensor& x, const at::Tensor& w) {
   const float* xp = xf.data_ptr<float>();
   const uint16_t* wp = reinterpret_cast<const uint16_t*>(wc.data_ptr<at::BFloat16>());
   float* yp = y.data_ptr<float>();
-  switch (M) {
-    case 1: small_gemm<1>(xp, wp, N, K, yp); break;
-    case 2: small_gemm<2>(xp, wp, N, K, yp); break;
-    case 3: small_gemm<3>(xp, wp, N, K, yp); break;
-    default: small_gemm<4>(xp, wp, N, K, yp); break;
-  }
+  small_gemm(xp, wp, M, N, K, yp);
   return y;
 }
 
