@@ -19,7 +19,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("laneway.worker")
 EXIT_ENGINE_FAILED = 70  # EX_SOFTWARE: the engine failed while serving; restart this worker
 FAILED_STREAMS_GRACE_S = 5.0  # after an engine failure, time for the failed streams to send their errors
-GIL_SWITCH_INTERVAL_S = 0.001  # see run(): the engine thread and the gRPC loop share the GIL
 
 
 async def serve(cfg: WorkerConfig, built: BuiltEngine | None = None) -> int:
@@ -220,12 +218,6 @@ def run(a: argparse.Namespace) -> int:
     from workers.omp_policy import apply_wait_policy
 
     apply_wait_policy(a.num_threads)  # before torch loads: libgomp reads it once
-    # The engine thread holds the GIL between torch ops; the gRPC loop's hand-offs (a new
-    # request in, tokens out) then wait for the interpreter's switch interval, 5 ms by
-    # default, once per hop. 1 ms bounds that wait: `laneway bench tenants --only lanes`,
-    # side by side, quiet tenant's TTFT beside the noisy one p50/p95 28/37 ms against 32/46
-    # ms, and the noisy tenant's throughput 1162 against 966 tok/s (docs/benchmarks.md).
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     logging.basicConfig(level=os.environ.get("LANEWAY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return asyncio.run(serve(config_from_args(a)))
