@@ -24,10 +24,13 @@ RECHECK_MARGIN = 16  # dry-run every token once the tokens left are within this 
 # lengthen the way out (a 4-byte character, a new container, a literal instead of a digit)
 # by up to about this much before the next dry run sees it.
 CLOSING_SLACK = 8
-# Within this many tokens of the need, outside string values, the model chooses only among
-# tokens after which the document still finishes with the slack to spare: one structural
-# choice (another optional key, another element) can lengthen the way out without bound.
-# Inside a string value a token lengthens it by at most its own bytes, which the slack covers.
+# Within this many tokens of the need, the model chooses only among tokens after which the
+# document still finishes with the slack to spare: one structural choice (another optional
+# key, another element) can lengthen the way out without bound. So can one byte inside a
+# string whose value picks a branch (an enum, a tool's name in an anyOf of calls: "get_w"
+# instead of "get_t" commits to get_weather's required arguments). Free text inside a
+# string, where a token adds only its own bytes, has more legal tokens than
+# AFFORDABLE_MAX_CHOICES and is not checked.
 AFFORDABLE_ZONE = 64
 # More legal tokens than this is free text (a key of any name, say), where a token too adds
 # only its own bytes: not worth a dry run each.
@@ -95,7 +98,7 @@ class GrammarMatcher:
             # A document that cannot finish in time still closes as far as it can.
             if self._needed is None or num_tokens_left <= self._needed + CLOSING_SLACK:
                 self._is_closing = True
-            elif num_tokens_left <= self._needed + AFFORDABLE_ZONE and not self._closer.is_in_value_string:
+            elif num_tokens_left <= self._needed + AFFORDABLE_ZONE:
                 return self._affordable(num_tokens_left)
         if not self._is_closing:
             return None
