@@ -75,11 +75,6 @@ class JsonCloser:
             return self._closer() + b", 0123456789"
         return b""
 
-    @property
-    def is_in_value_string(self) -> bool:
-        """Inside a string value, where any text may follow (not a key, which the schema names)."""
-        return self._at in (_At.STRING, _At.ESCAPE, _At.UNICODE) and not self._is_key
-
     def _closer(self) -> bytes:
         if not self._stack:
             return b""  # top level: only eos ends it, and the matcher offers eos itself
