@@ -10,12 +10,13 @@ Two preparations, chosen by what the CPU offers (`pack_weight`):
 - **A float32 copy** (AVX2-only CPUs, where oneDNN refuses bfloat16 packing). There torch's
   bfloat16 matmul has no blocked kernel: it costs as much per row as one matrix-vector
   product, so 32 rows take 30x one row (5.6 ms against 1.1 ms for float32 on a 2304x768
-  weight, 32 rows; workers/bench/matmul_paths.py). Inputs of fewer than MIN_ROWS rows read
-  the bfloat16 weight, half the bytes, through Laneway's small-matmul kernel
-  (csrc/bf16_small_gemm.cpp: each weight row read once for all rows, widened in registers;
-  torch's own bfloat16 product where the kernel did not build); more rows run float32.
-  Both accumulate in float32 and round to bfloat16 once, as bfloat16 matmuls do. The copy
-  costs twice the weight's size in memory, beside the plain weight.
+  weight, 32 rows; workers/bench/matmul_paths.py). Up to SMALL_GEMM_MAX_ROWS rows read the
+  bfloat16 weight, half the bytes, through Laneway's small-matmul kernel
+  (csrc/bf16_small_gemm.cpp: each weight row read once for all rows, widened in registers);
+  more rows (prefill chunks) run float32 on the copy. Where the kernel did not build, fewer
+  than MIN_ROWS rows take torch's own bfloat16 product. All accumulate in float32 and round
+  to bfloat16 once, as bfloat16 matmuls do. The copy costs twice the weight's size in
+  memory, beside the plain weight.
 
 float32 weights keep `F.linear`, whose MKL path needs neither; float16 packing needs avx512_fp16.
 """
@@ -23,6 +24,7 @@ float32 weights keep `F.linear`, whose MKL path needs neither; float16 packing n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +36,7 @@ from workers.kernels.cpu_extension import load_cpu_extension
 # padded rows never change the real rows' results (checked in tests). Larger changes of row
 # count may switch kernels and move the last bit, as with F.linear: bfloat16 matmuls on
 # this path are not batch invariant (float32 ones, which the exactness tests use, are).
-# On the float32-copy path, fewer rows than this read the bfloat16 weight instead.
+# On the float32-copy path without the kernel, fewer rows than this read the bfloat16 weight.
 MIN_ROWS = 4
 # On the float32-copy path, up to this many rows go through bf16_small_gemm (when it built).
 SMALL_GEMM_MAX_ROWS = 32  # measured: the kernel ties the float32 copy at 32 rows with warm caches
@@ -47,7 +49,7 @@ class PackedWeight:
     """A weight prepared for this CPU: `onednn` (opaque blocked layout) or `float32`, a float32
     copy used beside `plain` (the bfloat16 weight itself, not a copy)."""
 
-    kind: str
+    kind: Literal["onednn", "float32"]
     data: torch.Tensor
     plain: torch.Tensor
 
