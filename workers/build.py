@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,30 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("laneway.worker")
+
+
+def build_engine_on_its_thread(cfg: WorkerConfig) -> BuiltEngine:
+    """`build_engine` on a new thread that then runs the engine loop (once the caller starts
+    it): the model is packed, warmed up and stepped by one thread, so torch's OpenMP threads
+    form one team (why that matters: workers/engine/engine_loop.py). Blocks until built; a
+    failure to build (SystemExit included) is raised here, on the caller's thread."""
+    handoff: queue.SimpleQueue[BuiltEngine | BaseException] = queue.SimpleQueue()
+
+    def build_then_run() -> None:
+        try:
+            built = build_engine(cfg)
+            built.loop.bind_to_current_thread()
+        except BaseException as exc:  # noqa: BLE001 - every failure is the caller's to raise
+            handoff.put(exc)
+            return
+        handoff.put(built)
+        built.loop.run_bound()
+
+    threading.Thread(target=build_then_run, name="engine-loop", daemon=True).start()
+    got = handoff.get()
+    if isinstance(got, BaseException):
+        raise got
+    return got
 
 
 def build_engine(cfg: WorkerConfig) -> BuiltEngine:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from workers.build import build_engine
+from workers.build import build_engine_on_its_thread
 from workers.built_engine import BuiltEngine
 from workers.config import WorkerConfig, parse_size
 from workers.context_length import AUTO, parse_max_model_len
@@ -50,7 +50,7 @@ async def serve(cfg: WorkerConfig, built: BuiltEngine | None = None) -> int:
     `built`: an engine built by the caller instead of from cfg (tests inject faulty runners)."""
     from workers.wire import ModelLimits
 
-    loop, tokenizer, model_config, sched_cfg = built if built is not None else build_engine(cfg)
+    loop, tokenizer, model_config, sched_cfg = built if built is not None else build_engine_on_its_thread(cfg)
     telemetry = WorkerTelemetry.create(loop, cfg.tracing)  # before start: the engine reports steps to it
     health_servicer = health.aio.HealthServicer()
     engine_failed = asyncio.Event()

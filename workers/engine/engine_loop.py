@@ -1,5 +1,13 @@
 """Runs the engine on a plain thread; the async gRPC side talks to it through a hand-off queue.
 
+The thread is the loop's own, or the one that built the engine (`bind_to_current_thread`,
+workers/build.py): libgomp keeps one OpenMP thread team per thread that runs parallel
+regions, and once a process holds more team threads than cores it throttles every team's
+spin-wait to a few hundred iterations; torch's idle threads then sleep at the end of each
+of the ~60 parallel regions of a decode step, and a served stream ran 30-40% slower than the
+same engine driven in-process (docs/benchmarks.md). Building the model (weight packing,
+warm-up) and stepping it on one thread keeps one team.
+
 Commands (add, abort) cross into the thread through `_inbox`; outputs cross back through
 each sequence's `on_output` callback, which the servicer binds to its event loop with
 `call_soon_threadsafe`. The thread sleeps on the inbox when there is no work.
@@ -50,6 +58,8 @@ class EngineLoop:
         # A Sequence to add, a seq_id to abort, or None to wake the thread (stop).
         self._inbox: queue.SimpleQueue[Sequence | str | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="engine-loop", daemon=True)
+        self._bound = False  # True: _thread is the builder's, waiting in run_bound() for start()
+        self._started = threading.Event()
         self._stopping = threading.Event()
         self._live: dict[str, Sequence] = {}  # routing only: id -> the one Sequence object
         self.load = self._snapshot()
@@ -58,13 +68,31 @@ class EngineLoop:
         # so health can say NOT_SERVING first (workers/main.py). It may block briefly.
         self.on_fatal: Callable[[BaseException], None] | None = None
 
+    def bind_to_current_thread(self) -> None:
+        """The calling thread (the one that built the engine) will run the loop: it calls
+        `run_bound()` next, which returns once the loop stops. Call before `start()`."""
+        if self._started.is_set():
+            raise RuntimeError("bind_to_current_thread() after start()")
+        self._thread = threading.current_thread()
+        self._bound = True
+
+    def run_bound(self) -> None:
+        """On the bound thread: wait for `start()` (or `stop()`), then run the loop."""
+        self._started.wait()
+        if not self._stopping.is_set():
+            self._run()
+
     def start(self) -> None:
-        self._thread.start()
+        self._started.set()
+        if not self._bound:
+            self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         self._inbox.put(None)
-        self._thread.join(timeout)
+        self._started.set()  # a bound thread still waiting for start() returns
+        if self._thread is not threading.current_thread() and self._thread.ident is not None:
+            self._thread.join(timeout)
 
     def add(self, seq: Sequence) -> None:
         self._inbox.put(seq)
