@@ -2,9 +2,10 @@
 
 The thread is the loop's own, or the one that built the engine (`bind_to_current_thread`,
 workers/build.py): libgomp keeps one OpenMP thread team per thread that runs parallel
-regions, and once a process holds more team threads than cores it throttles every team's
-spin-wait to a few hundred iterations; torch's idle threads then sleep at the end of each
-of the ~60 parallel regions of a decode step, and a served stream ran 30-40% slower than the
+regions, and once a process holds more team threads than cores (gomp_managed_threads >
+gomp_available_cpus) every team's spin-wait drops to its short throttled count; torch's idle
+threads then sleep at the end of nearly every one of the ~60 parallel regions of a decode step
+(measured: as slow as OMP_WAIT_POLICY=PASSIVE), and a served stream ran 30-40% slower than the
 same engine driven in-process (docs/benchmarks.md). Building the model (weight packing,
 warm-up) and stepping it on one thread keeps one team.
 
