@@ -5,6 +5,11 @@ same weights, one request at a time, no gRPC and no HTTP: TTFT is the prefill st
 decode rate is (tokens - 1) / (last token - first token), measured exactly as the served
 client measures a stream. Runs as `python -m laneway.bench.engine_rate` in its own process,
 so the bench's client process never holds torch's threads while servers run.
+
+`--threads-layout` shows why a worker builds its engine on the thread that steps it
+(workers/build.py): `main` builds and steps on the main thread, `split` builds on the main
+thread and steps on another (two OpenMP teams: what workers did before), `engine-thread`
+builds and steps on one other thread (what workers do).
 """
 
 from __future__ import annotations
@@ -15,24 +20,55 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
+
+LAYOUTS = ("main", "split", "engine-thread")
 
 
 def measure(model_spec: str, *, num_threads: int, prompt_len: int, output_len: int, num_requests: int,
-            seed: int = 0) -> dict:
+            seed: int = 0, layout: str = "main") -> dict:
+    """The engine's batch-1 rate; `layout` (LAYOUTS) says which threads build and step it."""
     import torch
 
     from workers.bench.setup import make_engine
-    from workers.engine.sequence import SamplingParams, Sequence
     from workers.models.loader import load_model
 
-    torch.set_num_threads(num_threads)
-    model, config, tokenizer = load_model(model_spec, seed=seed)
-    engine = make_engine(model, config, tokenizer, num_tokens=2 * (prompt_len + output_len), max_num_seqs=1)
+    def build() -> tuple[Any, int]:
+        torch.set_num_threads(num_threads)
+        model, config, tokenizer = load_model(model_spec, seed=seed)
+        engine = make_engine(model, config, tokenizer, num_tokens=2 * (prompt_len + output_len), max_num_seqs=1)
+        return engine, config.vocab_size
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout is one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if layout == "main":
+        return _drive(*build(), num_threads, prompt_len, output_len, num_requests, seed)
+    built = build() if layout == "split" else None
+    return _on_new_thread(lambda: _drive(*(built or build()), num_threads, prompt_len, output_len,
+                                         num_requests, seed))
+
+
+def _on_new_thread(fn: Callable[[], dict]) -> dict:
+    result: list[dict] = []
+    thread = threading.Thread(target=lambda: result.append(fn()), name="engine-loop")
+    thread.start()
+    thread.join()
+    if not result:
+        raise RuntimeError("the engine thread failed (its traceback is above)")
+    return result[0]
+
+
+def _drive(engine: Any, vocab_size: int, num_threads: int, prompt_len: int, output_len: int, num_requests: int,
+           seed: int) -> dict:
+    from workers.engine.sequence import SamplingParams, Sequence
+
     rng = random.Random(seed)
     ttfts, rates = [], []
     for i in range(num_requests + 1):  # the first request warms up (oneDNN primitives, kernel build)
-        prompt = [rng.randrange(3, min(config.vocab_size, 256)) for _ in range(prompt_len)]
+        prompt = [rng.randrange(3, min(vocab_size, 256)) for _ in range(prompt_len)]
         seq = Sequence(f"r{i}", prompt, SamplingParams(max_tokens=output_len, ignore_eos=True))
         engine.add(seq)
         sent = time.perf_counter()
@@ -56,12 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompt-len", type=int, default=32)
     p.add_argument("--output-len", type=int, default=128)
     p.add_argument("--requests", type=int, default=3)
+    p.add_argument("--threads-layout", choices=LAYOUTS, default="main",
+                   help="which threads build and step the engine (see the module docstring)")
     a = p.parse_args(argv)
     from workers.omp_policy import apply_wait_policy
 
     apply_wait_policy(a.num_threads)  # as a worker does: the same engine, the same threads
     result = measure(a.model, num_threads=a.num_threads, prompt_len=a.prompt_len, output_len=a.output_len,
-                     num_requests=a.requests)
+                     num_requests=a.requests, layout=a.threads_layout)
     print(json.dumps(result))
     return 0
 
