@@ -7,9 +7,11 @@ the order rotating every turn, so each path sees the same noise; the paths' perc
 then compared. Used by `laneway bench serve --overhead-requests N`.
 
 Latency differences of a millisecond drown in a loaded machine's noise; CPU time does not.
-So the gateway processes' own CPU time (/proc/PID/stat) is read before and after the turns:
-with one request in flight at a time, its growth over the requests a gateway served is that
-gateway's CPU per request, a number that contention stretches far less than wall time.
+So each gateway process's own CPU time (/proc/PID/stat) is read just before and just after
+each of its own requests: with one request in flight at a time, the growth is that request's
+cost, a number contention stretches far less than wall time. Only its own requests count:
+read over all the turns instead (as before), its idle ticks while the other paths ran (load
+polling, the dispatcher's timer) were charged to its requests too.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ async def interleaved(paths: dict[str, MakeSend], num_requests: int,
                       cpu_of: Mapping[str, Callable[[], float]] | None = None
                       ) -> tuple[list[LevelResult], dict[str, float]]:
     """`num_requests` requests on each path, one request in flight at a time over all paths;
-    and for each path in `cpu_of`, the CPU seconds its server process spent per request."""
+    and for each path in `cpu_of`, the CPU seconds its server process spent per request, read
+    around that path's own requests only."""
     senders, closers = {}, []
     for name, make in paths.items():
         send, close = make()
@@ -58,18 +61,22 @@ async def interleaved(paths: dict[str, MakeSend], num_requests: int,
         for name in paths:  # warm-up: connections, first-use paths
             await senders[name](10_000)
         loop = asyncio.get_running_loop()
-        cpu_before = {name: read() for name, read in (cpu_of or {}).items()}
+        cpu_of = cpu_of or {}
+        cpu_spent = dict.fromkeys(cpu_of, 0.0)
         for turn in range(num_requests):
             for name in turn_order(list(paths), turn):
+                read_cpu = cpu_of.get(name)
+                cpu_before = read_cpu() if read_cpu is not None else 0.0
                 started = loop.time()
                 sample = await senders[name](turn)
                 wall[name] += loop.time() - started
+                if read_cpu is not None:
+                    cpu_spent[name] += read_cpu() - cpu_before
                 if isinstance(sample, str):
                     failed[name][sample] = failed[name].get(sample, 0) + 1
                 else:
                     samples[name].append(sample)
-        cpu_per_request = {name: (read() - cpu_before[name]) / max(num_requests, 1)
-                           for name, read in (cpu_of or {}).items()}
+        cpu_per_request = {name: spent / max(num_requests, 1) for name, spent in cpu_spent.items()}
     finally:
         for close in closers:
             res = close()

@@ -108,7 +108,8 @@ def render(report: ServeReport) -> str:
         per_token = cpu_s / report.output_len if report.output_len else None
         share = (f"; {per_token / direct.tpot_p50_s * 100:.1f}% of direct gRPC's per-token time p50"
                  if per_token is not None and direct is not None and direct.tpot_p50_s else "")
-        lines.append(f"- CPU time of the `{gateway}` process per request, over the turns: {cpu_s * 1e3:.2f} ms"
+        lines.append(f"- CPU time of the `{gateway}` process per request, read around its own requests: "
+                     f"{cpu_s * 1e3:.2f} ms"
                      + (f" ({per_token * 1e6:.0f} us per output token{share})" if per_token is not None else "")
                      + "; measured in CPU time, which a loaded machine stretches far less than latency.")
     lines += [f"- {n}" for n in report.notes]

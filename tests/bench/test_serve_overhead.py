@@ -28,6 +28,7 @@ def test_paths_take_turns_one_request_in_flight_at_a_time():
                 assert in_flight == 1, "two requests in flight"
                 await asyncio.sleep(0)
                 log.append((name, index))
+                charge(name)
                 in_flight -= 1
                 if index == 2 and name == "b":
                     return "HTTP 500"
@@ -35,10 +36,16 @@ def test_paths_take_turns_one_request_in_flight_at_a_time():
             return send, lambda: closed.append(name)
         return make
 
-    cpu = iter([1.0, 1.5])  # b's server: 0.5 s of CPU over 4 requests
+    # b's server process: 0.25 s of CPU in each of its own requests, and 1 s (its idle timers)
+    # while each of a's runs. Only its own requests are its cost: 0.25 s, not (4 * 1.25) / 4.
+    b_cpu = [0.0]
+
+    def charge(name: str) -> None:
+        b_cpu[0] += 0.25 if name == "b" else 1.0
+
     results, cpu_per_request = asyncio.run(interleaved({"a": path("a", 0.01), "b": path("b", 0.02)}, 4,
-                                                       {"b": lambda: next(cpu)}))
-    assert cpu_per_request == {"b": 0.125}
+                                                       {"b": lambda: b_cpu[0]}))
+    assert cpu_per_request == {"b": 0.25}
     assert [i for _, i in log] == [10_000, 10_000, 0, 0, 1, 1, 2, 2, 3, 3]  # warm-ups, then turn by turn
     assert [n for n, _ in log[2:6]] == ["a", "b", "b", "a"]
     a, b = results
