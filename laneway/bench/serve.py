@@ -5,6 +5,7 @@ served stream), one Laneway worker straight over gRPC and through the gateway (t
 difference is what the gateway adds), and, when their interpreters are given, vLLM's OpenAI
 server and llama.cpp's server on the same weights. Systems take turns within each round,
 so a noisy patch of a shared machine hits all of them; each cell is the median of rounds.
+While one system is measured the others' processes are paused (laneway/bench/pausing.py).
 Peers are never dependencies: they run from their own virtual environments (--vllm-python,
 --llamacpp-python).
 """
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from laneway.bench.pausing import Families
 from laneway.bench.serve_drive import (
     OPENAI,
     Dialect,
@@ -54,6 +56,10 @@ from laneway.ports import free_port
 from laneway.procs import Proc, laneway_cmd, wait_ready
 
 VLLM, LLAMACPP = "vLLM OpenAI server", "llama.cpp server (llama-cpp-python)"
+# Which processes run while a system is measured (the rest are paused: laneway/bench/pausing.py).
+LANEWAY_FAMILY = "Laneway"
+FAMILY = {DIRECT: LANEWAY_FAMILY, LANEWAY: LANEWAY_FAMILY, LANEWAY_NO_LANES: LANEWAY_FAMILY,
+          VLLM: VLLM, LLAMACPP: LLAMACPP}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -107,15 +113,18 @@ def main(args: argparse.Namespace) -> int:
     notes: list[str] = []
     try:
         pids: dict[str, int] = {}  # the gateways' processes, for their CPU per request
-        systems = _start_systems(args, work, threads, shape, procs, notes, pids)
+        families = Families()
+        systems = _start_systems(args, work, threads, shape, procs, notes, pids, families)
         runs: dict[tuple[str, int], list[LevelResult]] = {}
         overhead_runs: dict[str, list[LevelResult]] = {}
         cpu_runs: dict[str, list[float]] = {}
         for r in range(args.repeats):
             if not args.no_engine:  # in the round, like every server: the same noise hits it
+                families.only(None)
                 for label, rate in _engine_rates(args, sorted({threads, cores})).items():
                     engine_runs.setdefault(label, []).append(rate)
             for name, make_send in systems:
+                families.only(FAMILY[name])
                 for c in levels:
                     _log(f"round {r + 1}/{args.repeats}: {name}, c={c} ...")
                     res = asyncio.run(_level(name, make_send, c, c * args.requests_per_stream))
@@ -127,6 +136,7 @@ def main(args: argparse.Namespace) -> int:
                 _log(f"round {r + 1}/{args.repeats}: gateway overhead, {args.overhead_requests} requests per path "
                      "taking turns ...")
                 cpu_of = {name: functools.partial(process_cpu_s, pid) for name, pid in pids.items() if name in paths}
+                families.only(LANEWAY_FAMILY)
                 levels_, cpu = asyncio.run(interleaved(paths, args.overhead_requests, cpu_of))
                 for res in levels_:
                     overhead_runs.setdefault(res.system, []).append(res)
@@ -135,6 +145,7 @@ def main(args: argparse.Namespace) -> int:
                     cpu_runs.setdefault(name, []).append(cpu_s)
                     _log(f"  {name}: {cpu_s * 1e3:.2f} ms of its process's CPU per request")
     finally:
+        families.resume_all()  # a paused process would only take its SIGTERM once resumed
         for p in reversed(procs):
             p.stop()
     results = [median_of_runs(v) for v in runs.values()]
@@ -182,16 +193,18 @@ async def _level(name: str, make_send: Callable[[], tuple[SendFn, Callable[[], o
 
 
 def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Proc], notes: list[str],
-                   pids: dict[str, int]):
+                   pids: dict[str, int], families: Families):
     worker_port, gateway_port = free_port(), free_port()
     worker = Proc("worker", laneway_cmd("worker", "--port", str(worker_port), "--model", args.model,
                                         "--kv-cache-memory", "512MB", "--num-threads", str(threads)),
                   worker_port, work / "worker.log")
     procs.append(worker.start())
+    families.add(LANEWAY_FAMILY, worker)
     worker.wait_port(timeout=600)
     gateway = Proc("gateway", laneway_cmd("gateway", "--port", str(gateway_port), "--worker", worker.address),
                    gateway_port, work / "gateway.log")
     procs.append(gateway.start())
+    families.add(LANEWAY_FAMILY, gateway)
     gateway.wait_port(timeout=60)
     wait_ready(f"http://127.0.0.1:{gateway_port}", timeout=60)
     gateway_url = f"http://127.0.0.1:{gateway_port}"
@@ -203,6 +216,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
         plain = Proc("gateway-no-lanes", laneway_cmd("gateway", "--port", str(port), "--worker", worker.address,
                                                      "--no-lanes"), port, work / "gateway-no-lanes.log")
         procs.append(plain.start())
+        families.add(LANEWAY_FAMILY, plain)
         plain.wait_port(timeout=60)
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
         systems.append((LANEWAY_NO_LANES, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
@@ -215,6 +229,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
                              "--served-model-name", "bench", "--dtype", "bfloat16", "--max-model-len", "2048",
                              "--port", str(port)], port, work / "vllm.log", env=env)
         procs.append(vllm.start())
+        families.add(VLLM, vllm)
         vllm.wait_port(timeout=900)
         wait_ready_http(f"http://127.0.0.1:{port}/v1/models", 300)
         _check(VLLM, f"http://127.0.0.1:{port}", "bench", shape, OPENAI, notes)
@@ -233,6 +248,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
                                   # Its default lets each new request cut the streaming one short: queue instead.
                                   "--interrupt_requests", "False"], port, work / "llamacpp.log")
         procs.append(llama.start())
+        families.add(LLAMACPP, llama)
         llama.wait_port(timeout=300)
         dialect = llamacpp_dialect(_eos_token_id(Path(args.model)), non_ascii_byte_ids(args.model))
         _check(LLAMACPP, f"http://127.0.0.1:{port}", "bench", shape, dialect, notes)

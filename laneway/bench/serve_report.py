@@ -66,8 +66,8 @@ def render(report: ServeReport) -> str:
              "```bash", report.command, "```", "",
              f"- Machine: {report.machine}", f"- Versions: {report.versions}",
              f"- Requests: {report.shape}; closed loop (each of c streams sends its next request when its last "
-             f"ended); every system run one after the other in each of {report.num_repeats} rounds; each cell "
-             "is the median of the rounds.",
+             f"ended); every system run one after the other in each of {report.num_repeats} rounds, the others' "
+             "processes paused (SIGSTOP) meanwhile; each cell is the median of the rounds.",
              "- per-stream tok/s: (tokens - 1) / (last token - first token), median over streams; aggregate: all "
              "output tokens / the level's wall time.", ""]
     head = "| system | " + " | ".join(f"c={c} tok/s per stream | c={c} aggregate tok/s | c={c} TTFT p50 / p95 ms"

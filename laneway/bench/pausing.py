@@ -1,0 +1,50 @@
+"""Only the system under test runs: the others' processes are paused (SIGSTOP) meanwhile.
+
+`laneway bench serve` starts every system up front. Idle servers still wake: a gateway
+polls its worker's load and ticks its dispatcher, vLLM's engine core and API server poll,
+each for a few percent of a core. On 2 cores every wake-up takes a time slice from one of
+the measured system's OpenMP threads, and every other thread of the team then waits at
+the next barrier. Pausing whole process groups (each
+Proc is its own session) keeps the servers' state, sockets and loaded weights; SIGCONT
+resumes them where they were.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from laneway.procs import Proc
+
+
+class Families:
+    """Processes by the system family they serve (Laneway's worker and gateways are one)."""
+
+    def __init__(self) -> None:
+        self._procs: dict[str, list[Proc]] = {}
+
+    def add(self, family: str, proc: Proc) -> None:
+        self._procs.setdefault(family, []).append(proc)
+
+    def only(self, family: str | None) -> None:
+        """Resume `family` (in the order its processes started: a worker before its gateways,
+        so no gateway wakes to a silent worker) and pause every other one; None pauses all."""
+        for name, procs in self._procs.items():
+            if name != family:
+                for proc in procs:
+                    _signal(proc, signal.SIGSTOP)
+        for proc in self._procs.get(family or "", []):
+            _signal(proc, signal.SIGCONT)
+
+    def resume_all(self) -> None:
+        for procs in self._procs.values():
+            for proc in procs:
+                _signal(proc, signal.SIGCONT)
+
+
+def _signal(proc: Proc, sig: int) -> None:
+    if proc.popen is not None and proc.popen.poll() is None:
+        try:
+            os.killpg(proc.popen.pid, sig)
+        except ProcessLookupError:  # exited between the poll and the signal
+            pass
