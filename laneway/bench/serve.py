@@ -346,7 +346,7 @@ def _engine_rates(args, thread_counts: list[int]) -> dict[str, float]:
         _log(f"in-process engine, batch 1, {t} thread(s) ...")
         out = subprocess.run([sys.executable, "-m", "laneway.bench.engine_rate", "--model", args.model,
                               "--num-threads", str(t), "--prompt-len", str(args.prompt_len), "--output-len",
-                              str(args.output_len), "--requests", "1"],
+                              str(args.output_len), "--requests", "3"],
                              capture_output=True, text=True, check=True)
         rates[f"{t} thread{'s' if t > 1 else ''}"] = json.loads(out.stdout.strip().splitlines()[-1])["decode_tok_s_p50"]
         _log(f"  {rates}")
