@@ -146,6 +146,10 @@ class IncrementalDetokenizer:
     def _advance(self, delta: str) -> str:
         """All text of the window is out: the unread tokens become the next context."""
         self._prefix_offset, self._read_offset = self._read_offset, len(self._token_ids)
+        if self._read_offset - self._prefix_offset > _MAX_HELD_TOKENS + 1:
+            # A run no resync could split (invalid bytes) is out at last: as the next context
+            # its last few tokens that decode cleanly do, as a prompt's do, not all of it.
+            self._prefix_offset = self._context_start()
         self._prefix_text = self._decode(self._prefix_offset, self._read_offset)
         self._num_tail_emitted = 0
         return delta
@@ -175,7 +179,12 @@ class IncrementalDetokenizer:
         """
         num_emitted = len(self._prefix_text) + self._num_tail_emitted
         lowest = max(self._read_offset + 1, len(self._token_ids) - _NUM_RESYNC_CANDIDATES)
-        for split in range(len(self._token_ids) - 1, lowest - 1, -1):
+        candidates = list(range(len(self._token_ids) - 1, lowest - 1, -1))
+        if self._prefix_offset < self._read_offset:
+            # Last resort when no recent split is clean: keep the unread tokens and drop the
+            # context, if its text splits off cleanly, so the window stops carrying it.
+            candidates.append(self._read_offset)
+        for split in candidates:
             left = self._decode(self._prefix_offset, split)
             if len(left) > num_emitted or not text.startswith(left):
                 continue

@@ -9,7 +9,7 @@ is not valid UTF-8 yet decodes as one U+FFFD per byte, complete characters inclu
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
@@ -182,6 +182,17 @@ _BYTE_TOKEN = 3  # <0x00> in the byte-fallback vocabulary; byte b is id 3 + b
     st.integers(0x80, 0xFF).map(lambda b: [_BYTE_TOKEN + b]),  # stray and truncating bytes
     st.sampled_from(["a", "\u2581"]).map(lambda p: [TOKENIZERS["byte_fallback"].encode(p, False)[-1]]),
 ), max_size=40))
+# Found by a random search: a run of invalid bytes no resync could split left the window
+# 19 tokens long (the held run became the whole next context).
+@example(chunks=[[156], [184], [131], [225], [236], [221], [231, 192, 163], [198, 172], [188], [243, 162, 147, 171],
+                 [175], [260], [259], [260], [232, 168, 192], [248], [243, 162, 147, 171], [243, 162, 147, 171],
+                 [259], [191], [232, 168, 192], [243, 162, 147, 171], [231, 192, 163], [244], [260], [239], [212],
+                 [134], [185], [210], [231, 192, 163], [160], [134], [217]])
+@example(chunks=[[231, 192, 163], [259], [259], [231, 192, 163], [260], [143], [243, 162, 147, 171], [144], [260],
+                 [231, 192, 163], [243, 162, 147, 171], [260], [243, 162, 147, 171], [151], [255], [231, 192, 163],
+                 [231, 192, 163], [259], [224], [231, 192, 163], [249], [243, 162, 147, 171], [259], [133], [227],
+                 [194], [156], [231, 192, 163], [231, 192, 163], [260], [135], [231, 192, 163], [259],
+                 [231, 192, 163], [255], [232, 168, 192], [259], [191]])
 def test_byte_tokens_in_any_order_stream_with_a_short_window(chunks: list[list[int]]) -> None:
     tok = TOKENIZERS["byte_fallback"]
     output_ids = [i for chunk in chunks for i in chunk]
