@@ -18,13 +18,17 @@ from laneway.procs import Proc
 
 
 class Families:
-    """Processes by the system family they serve (Laneway's worker and gateways are one)."""
+    """The bench's processes, by the system family they serve (Laneway's worker and gateways
+    are one): started, paused, resumed and stopped here."""
 
     def __init__(self) -> None:
         self._procs: dict[str, list[Proc]] = {}
+        self._started: list[Proc] = []  # in start order, for stopping in reverse
 
-    def add(self, family: str, proc: Proc) -> None:
+    def start(self, family: str, proc: Proc) -> Proc:
+        self._started.append(proc.start())
         self._procs.setdefault(family, []).append(proc)
+        return proc
 
     def only(self, family: str | None) -> None:
         """Resume `family` (in the order its processes started: a worker before its gateways,
@@ -40,6 +44,13 @@ class Families:
         for procs in self._procs.values():
             for proc in procs:
                 _signal(proc, signal.SIGCONT)
+
+    def stop_all(self) -> None:
+        """Resume, then stop, the last started first (a paused process takes its SIGTERM only
+        once resumed)."""
+        self.resume_all()
+        for proc in reversed(self._started):
+            proc.stop()
 
 
 def _signal(proc: Proc, sig: int) -> None:

@@ -109,12 +109,11 @@ def main(args: argparse.Namespace) -> int:
     if args.llamacpp_python and not args.gguf:
         args.gguf = str(_gguf(args, work))
     engine_runs: dict[str, list[float]] = {}
-    procs: list[Proc] = []
     notes: list[str] = []
+    families = Families()
     try:
         pids: dict[str, int] = {}  # the gateways' processes, for their CPU per request
-        families = Families()
-        systems = _start_systems(args, work, threads, shape, procs, notes, pids, families)
+        systems = _start_systems(args, work, threads, shape, families, notes, pids)
         runs: dict[tuple[str, int], list[LevelResult]] = {}
         overhead_runs: dict[str, list[LevelResult]] = {}
         cpu_runs: dict[str, list[float]] = {}
@@ -145,9 +144,7 @@ def main(args: argparse.Namespace) -> int:
                     cpu_runs.setdefault(name, []).append(cpu_s)
                     _log(f"  {name}: {cpu_s * 1e3:.2f} ms of its process's CPU per request")
     finally:
-        families.resume_all()  # a paused process would only take its SIGTERM once resumed
-        for p in reversed(procs):
-            p.stop()
+        families.stop_all()
     results = [median_of_runs(v) for v in runs.values()]
     overhead = [median_of_runs(v) for v in overhead_runs.values()]
     overhead_cpu = {name: statistics.median(v) for name, v in cpu_runs.items()}
@@ -192,19 +189,17 @@ async def _level(name: str, make_send: Callable[[], tuple[SendFn, Callable[[], o
     return summarize_level(name, concurrency, samples, failed, wall)
 
 
-def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Proc], notes: list[str],
-                   pids: dict[str, int], families: Families):
+def _start_systems(args, work: Path, threads: int, shape: Shape, families: Families, notes: list[str],
+                   pids: dict[str, int]):
     worker_port, gateway_port = free_port(), free_port()
     worker = Proc("worker", laneway_cmd("worker", "--port", str(worker_port), "--model", args.model,
                                         "--kv-cache-memory", "512MB", "--num-threads", str(threads)),
                   worker_port, work / "worker.log")
-    procs.append(worker.start())
-    families.add(LANEWAY_FAMILY, worker)
+    families.start(LANEWAY_FAMILY, worker)
     worker.wait_port(timeout=600)
     gateway = Proc("gateway", laneway_cmd("gateway", "--port", str(gateway_port), "--worker", worker.address),
                    gateway_port, work / "gateway.log")
-    procs.append(gateway.start())
-    families.add(LANEWAY_FAMILY, gateway)
+    families.start(LANEWAY_FAMILY, gateway)
     gateway.wait_port(timeout=60)
     wait_ready(f"http://127.0.0.1:{gateway_port}", timeout=60)
     gateway_url = f"http://127.0.0.1:{gateway_port}"
@@ -215,8 +210,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
         port = free_port()
         plain = Proc("gateway-no-lanes", laneway_cmd("gateway", "--port", str(port), "--worker", worker.address,
                                                      "--no-lanes"), port, work / "gateway-no-lanes.log")
-        procs.append(plain.start())
-        families.add(LANEWAY_FAMILY, plain)
+        families.start(LANEWAY_FAMILY, plain)
         plain.wait_port(timeout=60)
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
         systems.append((LANEWAY_NO_LANES, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
@@ -228,8 +222,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
         vllm = Proc("vllm", [args.vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(hf_dir),
                              "--served-model-name", "bench", "--dtype", "bfloat16", "--max-model-len", "2048",
                              "--port", str(port)], port, work / "vllm.log", env=env)
-        procs.append(vllm.start())
-        families.add(VLLM, vllm)
+        families.start(VLLM, vllm)
         vllm.wait_port(timeout=900)
         wait_ready_http(f"http://127.0.0.1:{port}/v1/models", 300)
         _check(VLLM, f"http://127.0.0.1:{port}", "bench", shape, OPENAI, notes)
@@ -247,8 +240,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, procs: list[Pro
                                   "--port", str(port), "--n_ctx", "2048", *n,
                                   # Its default lets each new request cut the streaming one short: queue instead.
                                   "--interrupt_requests", "False"], port, work / "llamacpp.log")
-        procs.append(llama.start())
-        families.add(LLAMACPP, llama)
+        families.start(LLAMACPP, llama)
         llama.wait_port(timeout=300)
         dialect = llamacpp_dialect(_eos_token_id(Path(args.model)), non_ascii_byte_ids(args.model))
         _check(LLAMACPP, f"http://127.0.0.1:{port}", "bench", shape, dialect, notes)

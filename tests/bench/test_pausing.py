@@ -26,11 +26,11 @@ def _until_state(proc: Proc, want: str) -> str:
 
 def test_only_the_family_under_test_runs_and_all_resume(tmp_path: Path) -> None:
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
-    a, b1, b2 = (Proc(n, sleeper, 0, tmp_path / f"{n}.log").start() for n in ("a", "b1", "b2"))
+    a, b1, b2 = (Proc(n, sleeper, 0, tmp_path / f"{n}.log") for n in ("a", "b1", "b2"))
     families = Families()
-    families.add("a", a)
-    families.add("b", b1)
-    families.add("b", b2)
+    families.start("a", a)
+    families.start("b", b1)
+    families.start("b", b2)
     try:
         families.only("a")
         assert _until_state(b1, "T") == "T" and _until_state(b2, "T") == "T"  # stopped
@@ -42,8 +42,7 @@ def test_only_the_family_under_test_runs_and_all_resume(tmp_path: Path) -> None:
         assert all(_until_state(p, "T") == "T" for p in (a, b1, b2))
         families.resume_all()
         assert all(_until_state(p, "S") == "S" for p in (a, b1, b2))
+        families.only("a")  # stop_all stops paused processes too
     finally:
-        families.resume_all()
-        for p in (a, b1, b2):
-            p.stop()
+        families.stop_all()
     assert all(p.popen is not None and p.popen.poll() is not None for p in (a, b1, b2))
