@@ -11,7 +11,9 @@ for a while, then sleep on a futex. Three cases, by how many cores torch's threa
   worker's gRPC loop and the gateway still get the core between steps. Measured on the
   2-core test machine (docs/benchmarks.md, "Served path"), `laneway bench serve` c=1 and
   c=8 through the gateway and over direct gRPC, side by side in two pairs of runs: the
-  bounded spin was 5-25% faster than PASSIVE in 11 of 12 cells. (Unbounded spinning,
+  bounded spin was 5-25% faster than PASSIVE in 11 of 12 cells. Those workers still held
+  two OpenMP teams, which throttles the spin; the spin holds in full only since a worker
+  builds and steps its engine on one thread (workers/build.py). (Unbounded spinning,
   ACTIVE alone, had a stream under other load at 0.5 tok/s against PASSIVE's 17 tok/s.)
 - Cores to spare: libgomp's default (the same bounded spin).
 
