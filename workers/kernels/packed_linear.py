@@ -6,7 +6,13 @@ Two preparations, chosen by what the CPU offers (`pack_weight`):
   bfloat16 CPU weight hands oneDNN a plain (out, in) matrix, which it re-blocks on every
   call: decode at small batch then moves the weights about twice per matmul and runs at
   half the memory bandwidth. Packing once at load time removes that (about 2x on the small
-  preset's matmuls at batch 1). Results are bitwise those of `F.linear`.
+  preset's matmuls at batch 1). Results are bitwise those of `F.linear`, except where the
+  CPU also has AVX512_BF16: there 1-2 rows (decode of one or two streams) read the plain
+  weight through Laneway's small-matmul kernel, which multiplies with vdpbf16ps and beats
+  oneDNN's small-row kernel (small preset, all 49 decode matmuls of a step from cold
+  caches, 2 threads: 5.3 ms against 8.1 at 1 row, 7.6 against 9.6 at 2; oneDNN wins from
+  4 rows). Those rows are the float32 product of the bfloat16 values rounded once, as
+  oneDNN's are, but summed in another order, so the last bit may differ from `F.linear`.
 - **A float32 copy** (AVX2-only CPUs, where oneDNN refuses bfloat16 packing). There torch's
   bfloat16 matmul has no blocked kernel: it costs as much per row as one matrix-vector
   product, so 32 rows take 30x one row (5.6 ms against 1.1 ms for float32 on a 2304x768
@@ -23,6 +29,7 @@ float32 weights keep `F.linear`, whose MKL path needs neither; float16 packing n
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +47,8 @@ from workers.kernels.cpu_extension import load_cpu_extension
 MIN_ROWS = 4
 # On the float32-copy path, up to this many rows go through bf16_small_gemm (when it built).
 SMALL_GEMM_MAX_ROWS = 32  # measured: the kernel ties the float32 copy at 32 rows with warm caches
+# On the oneDNN path with a vdpbf16ps kernel, up to this many rows go through bf16_small_gemm.
+ONEDNN_SMALL_GEMM_MAX_ROWS = 2
 # The row count oneDNN tunes the packed layout for; it leaves results unchanged.
 _PACK_FOR_ROWS = 16
 
@@ -90,12 +99,24 @@ def packed_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | No
     rows = x.shape[0]
     if packed.kind == "float32":
         if 0 < rows <= SMALL_GEMM_MAX_ROWS and x.dtype == torch.bfloat16 and load_cpu_extension():
-            out = torch.ops.laneway.bf16_small_gemm(x, packed.plain)
-            return (out if bias is None else out + bias.float()).to(x.dtype)
+            return _small_gemm(x, packed.plain, bias)
         if rows < MIN_ROWS:
             return F.linear(x, packed.plain, bias)
         out = F.linear(x.float(), packed.data, None if bias is None else bias.float())
         return out.to(x.dtype)
+    if 0 < rows <= ONEDNN_SMALL_GEMM_MAX_ROWS and x.dtype == torch.bfloat16 and has_bf16_dot_kernel():
+        return _small_gemm(x, packed.plain, bias)
     if rows < MIN_ROWS:
         x = F.pad(x, (0, 0, 0, MIN_ROWS - rows))  # (MIN_ROWS, in), zero rows below x
     return torch.ops.mkldnn._linear_pointwise(x, packed.data, bias, "none", [], "")[:rows]
+
+
+@functools.cache
+def has_bf16_dot_kernel() -> bool:
+    """Did Laneway's small-matmul kernel build with vdpbf16ps (AVX512_BF16) here?"""
+    return load_cpu_extension() and bool(torch.ops.laneway.bf16_small_gemm_uses_bf16_dot())
+
+
+def _small_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    out = torch.ops.laneway.bf16_small_gemm(x, weight)  # float32, rounded once below
+    return (out if bias is None else out + bias.float()).to(x.dtype)

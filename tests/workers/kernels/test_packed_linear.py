@@ -11,8 +11,10 @@ import torch.nn.functional as F
 from workers.kernels.cpu_extension import load_cpu_extension
 from workers.kernels.packed_linear import (
     MIN_ROWS,
+    ONEDNN_SMALL_GEMM_MAX_ROWS,
     SMALL_GEMM_MAX_ROWS,
     PackedWeight,
+    has_bf16_dot_kernel,
     has_onednn_bf16,
     pack_weight,
     packed_linear,
@@ -21,34 +23,69 @@ from workers.layers.linear import Linear
 from workers.models.config import ModelConfig
 from workers.models.llama import build_model
 
+needs_kernels = pytest.mark.skipif(not load_cpu_extension(), reason="CPU kernels did not build here")
 needs_packing = pytest.mark.skipif(not has_onednn_bf16(), reason="no oneDNN bfloat16 weight packing here")
+# On the oneDNN path, this many rows or fewer go through the vdpbf16ps kernel instead (0: none here).
+KERNEL_ROWS = ONEDNN_SMALL_GEMM_MAX_ROWS if has_bf16_dot_kernel() else 0
 
 
 @needs_packing
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize(("out_features", "in_features"), [(1280, 768), (768, 3072), (320, 768), (40, 24)])
 def test_bitwise_equal_to_f_linear(bias, out_features, in_features):
+    """Rows oneDNN computes are bitwise F.linear's; rows the vdpbf16ps kernel takes are within
+    bfloat16's rounding of it (the same float32 products, summed in another order)."""
     dtype = torch.bfloat16
     gen = torch.Generator().manual_seed(0)
     weight = (torch.randn(out_features, in_features, generator=gen) * 0.02).to(dtype)
     b = torch.randn(out_features, generator=gen).to(dtype) if bias else None
     packed = pack_weight(weight)
-    for rows in (1, 2, 7, 16, 64, 300):  # one packing serves every batch size
+    for rows in (1, 2, 3, 7, 16, 64, 300):  # one packing serves every batch size
         x = torch.randn(rows, in_features, generator=gen).to(dtype)
-        assert torch.equal(packed_linear(x, packed, b), F.linear(x, weight, b)), f"{rows} rows"
+        if rows <= KERNEL_ROWS:
+            torch.testing.assert_close(packed_linear(x, packed, b), F.linear(x, weight, b), rtol=1.6e-2, atol=1e-2)
+        else:
+            assert torch.equal(packed_linear(x, packed, b), F.linear(x, weight, b)), f"{rows} rows"
+
+
+@needs_packing
+@pytest.mark.skipif(not KERNEL_ROWS, reason="the small-matmul kernel has no vdpbf16ps path on this CPU")
+@pytest.mark.parametrize("bias", [False, True])
+def test_few_rows_on_the_onednn_path_are_the_kernels_product_rounded_once(bias):
+    gen = torch.Generator().manual_seed(6)
+    weight = (torch.randn(1280, 768, generator=gen) * 0.02).to(torch.bfloat16)
+    b = torch.randn(1280, generator=gen).to(torch.bfloat16) if bias else None
+    packed = pack_weight(weight)
+    assert packed is not None and packed.kind == "onednn"
+    x = torch.randn(KERNEL_ROWS + 1, 768, generator=gen).to(torch.bfloat16)
+    for rows in range(1, KERNEL_ROWS + 1):
+        want = torch.ops.laneway.bf16_small_gemm(x[:rows], weight)
+        want = (want if b is None else want + b.float()).to(torch.bfloat16)
+        assert torch.equal(packed_linear(x[:rows], packed, b), want), f"{rows} rows"
+    more = KERNEL_ROWS + 1  # and one more row is oneDNN's again
+    padded = F.pad(x, (0, 0, 0, MIN_ROWS - more))
+    assert torch.equal(packed_linear(x[:more], packed, b), F.linear(padded, weight, b)[:more])
+
+
+@needs_kernels
+def test_the_kernel_multiplies_with_vdpbf16ps_exactly_where_the_cpu_has_avx512_bf16():
+    with open("/proc/cpuinfo") as f:
+        flags = next((line for line in f if line.startswith("flags")), "").split()
+    assert has_bf16_dot_kernel() == ("avx512_bf16" in flags and "avx512bw" in flags)
 
 
 @needs_packing
 def test_padding_small_inputs_is_exact():
-    """1-3 rows are padded to MIN_ROWS: each row's result is what a MIN_ROWS batch gives it.
-    (Across larger changes of row count oneDNN may switch kernels and move the last bit,
-    as F.linear does: bfloat16 matmuls are not batch invariant here; float32 ones are.)"""
+    """Rows under MIN_ROWS that oneDNN computes are padded to MIN_ROWS: each row's result is
+    what a MIN_ROWS batch gives it. (Across larger changes of row count oneDNN may switch
+    kernels and move the last bit, as F.linear does: bfloat16 matmuls are not batch
+    invariant here; float32 ones are.)"""
     gen = torch.Generator().manual_seed(1)
     weight = (torch.randn(6144, 768, generator=gen) * 0.02).to(torch.bfloat16)
     packed = pack_weight(weight)
     x = torch.randn(MIN_ROWS, 768, generator=gen).to(torch.bfloat16)
     full = packed_linear(x, packed, None)
-    for rows in range(1, MIN_ROWS):
+    for rows in range(KERNEL_ROWS + 1, MIN_ROWS):
         out = packed_linear(x[:rows], packed, None)
         assert out.shape == (rows, 6144)
         assert torch.equal(out, full[:rows]), f"{rows} rows"
@@ -113,12 +150,11 @@ def test_packed_model_gives_the_same_logits():
 
 # -- the small bfloat16 matmul kernel (csrc/bf16_small_gemm.cpp) -----------------------------
 
-needs_kernels = pytest.mark.skipif(not load_cpu_extension(), reason="CPU kernels did not build here")
-
 
 @needs_kernels
-@pytest.mark.parametrize("rows", [0, 1, 2, 3, 4, 7, 32])  # groups of 4 rows and what is left
-@pytest.mark.parametrize(("out_features", "in_features"), [(2304, 768), (33, 770), (5, 7)])  # tails under 16
+@pytest.mark.parametrize("rows", [0, 1, 2, 3, 4, 7, 9, 15, 32])  # groups of 4 (AVX2) or 8 rows and what is left
+# tails: under 16 (AVX2), a full 32 after the 64s, under 32
+@pytest.mark.parametrize(("out_features", "in_features"), [(2304, 768), (33, 770), (17, 96), (5, 7)])
 def test_small_gemm_kernel_is_a_float32_matmul_of_the_bfloat16_values(rows, out_features, in_features):
     gen = torch.Generator().manual_seed(rows)
     weight = (torch.randn(out_features, in_features, generator=gen) * 0.02).to(torch.bfloat16)
