@@ -287,11 +287,7 @@ class Scheduler:
         # While a fair lane is shared (two tenants arrived within FAIR_MEMORY_S), the step's
         # time limit after pass 1 is its running streams plus SHARED_LANE_PREFILL_TOKENS of
         # prefill: one tenant's long prompts go in short chunks, so another tenant's request
-        # arriving mid-step waits one short step, then leads the next one. A step that starts
-        # the fresh prompt (its TTFT is running) of a tenant under its share of a fair lane's
-        # slots, while another tenant runs over its share, carries no more latency prefill
-        # after it: the busy tenant's chunks wait one step, and the new request's first token
-        # comes after a step of its prompt beside the running decodes.
+        # arriving mid-step waits one short step, then leads the next one.
         output = SchedulerOutput()
         self._apply_aborts(output)
         self._num_steps += 1
@@ -322,14 +318,6 @@ class Scheduler:
         assert output.num_batched_tokens <= self.config.max_num_batched_tokens, "token budget exceeded"
         assert len(output.scheduled) <= self.config.max_num_seqs, "sequence cap exceeded"
         return output
-
-    def _is_under_served_arrival(self, seq: Sequence) -> bool:
-        """Is waiting seq a fresh prompt (no token out: its TTFT is running) of a fair lane's
-        tenant under its share of the lane's slots, while another tenant runs over its own?"""
-        if not seq.lane.fair_tenants or seq.num_output_tokens > 0:
-            return False
-        lane_slots, lane_running, weights = self._lane_slots(seq)
-        return slot_victim(seq, lane_running, lane_slots, weights) is not None
 
     def is_fair_lane_shared(self) -> bool:
         """Have two or more tenants of one fair lane arrived within FAIR_MEMORY_S?"""
@@ -506,10 +494,7 @@ class Scheduler:
                     break
                 self._preempt(victim, plan)
             assert self._fits(seq, match, num_new_tokens), f"{seq.seq_id} still does not fit"
-            under_served = self._is_under_served_arrival(seq)
             self._admit(seq, match, num_new_tokens, plan)
-            if under_served:
-                plan.time_limit = min(plan.time_limit, plan.predicted_time)  # the rule: its step ends here
 
     def _awaits_shared_prompt(self, seq: Sequence) -> bool:
         """True while seq's prompt_leader (the first sample of the same prompt, still unfinished)

@@ -188,40 +188,10 @@ def test_a_shared_fair_lane_cuts_long_prompts_into_short_chunks_and_the_quiet_pr
     _add(sched, "quiet", 1, FAIR, prompt_len=32)
     result = step(sched)
     assert result.chunks[0].seq_id == "quiet0" and result.chunks[0].num_new_tokens == 32
-    assert _prefill_tokens(result) == SHARED_LANE_PREFILL_TOKENS  # nobody ran yet: nobody is over its share
+    assert _prefill_tokens(result) == SHARED_LANE_PREFILL_TOKENS
     # Step after step the noisy prompts go on in short chunks, beside the quiet decode.
     later = step(sched)
     assert _prefill_tokens(later) <= SHARED_LANE_PREFILL_TOKENS and "quiet0" in later.ids
-
-
-def test_a_fresh_prompt_in_a_shared_fair_lane_shares_its_step_only_with_the_running_decodes():
-    sched = _long_prompt_scheduler()  # 8 slots: 4 each once two tenants share the lane
-    noisy = _add(sched, "noisy", 4, FAIR, prompt_len=24, max_tokens=64)
-    step(sched)  # the noisy prompts, whole: one tenant so far
-    long_prompt = make_seq("noisy-long", 1000, max_tokens=8, lane=FAIR, tenant="noisy", ignore_eos=True)
-    sched.add(long_prompt)
-    step(sched)  # the long noisy prompt starts beside the decodes: 5 noisy seqs run
-    assert long_prompt.num_computed_tokens > 0 and long_prompt.is_prefill
-    _add(sched, "quiet", 1, FAIR, prompt_len=32)
-    result = step(sched)
-    assert result.chunks[-1].seq_id == "quiet0" and result.chunks[-1].num_new_tokens == 32
-    assert {c.seq_id for c in result.chunks if c.num_new_tokens == 1} == {s.seq_id for s in noisy}, "decodes go on"
-    assert _prefill_tokens(result) == 32, "the noisy prompt's next chunk waits a step"
-    after = step(sched)
-    assert long_prompt.seq_id in after.ids and "quiet0" in after.ids
-
-
-def test_a_fresh_prompt_of_a_tenant_within_a_lane_nobody_overfills_shares_its_step():
-    sched = _long_prompt_scheduler()
-    _add(sched, "noisy", 2, FAIR, prompt_len=24, max_tokens=64)
-    step(sched)
-    long_prompt = make_seq("noisy-long", 1000, max_tokens=8, lane=FAIR, tenant="noisy", ignore_eos=True)
-    sched.add(long_prompt)
-    step(sched)  # 3 noisy seqs run: within the noisy tenant's share of 4
-    _add(sched, "quiet", 1, FAIR, prompt_len=32)
-    result = step(sched)
-    chunks = {c.seq_id: c.num_new_tokens for c in result.chunks}
-    assert chunks["quiet0"] == 32 and chunks["noisy-long"] == SHARED_LANE_PREFILL_TOKENS - 32
 
 
 def test_a_fcfs_lane_shared_by_two_tenants_keeps_whole_chunks():
