@@ -5,6 +5,10 @@ one process: `F.linear` on the bfloat16 weight, the path `packed_linear` takes o
 (kernels/packed_linear.py), and a float32 matmul over a float32 copy. It is the evidence
 for packed_linear's choice of path by row count; timings are the best of several runs,
 since a shared machine only ever makes a run slower.
+
+`--cold-step LAYERS` times instead what a decode step does: every matmul of LAYERS layers
+of distinct weights (12 for `small`: 208 MB, more than the L3 cache holds), one after the
+other, through oneDNN's packed weights and through Laneway's kernel, per row count.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from workers.kernels.cpu_extension import load_cpu_extension
-from workers.kernels.packed_linear import PackedWeight, pack_weight, packed_linear
+from workers.kernels.packed_linear import MIN_ROWS, PackedWeight, pack_weight, packed_linear
 
-SHAPES = ((2304, 768), (768, 768), (6144, 768), (768, 3072))  # qkv, o, gate_up, down of `small`
+SHAPES = ((1280, 768), (768, 768), (6144, 768), (768, 3072))  # qkv, o, gate_up, down of `small`
 
 
 def best_ms(fn: Callable[[], object], repeats: int = 5, inner: int = 10) -> float:
@@ -43,12 +47,47 @@ def _time_paths(x: torch.Tensor, weight: torch.Tensor, packed: PackedWeight,
             if load_cpu_extension() and x.shape[0] <= 64 else math.nan)
 
 
+def _onednn(x: torch.Tensor, packed: PackedWeight) -> torch.Tensor:
+    """oneDNN on the packed weight, as packed_linear calls it where no kernel takes the rows."""
+    rows = x.shape[0]
+    padded = F.pad(x, (0, 0, 0, MIN_ROWS - rows)) if rows < MIN_ROWS else x
+    return torch.ops.mkldnn._linear_pointwise(padded, packed.data, None, "none", [], "")[:rows]
+
+
+def cold_step(num_layers: int, rows_list: list[int]) -> None:
+    """Every decode matmul of num_layers layers, weights from memory: oneDNN against the kernel."""
+    gen = torch.Generator().manual_seed(0)
+    weights = [(torch.randn(n, k, generator=gen) * 0.02).to(torch.bfloat16)
+               for _ in range(num_layers) for n, k in SHAPES]
+    prepared = [pack_weight(w) for w in weights]
+    packed = [p for p in prepared if p is not None and p.kind == "onednn"]
+    if len(packed) < len(weights):
+        raise SystemExit("--cold-step compares against oneDNN's packed weights, which this CPU does not take")
+    if not load_cpu_extension():
+        raise SystemExit("--cold-step needs Laneway's CPU kernels, which did not build here")
+    megabytes = sum(w.numel() * w.element_size() for w in weights) / 1e6
+    print(f"{len(weights)} matmuls, {megabytes:.0f} MB of weights; ms per step (GB/s)")
+    print("| rows | oneDNN packed | bf16_small_gemm |")
+    print("|---:|---:|---:|")
+    for rows in rows_list:
+        xs = {k: torch.randn(rows, k, generator=gen).to(torch.bfloat16) for _, k in SHAPES}
+        onednn = best_ms(lambda: [_onednn(xs[w.shape[1]], p) for w, p in zip(weights, packed)], inner=3)  # noqa: B023
+        kernel = best_ms(lambda: [torch.ops.laneway.bf16_small_gemm(xs[w.shape[1]], w) for w in weights],  # noqa: B023
+                         inner=3)
+        print(f"| {rows} | {onednn:.2f} ({megabytes / onednn:.0f}) | {kernel:.2f} ({megabytes / kernel:.0f}) |")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m workers.bench.matmul_paths")
     p.add_argument("--rows", default="1,2,4,8,16,32,64")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--cold-step", type=int, metavar="LAYERS", default=0,
+                   help="time a decode step's matmuls over LAYERS layers of distinct weights instead")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.cold_step:
+        cold_step(a.cold_step, [int(r) for r in a.rows.split(",") if int(r) <= 64])
+        return 0
     gen = torch.Generator().manual_seed(0)
     print(f"torch {torch.__version__}, {a.threads} threads; ms per matmul, summed over the shapes {SHAPES}")
     packed_kind = None
