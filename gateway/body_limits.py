@@ -78,5 +78,5 @@ def _content_length(scope: Scope) -> int | None:
             try:
                 return int(value)
             except ValueError:
-                return None  # h11 already refuses a malformed length with 400
+                return None  # the HTTP parser already refuses a malformed length with 400
     return None

@@ -1,11 +1,19 @@
-"""uvicorn's h11 protocol with a deadline on each request head (request line + headers).
+"""uvicorn's httptools protocol with a deadline and a size limit on each request head.
 
-uvicorn times out idle keep-alive connections, but a client that opens a connection (or
-starts a new request on a kept-alive one) and then trickles or stalls its headers holds a
-connection and a file descriptor for ever (slowloris). Here every request head must arrive
-within `head_timeout_s` of the first moment the connection waits for one; otherwise the
-client gets a 408 and the connection closes. Bodies are bounded in body_limits.py, where a
-stalled body can be answered as an ordinary OpenAI-style error.
+httptools parses with llhttp, in C, where h11 is pure Python, which matters on a streaming
+gateway: every SSE chunk goes through the protocol's send path. It has no limit of its own
+on a request head, so this protocol keeps one.
+
+- **Deadline.** uvicorn times out idle keep-alive connections, but a client that opens a
+  connection (or starts a new request on a kept-alive one) and then trickles or stalls its
+  headers holds a connection and a file descriptor for ever (slowloris). Here every request
+  head must arrive within `head_timeout_s` of the first moment the connection waits for one;
+  otherwise the client gets a 408 and the connection closes.
+- **Size.** A request head (request line and headers, up to the blank line) larger than
+  `max_head_bytes` gets a 431 and the connection closes, before the parser sees the excess.
+
+Bodies are bounded in body_limits.py, where a stalled body can be answered as an ordinary
+OpenAI-style error.
 """
 
 from __future__ import annotations
@@ -13,26 +21,43 @@ from __future__ import annotations
 import asyncio
 import json
 
-from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
-
-_BODY = json.dumps({"error": {"message": "request headers did not arrive in time", "type": "invalid_request_error",
-                              "param": None, "code": "request_timeout"}}).encode()
-# Written raw: h11 refuses to send a response before it has parsed a request to answer.
-TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                    b"content-length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY)
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 
-class HeadTimeoutH11Protocol(H11Protocol):
-    head_timeout_s: float = 10.0  # set by head_timeout_protocol()
+def _raw_error(status_line: bytes, message: str, code: str) -> bytes:
+    """A whole response, written before any request exists for the app to answer."""
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                 "code": code}}).encode()
+    return (status_line + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+TIMEOUT_RESPONSE = _raw_error(b"HTTP/1.1 408 Request Timeout", "request headers did not arrive in time",
+                              "request_timeout")
+HEAD_TOO_LARGE_RESPONSE = _raw_error(b"HTTP/1.1 431 Request Header Fields Too Large",
+                                     "the request line and headers are too large", "request_header_too_large")
+_HEAD_END = b"\r\n\r\n"
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    head_timeout_s: float = 10.0  # set by edge_protocol()
+    max_head_bytes: int = 64 * 1024
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0  # bytes of the pending request head seen so far
+        self._head_tail = b""  # its last 3 bytes: a blank line may straddle two reads
         super().connection_made(transport)
         self._arm_head_timer()
 
     def data_received(self, data: bytes) -> None:
-        if self._head_timer is None and self._is_between_requests():
-            self._arm_head_timer()  # a new request starts on a kept-alive connection
+        if self._is_between_requests():
+            if self._head_timer is None:
+                self._arm_head_timer()  # a new request starts on a kept-alive connection
+            if not self._head_fits(data):
+                self.logger.info("closing a connection whose request head is over %d bytes", self.max_head_bytes)
+                self._close_with(HEAD_TOO_LARGE_RESPONSE)
+                return
         super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -40,6 +65,18 @@ class HeadTimeoutH11Protocol(H11Protocol):
             self._head_timer.cancel()
             self._head_timer = None
         super().connection_lost(exc)
+
+    def _head_fits(self, data: bytes) -> bool:
+        """Count the pending head's bytes up to its blank line: within max_head_bytes?"""
+        window = self._head_tail + data
+        end = window.find(_HEAD_END)
+        if end >= 0:  # the head ends in this read; what follows is its body or a next request
+            size = self._head_bytes - len(self._head_tail) + end + len(_HEAD_END)
+            self._head_bytes, self._head_tail = 0, b""
+            return size <= self.max_head_bytes
+        self._head_bytes += len(data)
+        self._head_tail = window[-(len(_HEAD_END) - 1):]
+        return self._head_bytes <= self.max_head_bytes
 
     def _is_between_requests(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -55,12 +92,17 @@ class HeadTimeoutH11Protocol(H11Protocol):
             self._arm_head_timer()  # requests completed meanwhile; the next head gets its own deadline
             return
         self.logger.info("closing a connection whose request head did not arrive within %.1fs", self.head_timeout_s)
-        self.transport.write(TIMEOUT_RESPONSE)
+        self._close_with(TIMEOUT_RESPONSE)
+
+    def _close_with(self, response: bytes) -> None:
+        self.transport.write(response)
         self.transport.close()
 
 
-def head_timeout_protocol(head_timeout_s: float) -> type[HeadTimeoutH11Protocol]:
-    """The protocol class for uvicorn.Config(http=...), with this head deadline."""
+def edge_protocol(head_timeout_s: float, max_head_bytes: int) -> type[EdgeProtocol]:
+    """The protocol class for uvicorn.Config(http=...), with these head limits."""
     if head_timeout_s <= 0:
         raise ValueError(f"head_timeout_s must be > 0, got {head_timeout_s}")
-    return type("HeadTimeoutH11Protocol", (HeadTimeoutH11Protocol,), {"head_timeout_s": head_timeout_s})
+    if max_head_bytes <= 0:
+        raise ValueError(f"max_head_bytes must be > 0, got {max_head_bytes}")
+    return type("EdgeProtocol", (EdgeProtocol,), {"head_timeout_s": head_timeout_s, "max_head_bytes": max_head_bytes})

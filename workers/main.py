@@ -220,4 +220,9 @@ def run(a: argparse.Namespace) -> int:
     apply_wait_policy(a.num_threads)  # before torch loads: libgomp reads it once
     logging.basicConfig(level=os.environ.get("LANEWAY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(config_from_args(a)))
+    import uvloop
+
+    # uvloop: the gRPC servicer's loop in C. Every token crosses it (the engine thread's
+    # call_soon_threadsafe, then the stream's write), and uvloop coalesces the cross-thread
+    # wake-ups that asyncio's loop pays one self-pipe write each for.
+    return uvloop.run(serve(config_from_args(a)))

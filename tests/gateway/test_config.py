@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import GatewayConfig
-from gateway.edge_protocol import head_timeout_protocol
+from gateway.edge_protocol import edge_protocol
 from gateway.server import ServerConfig
 
 
@@ -31,5 +31,8 @@ def test_drain_settings_are_checked(overrides: dict, message: str) -> None:
 
 def test_the_head_timeout_is_positive() -> None:
     with pytest.raises(ValueError, match="head_timeout_s must be > 0, got 0"):
-        head_timeout_protocol(0)
-    assert head_timeout_protocol(2.5).head_timeout_s == 2.5
+        edge_protocol(0, 1024)
+    with pytest.raises(ValueError, match="max_head_bytes must be > 0, got 0"):
+        edge_protocol(1, 0)
+    protocol = edge_protocol(2.5, 1024)
+    assert (protocol.head_timeout_s, protocol.max_head_bytes) == (2.5, 1024)
