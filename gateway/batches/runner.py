@@ -146,6 +146,14 @@ class BatchRunner:
             await finish(self.store, batch, BatchStatus.CANCELLED, TENANT_REMOVED if removed else None)
         elif batch.status in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS) and time.time() >= batch.expires_at:
             self._drop(batch.id)
+            if batch.status is BatchStatus.VALIDATING:
+                # Expired before any pass validated it (a busy or stopped gateway): its lines
+                # must exist to get their batch_expired answers, so it is validated now.
+                await self._validate(batch)
+                latest = await self.store.get(batch.id)
+                if latest is None or latest.status is not BatchStatus.IN_PROGRESS:
+                    return False  # failed validation (final), or another gateway validates it
+                batch = latest
             await finish(self.store, batch, BatchStatus.EXPIRED)
         elif batch.status is BatchStatus.VALIDATING:
             await self._validate(batch)

@@ -187,6 +187,27 @@ async def test_an_expired_batch_answers_unfinished_lines_with_batch_expired(redi
     assert errors and {line["error"]["code"] for line in errors} == {"batch_expired"}
 
 
+async def test_a_batch_that_expires_before_any_pass_validated_it_answers_every_line(redis: TestRedis,
+                                                                                    tmp_path: Path) -> None:
+    fake = await start_fake_worker(token_delay_s=0.02)
+    config = make_config(make_policy(tmp_path), [fake.address], redis.url)
+    try:
+        async with gateway_app(config) as (client, state):
+            runner = runner_of(state)
+            await runner.close()  # no passes of its own: the batch waits, unvalidated, past its window
+            batch_id = (await create(client, await upload(client, completion_lines(5, max_tokens=10), BETA), BETA,
+                                     completion_window="1s"))["id"]
+            await asyncio.sleep(2.1)  # expires_at is in whole seconds
+            await runner.run_once()
+            batch = await wait_for(client, batch_id, BETA, timeout_s=5)
+            errors = await lines_of(client, batch["error_file_id"], BETA)
+    finally:
+        await fake.server.stop(0)
+    assert batch["status"] == "expired" and not batch["output_file_id"]
+    assert sorted(line["custom_id"] for line in errors) == [f"req-{i}" for i in range(5)]
+    assert {line["error"]["code"] for line in errors} == {"batch_expired"}
+
+
 async def test_lines_claimed_by_a_gateway_that_died_are_taken_over(redis: TestRedis, tmp_path: Path) -> None:
     fake = await start_fake_worker(token_delay_s=0.03)
     config = make_config(make_policy(tmp_path), [fake.address], redis.url, batch_claim_idle_s=0.5,
