@@ -29,6 +29,15 @@ needs_packing = pytest.mark.skipif(not has_onednn_bf16(), reason="no oneDNN bflo
 KERNEL_ROWS = ONEDNN_SMALL_GEMM_MAX_ROWS if has_bf16_dot_kernel() else 0
 
 
+def _weight_and_bias(seed: int, out_features: int, in_features: int, bias: bool
+                     ) -> tuple[torch.Generator, torch.Tensor, torch.Tensor | None]:
+    """A seeded generator, a bfloat16 weight of a trained model's scale, and a bias if asked."""
+    gen = torch.Generator().manual_seed(seed)
+    weight = (torch.randn(out_features, in_features, generator=gen) * 0.02).to(torch.bfloat16)
+    b = torch.randn(out_features, generator=gen).to(torch.bfloat16) if bias else None
+    return gen, weight, b
+
+
 @needs_packing
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize(("out_features", "in_features"), [(1280, 768), (768, 3072), (320, 768), (40, 24)])
@@ -36,9 +45,7 @@ def test_bitwise_equal_to_f_linear(bias, out_features, in_features):
     """Rows oneDNN computes are bitwise F.linear's; rows the vdpbf16ps kernel takes are within
     bfloat16's rounding of it (the same float32 products, summed in another order)."""
     dtype = torch.bfloat16
-    gen = torch.Generator().manual_seed(0)
-    weight = (torch.randn(out_features, in_features, generator=gen) * 0.02).to(dtype)
-    b = torch.randn(out_features, generator=gen).to(dtype) if bias else None
+    gen, weight, b = _weight_and_bias(0, out_features, in_features, bias)
     packed = pack_weight(weight)
     for rows in (1, 2, 3, 7, 16, 64, 300):  # one packing serves every batch size
         x = torch.randn(rows, in_features, generator=gen).to(dtype)
@@ -52,9 +59,7 @@ def test_bitwise_equal_to_f_linear(bias, out_features, in_features):
 @pytest.mark.skipif(not KERNEL_ROWS, reason="the small-matmul kernel has no vdpbf16ps path on this CPU")
 @pytest.mark.parametrize("bias", [False, True])
 def test_few_rows_on_the_onednn_path_are_the_kernels_product_rounded_once(bias):
-    gen = torch.Generator().manual_seed(6)
-    weight = (torch.randn(1280, 768, generator=gen) * 0.02).to(torch.bfloat16)
-    b = torch.randn(1280, generator=gen).to(torch.bfloat16) if bias else None
+    gen, weight, b = _weight_and_bias(6, 1280, 768, bias)
     packed = pack_weight(weight)
     assert packed is not None and packed.kind == "onednn"
     x = torch.randn(KERNEL_ROWS + 1, 768, generator=gen).to(torch.bfloat16)
@@ -112,9 +117,7 @@ def _float32_copy(weight: torch.Tensor) -> PackedWeight:
 
 @pytest.mark.parametrize("bias", [False, True])
 def test_float32_copy_matches_a_float32_matmul_rounded_once(bias):
-    gen = torch.Generator().manual_seed(2)
-    weight = (torch.randn(320, 768, generator=gen) * 0.02).to(torch.bfloat16)
-    b = torch.randn(320, generator=gen).to(torch.bfloat16) if bias else None
+    gen, weight, b = _weight_and_bias(2, 320, 768, bias)
     packed = _float32_copy(weight)
     for rows in (MIN_ROWS, 7, 64):
         x = torch.randn(rows, 768, generator=gen).to(torch.bfloat16)
@@ -177,9 +180,7 @@ def test_small_gemm_kernel_gives_each_row_what_it_gets_alone():
 @needs_kernels
 @pytest.mark.parametrize("bias", [False, True])
 def test_float32_copy_below_min_rows_uses_the_kernel_and_rounds_once(bias):
-    gen = torch.Generator().manual_seed(5)
-    weight = (torch.randn(64, 48, generator=gen) * 0.02).to(torch.bfloat16)
-    b = torch.randn(64, generator=gen).to(torch.bfloat16) if bias else None
+    gen, weight, b = _weight_and_bias(5, 64, 48, bias)
     x = torch.randn(2, 48, generator=gen).to(torch.bfloat16)
     want = torch.ops.laneway.bf16_small_gemm(x, weight)
     want = (want if b is None else want + b.float()).to(torch.bfloat16)
