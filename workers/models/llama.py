@@ -37,8 +37,9 @@ class DecoderLayer(nn.Module):
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_cache: KVCache, md: AttentionMetadata
     ) -> torch.Tensor:  # (T, hidden)
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache, md)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        x, h = self.post_attention_layernorm.add_and_norm(x, self.self_attn(self.input_layernorm(x), cos, sin,
+                                                                                kv_cache, md))
+        return x + self.mlp(h)
 
 
 class LlamaModel(nn.Module):
