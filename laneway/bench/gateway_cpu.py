@@ -21,6 +21,7 @@ import time
 import httpx
 
 from laneway.bench.serve_overhead import process_cpu_s
+from laneway.procs import wait_ready
 
 
 async def _stream(client: httpx.AsyncClient, url: str, model: str, max_tokens: int) -> int:
@@ -65,16 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                                "--port", str(a.port)], cwd=a.checkout, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"laneway serve did not become ready at {base}")
-            time.sleep(0.5)
+        try:
+            wait_ready(base, timeout=300)
+        except TimeoutError:
+            raise SystemExit(f"laneway serve did not become ready at {base}") from None
         result = asyncio.run(drive(base, server.pid, a.model, a.concurrency, a.requests, a.max_tokens))
     finally:
         server.terminate()

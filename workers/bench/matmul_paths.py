@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from workers.kernels.cpu_extension import load_cpu_extension
-from workers.kernels.packed_linear import MIN_ROWS, PackedWeight, pack_weight, packed_linear
+from workers.kernels.packed_linear import PackedWeight, onednn_linear, pack_weight, packed_linear
 
 SHAPES = ((1280, 768), (768, 768), (6144, 768), (768, 3072))  # qkv, o, gate_up, down of `small`
 
@@ -47,13 +47,6 @@ def _time_paths(x: torch.Tensor, weight: torch.Tensor, packed: PackedWeight,
             if load_cpu_extension() and x.shape[0] <= 64 else math.nan)
 
 
-def _onednn(x: torch.Tensor, packed: PackedWeight) -> torch.Tensor:
-    """oneDNN on the packed weight, as packed_linear calls it where no kernel takes the rows."""
-    rows = x.shape[0]
-    padded = F.pad(x, (0, 0, 0, MIN_ROWS - rows)) if rows < MIN_ROWS else x
-    return torch.ops.mkldnn._linear_pointwise(padded, packed.data, None, "none", [], "")[:rows]
-
-
 def cold_step(num_layers: int, rows_list: list[int]) -> None:
     """Every decode matmul of num_layers layers, weights from memory: oneDNN against the kernel."""
     gen = torch.Generator().manual_seed(0)
@@ -71,7 +64,7 @@ def cold_step(num_layers: int, rows_list: list[int]) -> None:
     print("|---:|---:|---:|")
     for rows in rows_list:
         xs = {k: torch.randn(rows, k, generator=gen).to(torch.bfloat16) for _, k in SHAPES}
-        onednn = best_ms(lambda: [_onednn(xs[w.shape[1]], p) for w, p in zip(weights, packed)], inner=3)  # noqa: B023
+        onednn = best_ms(lambda: [onednn_linear(xs[w.shape[1]], p, None) for w, p in zip(weights, packed)], inner=3)  # noqa: B023
         kernel = best_ms(lambda: [torch.ops.laneway.bf16_small_gemm(xs[w.shape[1]], w) for w in weights],  # noqa: B023
                          inner=3)
         print(f"| {rows} | {onednn:.2f} ({megabytes / onednn:.0f}) | {kernel:.2f} ({megabytes / kernel:.0f}) |")

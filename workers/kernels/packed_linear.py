@@ -106,6 +106,12 @@ def packed_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | No
         return out.to(x.dtype)
     if 0 < rows <= ONEDNN_SMALL_GEMM_MAX_ROWS and x.dtype == torch.bfloat16 and has_bf16_dot_kernel():
         return _small_gemm(x, packed.plain, bias)
+    return onednn_linear(x, packed, bias)
+
+
+def onednn_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None) -> torch.Tensor:
+    """oneDNN on the packed weight (kind "onednn"), fewer than MIN_ROWS rows padded."""
+    rows = x.shape[0]
     if rows < MIN_ROWS:
         x = F.pad(x, (0, 0, 0, MIN_ROWS - rows))  # (MIN_ROWS, in), zero rows below x
     return torch.ops.mkldnn._linear_pointwise(x, packed.data, bias, "none", [], "")[:rows]

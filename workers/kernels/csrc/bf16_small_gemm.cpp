@@ -21,7 +21,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
+
+#include "bf16.h"
 #if (defined(__AVX2__) && defined(__FMA__)) || defined(__AVX512BF16__)
 #include <immintrin.h>
 #endif
@@ -33,12 +34,7 @@ namespace {
 
 constexpr int64_t kMaxRows = 64;
 
-inline float bf16_to_float(uint16_t v) {
-  uint32_t bits = static_cast<uint32_t>(v) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
+using laneway_bf16::to_float;
 
 #if defined(__AVX2__) && defined(__FMA__)
 inline __m256 load_bf16x8(const uint16_t* p) {
@@ -74,7 +70,7 @@ inline void row_dots(const float* x, const uint16_t* w_row, int64_t K, float* ou
   for (int m = 0; m < M; ++m) out[m] = 0.f;
 #endif
   for (; k < K; ++k) {
-    const float w = bf16_to_float(w_row[k]);
+    const float w = to_float(w_row[k]);
     for (int m = 0; m < M; ++m) out[m] += x[m * K + k] * w;
   }
 }

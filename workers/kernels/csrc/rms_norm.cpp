@@ -14,38 +14,26 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <tuple>
+
+#include "bf16.h"
 
 namespace {
 
-inline float bf16_to_float(uint16_t v) {
-  uint32_t bits = static_cast<uint32_t>(v) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-// Round to nearest even, as torch's float -> bfloat16 conversion does (NaN stays NaN).
-inline uint16_t float_to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  if (std::isnan(f)) return static_cast<uint16_t>((bits >> 16) | 0x40);
-  bits += 0x7FFF + ((bits >> 16) & 1);
-  return static_cast<uint16_t>(bits >> 16);
-}
+using laneway_bf16::from_float;
+using laneway_bf16::to_float;
 
 // One row: out = bf16(w * bf16(x * rsqrt(mean(x^2) + eps))).
 inline void norm_row(const uint16_t* x, const uint16_t* w, int64_t D, float eps, uint16_t* out) {
   float sum = 0.f;
   for (int64_t i = 0; i < D; ++i) {
-    const float v = bf16_to_float(x[i]);
+    const float v = to_float(x[i]);
     sum += v * v;
   }
   const float inv = 1.f / std::sqrt(sum / static_cast<float>(D) + eps);
   for (int64_t i = 0; i < D; ++i) {
-    const float normed = bf16_to_float(float_to_bf16(bf16_to_float(x[i]) * inv));
-    out[i] = float_to_bf16(bf16_to_float(w[i]) * normed);
+    const float normed = to_float(from_float(to_float(x[i]) * inv));
+    out[i] = from_float(to_float(w[i]) * normed);
   }
 }
 
@@ -87,7 +75,7 @@ std::tuple<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::T
   at::parallel_for(0, T, 64, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       for (int64_t i = 0; i < D; ++i) {
-        sp[t * D + i] = float_to_bf16(bf16_to_float(xp[t * D + i]) + bf16_to_float(rp[t * D + i]));
+        sp[t * D + i] = from_float(to_float(xp[t * D + i]) + to_float(rp[t * D + i]));
       }
       norm_row(sp + t * D, wp, D, static_cast<float>(eps), op + t * D);
     }
