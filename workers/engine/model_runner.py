@@ -103,15 +103,25 @@ class ModelRunner:
 
         max_blocks = max(len(t) for t in tables)
         block_tables = torch.tensor([t + [0] * (max_blocks - len(t)) for t in tables], dtype=torch.int32)
-        q_lens_t = torch.tensor(q_lens)
-        query_start_loc = torch.zeros(len(q_lens) + 1, dtype=torch.int64)
-        torch.cumsum(q_lens_t, 0, out=query_start_loc[1:])
-        token_seq = torch.repeat_interleave(torch.arange(len(q_lens)), q_lens_t)  # (T,) seq row per token
-        # Position of token t = its seq's start + its offset within the seq's chunk.
-        offsets = torch.tensor(starts) - query_start_loc[:-1]  # (B,)
-        positions = torch.arange(len(input_ids)) + offsets[token_seq]  # (T,)
-        slot_mapping = block_tables[token_seq, positions // block_size].long() * block_size + positions % block_size
-        sample_indices = query_start_loc[1:][torch.tensor(sample_seq_rows, dtype=torch.int64)] - 1  # (N,)
+        if len(input_ids) == len(q_lens):
+            # A decode step (one token a sequence): the same tensors from the lists directly,
+            # a few Python ops a sequence where the general path dispatches a dozen torch ops.
+            query_start_loc = torch.arange(len(q_lens) + 1, dtype=torch.int64)
+            positions = torch.tensor(starts, dtype=torch.int64)  # (T,)
+            slot_mapping = torch.tensor([table[p // block_size] * block_size + p % block_size
+                                         for table, p in zip(tables, starts)], dtype=torch.int64)
+            sample_indices = torch.tensor(sample_seq_rows, dtype=torch.int64)  # token row = seq row
+        else:
+            q_lens_t = torch.tensor(q_lens)
+            query_start_loc = torch.zeros(len(q_lens) + 1, dtype=torch.int64)
+            torch.cumsum(q_lens_t, 0, out=query_start_loc[1:])
+            token_seq = torch.repeat_interleave(torch.arange(len(q_lens)), q_lens_t)  # (T,) seq row per token
+            # Position of token t = its seq's start + its offset within the seq's chunk.
+            offsets = torch.tensor(starts) - query_start_loc[:-1]  # (B,)
+            positions = torch.arange(len(input_ids)) + offsets[token_seq]  # (T,)
+            slot_mapping = (block_tables[token_seq, positions // block_size].long() * block_size
+                            + positions % block_size)
+            sample_indices = query_start_loc[1:][torch.tensor(sample_seq_rows, dtype=torch.int64)] - 1  # (N,)
         spans = out.prompt_logit_spans()
         prompt_indices = None
         if spans:  # position p of row r sits at query_start_loc[r] + (p - starts[r])

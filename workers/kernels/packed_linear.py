@@ -124,5 +124,6 @@ def has_bf16_dot_kernel() -> bool:
 
 
 def _small_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    out = torch.ops.laneway.bf16_small_gemm(x, weight)  # float32, rounded once below
-    return (out if bias is None else out + bias.float()).to(x.dtype)
+    if bias is None:  # rounded to bfloat16 in the kernel, as `.to()` of its float32 result would be
+        return torch.ops.laneway.bf16_small_gemm(x, weight, True)
+    return (torch.ops.laneway.bf16_small_gemm(x, weight) + bias.float()).to(x.dtype)  # rounded once

@@ -8,7 +8,7 @@ from torch import nn
 from workers.kernels.attention import paged_attention, write_kv
 from workers.kernels.metadata import AttentionMetadata
 from workers.layers.linear import Linear
-from workers.layers.rotary import apply_rotary
+from workers.layers.rotary import apply_rotary_
 from workers.models.config import ModelConfig
 
 
@@ -33,8 +33,8 @@ class Attention(nn.Module):
     ) -> torch.Tensor:  # (T, hidden)
         num_tokens = x.shape[0]
         qk, v = self.qkv_proj(x).split([self.q_size + self.kv_size, self.kv_size], dim=-1)
-        # q and k rotate together: one set of elementwise ops per layer instead of two.
-        qk = apply_rotary(qk.view(num_tokens, self.num_heads + self.num_kv_heads, self.head_dim), cos, sin)
+        # q and k rotate together, in place in the projection's output (nothing else reads it).
+        qk = apply_rotary_(qk.view(num_tokens, self.num_heads + self.num_kv_heads, self.head_dim), cos, sin)
         q, k = qk.split([self.num_heads, self.num_kv_heads], dim=1)  # (T, Hq, D), (T, Hkv, D)
         v = v.view(num_tokens, self.num_kv_heads, self.head_dim)  # (T, Hkv, D)
         k_cache, v_cache = kv_cache

@@ -35,11 +35,18 @@ class DecoderLayer(nn.Module):
         self.mlp = SwiGLU(config.hidden_size, config.intermediate_size, dtype)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_cache: KVCache, md: AttentionMetadata
-    ) -> torch.Tensor:  # (T, hidden)
-        x, h = self.post_attention_layernorm.add_and_norm(x, self.self_attn(self.input_layernorm(x), cos, sin,
-                                                                                kv_cache, md))
-        return x + self.mlp(h)
+        self, x: torch.Tensor, residual: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor,
+        kv_cache: KVCache, md: AttentionMetadata,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # (T, hidden) each
+        """(this layer's MLP output, the residual stream before it): the residual add that
+        ends a layer is left to the next layer's input norm (or the model's final norm),
+        which does it in the same op. residual None: x is the embedding, nothing to add."""
+        if residual is None:
+            residual, h = x, self.input_layernorm(x)
+        else:
+            residual, h = self.input_layernorm.add_and_norm(x, residual)
+        residual, h = self.post_attention_layernorm.add_and_norm(self.self_attn(h, cos, sin, kv_cache, md), residual)
+        return self.mlp(h), residual
 
 
 class LlamaModel(nn.Module):
@@ -96,9 +103,10 @@ class LlamaForCausalLM(nn.Module):
         )
         x = self.model.embed_tokens(input_ids)  # (T, hidden)
         cos, sin = self.rotary.lookup(positions, x.dtype)  # (T, 1, D) each, shared by all layers
+        residual = None
         for layer, kv_cache in zip(self.model.layers, kv_caches):
-            x = layer(x, cos, sin, kv_cache, md)
-        return self.model.norm(x)
+            x, residual = layer(x, residual, cos, sin, kv_cache, md)
+        return self.model.norm(x) if residual is None else self.model.norm.add_and_norm(x, residual)[1]
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:  # (N, hidden) -> (N, V) float32
         if self.lm_head is not None:

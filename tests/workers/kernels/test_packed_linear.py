@@ -165,6 +165,8 @@ def test_small_gemm_kernel_is_a_float32_matmul_of_the_bfloat16_values(rows, out_
     got = torch.ops.laneway.bf16_small_gemm(x, weight)
     assert got.dtype == torch.float32 and got.shape == (rows, out_features)
     torch.testing.assert_close(got, F.linear(x.float(), weight.float()), rtol=1e-5, atol=1e-5)
+    rounded = torch.ops.laneway.bf16_small_gemm(x, weight, True)  # rounded in the kernel: what .to() gives
+    assert rounded.dtype == torch.bfloat16 and torch.equal(rounded, got.to(torch.bfloat16))
 
 
 @needs_kernels

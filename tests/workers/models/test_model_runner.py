@@ -46,6 +46,32 @@ def test_prepare_flattens_chunks_into_positions_slots_and_metadata(tiny):
     assert (runner.stats.num_steps, runner.stats.num_computed_tokens, runner.stats.num_sampled) == (1, 6, 2)
 
 
+def test_a_step_of_one_token_per_sequence_gives_what_the_general_path_gives(tiny):
+    """Decode steps build their tensors from Python lists (model_runner.prepare's fast
+    path): the same values and dtypes as the general path, which the chunk above takes."""
+    runner, _ = make_runner(*tiny, num_blocks=16, block_size=4)
+    decode = Sequence("d", list(range(1, 7)))  # decode position 5
+    decode.num_computed_tokens, decode.block_table = 5, [9, 3]
+    chunk = Sequence("c", list(range(10, 20)))  # a one-token prompt chunk [4, 5): no sample
+    chunk.num_computed_tokens, chunk.block_table = 4, [2, 7]
+    late = Sequence("l", list(range(1, 10)))  # decode position 8, third block
+    late.num_computed_tokens, late.block_table = 8, [1, 4, 6]
+    out = SchedulerOutput([ScheduledSeq(decode, 1), ScheduledSeq(chunk, 1), ScheduledSeq(late, 1)])
+
+    step = runner.prepare(out)
+    assert step.input_ids.tolist() == [6, 14, 9]
+    assert step.positions.tolist() == [5, 4, 8]
+    assert step.md.slot_mapping.tolist() == [3 * 4 + 1, 7 * 4 + 0, 6 * 4 + 0]
+    assert step.md.query_start_loc.tolist() == [0, 1, 2, 3]
+    assert step.md.block_tables.tolist() == [[9, 3, 0], [2, 7, 0], [1, 4, 6]]
+    assert step.sample_indices.tolist() == [0, 2]
+    general = runner.prepare(SchedulerOutput([ScheduledSeq(decode, 1), ScheduledSeq(chunk, 3)]))  # not one each
+    for name in ("positions", "sample_indices", "input_ids"):
+        assert getattr(step, name).dtype == getattr(general, name).dtype, name
+    for name in ("slot_mapping", "query_start_loc", "seq_lens", "block_tables"):
+        assert getattr(step.md, name).dtype == getattr(general.md, name).dtype, name
+
+
 def test_prefix_cache_hit_skips_compute_and_gives_the_same_logits(tiny):
     runner, alloc = make_runner(*tiny, num_blocks=32, block_size=4)
     shared = [256, *b"the same prefix"]  # 16 tokens: four full blocks

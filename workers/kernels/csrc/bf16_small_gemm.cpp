@@ -12,7 +12,8 @@
 // pass over a weight row and the kernel stays at memory speed for more rows.
 //
 // Shapes: x (M, K) bfloat16 with M <= 64, w (N, K) bfloat16, both contiguous. Output (M, N)
-// float32; the caller rounds it once. Work is split over output columns (weight rows), so
+// float32, or with bf16_out bfloat16 rounded once here (what a float32 result's `.to()`
+// gives, without the second tensor and op). Work is split over output columns (weight rows), so
 // a result never depends on the thread count, and each row of x is reduced in the same
 // order whichever rows share its group, so a row's result never depends on M.
 #include <ATen/ATen.h>
@@ -35,6 +36,10 @@ namespace {
 constexpr int64_t kMaxRows = 64;
 
 using laneway_bf16::to_float;
+
+// Where a dot product lands: float32 as it is, or bfloat16 rounded to nearest even.
+inline void store(float* y, int64_t i, float v) { y[i] = v; }
+inline void store(uint16_t* y, int64_t i, float v) { y[i] = laneway_bf16::from_float(v); }
 
 #if defined(__AVX2__) && defined(__FMA__)
 inline __m256 load_bf16x8(const uint16_t* p) {
@@ -103,7 +108,8 @@ inline void row_dots_bf16(const uint16_t* x, const uint16_t* w_row, int64_t K, f
   for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[m], acc1[m]));
 }
 
-void small_gemm_bf16(const uint16_t* x, const uint16_t* w, int64_t M, int64_t N, int64_t K, float* y) {
+template <typename Out>
+void small_gemm_bf16(const uint16_t* x, const uint16_t* w, int64_t M, int64_t N, int64_t K, Out* y) {
   at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
     float dots[8];
     for (int64_t n = begin; n < end; ++n) {
@@ -121,7 +127,7 @@ void small_gemm_bf16(const uint16_t* x, const uint16_t* w, int64_t M, int64_t N,
           case 7: row_dots_bf16<7>(xg, w_row, K, dots); break;
           default: row_dots_bf16<8>(xg, w_row, K, dots); break;
         }
-        for (int64_t m = 0; m < g; ++m) y[(m0 + m) * N + n] = dots[m];
+        for (int64_t m = 0; m < g; ++m) store(y, (m0 + m) * N + n, dots[m]);
       }
     }
   });
@@ -131,7 +137,8 @@ void small_gemm_bf16(const uint16_t* x, const uint16_t* w, int64_t M, int64_t N,
 // Rows of x in groups of up to 4 (the accumulators of a group fill the 16 AVX2 registers),
 // every group against each weight row while that row is still in L1: the weight is read
 // from memory once, whatever M is.
-void small_gemm(const float* x, const uint16_t* w, int64_t M, int64_t N, int64_t K, float* y) {
+template <typename Out>
+void small_gemm(const float* x, const uint16_t* w, int64_t M, int64_t N, int64_t K, Out* y) {
   at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
     float dots[4];
     for (int64_t n = begin; n < end; ++n) {
@@ -145,35 +152,39 @@ void small_gemm(const float* x, const uint16_t* w, int64_t M, int64_t N, int64_t
           case 3: row_dots<3>(xg, w_row, K, dots); break;
           default: row_dots<4>(xg, w_row, K, dots); break;
         }
-        for (int64_t m = 0; m < g; ++m) y[(m0 + m) * N + n] = dots[m];
+        for (int64_t m = 0; m < g; ++m) store(y, (m0 + m) * N + n, dots[m]);
       }
     }
   });
 }
 
-at::Tensor bf16_small_gemm(const at::Tensor& x, const at::Tensor& w) {
+uint16_t* bf16_ptr(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
+
+at::Tensor bf16_small_gemm(const at::Tensor& x, const at::Tensor& w, bool bf16_out) {
   TORCH_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1), "bf16_small_gemm: x (M, K), w (N, K)");
   TORCH_CHECK(x.scalar_type() == at::kBFloat16 && w.scalar_type() == at::kBFloat16,
               "bf16_small_gemm: bfloat16 x and w");
   TORCH_CHECK(x.size(0) <= kMaxRows, "bf16_small_gemm: at most ", kMaxRows, " rows");
-#ifdef LANEWAY_AVX512_BF16
-  {
-    const at::Tensor xc = x.contiguous(), wc = w.contiguous();
-    const int64_t M = x.size(0), N = w.size(0), K = w.size(1);
-    at::Tensor y = at::empty({M, N}, x.options().dtype(at::kFloat));
-    small_gemm_bf16(reinterpret_cast<const uint16_t*>(xc.data_ptr<at::BFloat16>()),
-                    reinterpret_cast<const uint16_t*>(wc.data_ptr<at::BFloat16>()), M, N, K, y.data_ptr<float>());
-    return y;
-  }
-#endif
-  const at::Tensor xf = x.to(at::kFloat).contiguous();
   const at::Tensor wc = w.contiguous();
   const int64_t M = x.size(0), N = w.size(0), K = w.size(1);
-  at::Tensor y = at::empty({M, N}, x.options().dtype(at::kFloat));
-  const float* xp = xf.data_ptr<float>();
   const uint16_t* wp = reinterpret_cast<const uint16_t*>(wc.data_ptr<at::BFloat16>());
-  float* yp = y.data_ptr<float>();
-  small_gemm(xp, wp, M, N, K, yp);
+  at::Tensor y = at::empty({M, N}, x.options().dtype(bf16_out ? at::kBFloat16 : at::kFloat));
+#ifdef LANEWAY_AVX512_BF16
+  const at::Tensor xc = x.contiguous();
+  const uint16_t* xp = reinterpret_cast<const uint16_t*>(xc.data_ptr<at::BFloat16>());
+  if (bf16_out) {
+    small_gemm_bf16(xp, wp, M, N, K, bf16_ptr(y));
+  } else {
+    small_gemm_bf16(xp, wp, M, N, K, y.data_ptr<float>());
+  }
+#else
+  const at::Tensor xf = x.to(at::kFloat).contiguous();
+  if (bf16_out) {
+    small_gemm(xf.data_ptr<float>(), wp, M, N, K, bf16_ptr(y));
+  } else {
+    small_gemm(xf.data_ptr<float>(), wp, M, N, K, y.data_ptr<float>());
+  }
+#endif
   return y;
 }
 
@@ -189,7 +200,7 @@ bool bf16_small_gemm_uses_bf16_dot() {
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(laneway, m) {
-  m.def("bf16_small_gemm(Tensor x, Tensor w) -> Tensor");
+  m.def("bf16_small_gemm(Tensor x, Tensor w, bool bf16_out=False) -> Tensor");
   m.def("bf16_small_gemm_uses_bf16_dot() -> bool", &bf16_small_gemm_uses_bf16_dot);
 }
 
