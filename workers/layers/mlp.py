@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workers.kernels.cpu_extension import load_cpu_extension
 from workers.layers.linear import Linear
 
 
@@ -17,5 +18,14 @@ class SwiGLU(nn.Module):
         self.down_proj = Linear(intermediate_size, hidden_size, bias=False, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (T, D) -> (T, D)
-        gate, up = self.gate_up_proj(x).split(self.intermediate_size, dim=-1)  # (T, I) each
-        return self.down_proj(F.silu(gate) * up)
+        return self.down_proj(silu_mul(self.gate_up_proj(x)))
+
+
+def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
+    """(T, 2I) -> silu(gate) * up, (T, I). bfloat16 on the CPU is one op (csrc/silu_mul.cpp)
+    where torch dispatches three; its exp may put a rare element one bfloat16 step away."""
+    if gate_up.dtype == torch.bfloat16 and gate_up.device.type == "cpu" and gate_up.dim() == 2 \
+            and load_cpu_extension():
+        return torch.ops.laneway.silu_mul(gate_up)
+    gate, up = gate_up.chunk(2, dim=-1)  # (T, I) each
+    return F.silu(gate) * up
