@@ -63,12 +63,14 @@ class LaneTicket:
     backfill: bool = False
     min_share: float = 0.0  # share of each worker step kept for the lane (preemptible lanes)
     fair_tenants: bool = False  # the worker orders the lane by tenant (fair shares), not by arrival
+    stream_interval_ms: float = 0.0  # the worker sends a stream's tokens at most once per this, after the first
 
     @classmethod
     def for_lane(cls, name: str, spec: LaneSpec) -> LaneTicket:
         return cls(name=name, priority=spec.priority, preemptible=spec.preemptible,
                    max_seq_share=spec.capacity_share.seqs, max_kv_share=spec.capacity_share.kv,
-                   backfill=spec.backfill, min_share=spec.min_share, fair_tenants=spec.fairness == FAIR)
+                   backfill=spec.backfill, min_share=spec.min_share, fair_tenants=spec.fairness == FAIR,
+                   stream_interval_ms=spec.stream_interval_ms)
 
 
 @dataclass(frozen=True)

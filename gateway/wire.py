@@ -33,7 +33,8 @@ def to_request(job: Job, resume_token_ids: Sequence[int] = ()) -> pb.GenerateReq
         sampling.prompt_logprobs = s.prompt_logprobs
     lane = pb.LaneInfo(name=job.lane.name, priority=job.lane.priority, preemptible=job.lane.preemptible,
                        max_seq_share=job.lane.max_seq_share, max_kv_share=job.lane.max_kv_share,
-                       min_share=job.lane.min_share, fair_tenants=job.lane.fair_tenants)
+                       min_share=job.lane.min_share, fair_tenants=job.lane.fair_tenants,
+                       stream_interval_ms=job.lane.stream_interval_ms)
     targets = pb.LatencyTargets(ttft_ms=job.targets.ttft_ms or 0.0, tbt_ms=job.targets.tbt_ms or 0.0)
     req = pb.GenerateRequest(request_id=job.request_id, sampling=sampling, lane=lane, endpoint=job.endpoint,
                              batch_id=job.batch_id, targets=targets, n=s.n,

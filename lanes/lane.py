@@ -112,6 +112,13 @@ class LaneSpec(Spec):
     """Share of each worker step's time kept for this lane while it has work, 0 to 0.5
     (preemptible lanes only): how far more urgent lanes may push it aside, so bulk still finishes."""
 
+    stream_interval_ms: Ms = 0.0
+    """ms between a stream's messages after its first token, at least: tokens made meanwhile
+    leave together (each waits at most this long). 0: every token leaves as it is made. One
+    message for several tokens costs the worker, the gateway and the client less CPU per
+    token; on a busy machine that CPU is the model's. Must stay below the TBT targets
+    (slo.tbt_p95_ms) of the lane's endpoints."""
+
     fairness: Literal["tenants", "fcfs"] = FAIR
     """tenants: the next request to leave is the oldest of the tenant served least in this lane
     (by tokens, over its weight), so one tenant's burst cannot take the lane from the others;

@@ -138,6 +138,12 @@ class Policy(Spec):
                 window = show_number(lane.batch_window.min_ms)
                 expected = f"more than the batch window of lane {endpoint.lane!r} ({window} ms)"
                 problems.append(Problem(("endpoints", name, "slo", "ttft_p95_ms"), ttft, expected))
+            tbt = endpoint.slo.tbt_p95_ms
+            if lane is not None and tbt is not None and lane.stream_interval_ms >= tbt:
+                # Held tokens arrive together: the interval is a gap between messages every stream sees.
+                expected = (f"more than the stream_interval_ms of lane {endpoint.lane!r} "
+                            f"({show_number(lane.stream_interval_ms)} ms)")
+                problems.append(Problem(("endpoints", name, "slo", "tbt_p95_ms"), tbt, expected))
             for i, tenant in enumerate(endpoint.allowed_tenants or ()):
                 if not self._is_tenant(tenant):
                     loc = ("endpoints", name, "allowed_tenants", i)

@@ -23,13 +23,14 @@ from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import Sequence
 from workers.engine.tokenizer import Tokenizer
-from workers.stream_coalesce import take_ready
+from workers.stream_coalesce import StreamPacer, Tick, take_ready
 from workers.telemetry import StreamEnd, WorkerTelemetry
 from workers.wire import (
     ModelLimits,
     UndecodableRequest,
     decode_generate_request,
     has_constraint,
+    stream_interval_s,
     to_chunk,
     to_load_report,
     to_sequences,
@@ -97,13 +98,17 @@ class WorkerServicer(pb_grpc.WorkerServicer):
                 seqs = await asyncio.to_thread(to_sequences, request, self.tokenizer, self.limits, self.grammars)
             else:
                 seqs = to_sequences(request, self.tokenizer, self.limits)  # one per choice
+            interval_s = stream_interval_s(request)
             for seq in seqs:
                 self.loop.engine.scheduler.check_admissible(seq)  # fixed sizes only: safe off the engine thread
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc),
                                 trailing_metadata=((ERROR_CODE_KEY, exc.code),))
         by_id = {seq.seq_id: seq for seq in seqs}
-        outputs: asyncio.Queue[RequestOutput] = asyncio.Queue()
+        outputs: asyncio.Queue[RequestOutput | None] = asyncio.Queue()  # None: a pacing timer's tick
+        # The lane's pacing (workers/stream_coalesce.py), for a stream of one choice.
+        pacer = StreamPacer(interval_s) if interval_s > 0 and len(seqs) == 1 else None
+        tick: asyncio.TimerHandle | None = None
         aio_loop = asyncio.get_running_loop()
         trace_context = self.telemetry.carrier(context.invocation_metadata()) if self.telemetry is not None else {}
         for seq in seqs:
@@ -117,37 +122,48 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         for seq in seqs:
             self.loop.add(seq)
         try:
-            held: RequestOutput | None = None  # an output found behind a merge: handled next
+            held: RequestOutput | Tick | None = None  # an item found behind a merge: handled next
             while unfinished:
-                out = held if held is not None else await outputs.get()
-                # Tokens of one choice already queued leave in this one message (a reader that
-                # keeps up still gets one per message): workers/stream_coalesce.py states the rule.
-                out, held = take_ready(outputs, out)
-                if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
-                    unfinished.discard(out.seq_id)
-                    reason, error = "error", out.invalid_request
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, out.invalid_request)
-                if out.error is not None:
-                    unfinished.discard(out.seq_id)
-                    reason, error = "error", out.error
-                    await context.abort(grpc.StatusCode.INTERNAL, out.error)
-                seq = by_id[out.seq_id]
-                total = None
-                if out.is_finished:
-                    unfinished.discard(out.seq_id)
-                    reason = out.finish_reason or reason
-                    if out.usage is not None:
-                        usages.append((seq, out.usage))
-                    if not unfinished and len(seqs) > 1:
-                        total = total_usage(usages)
-                chunk = to_chunk(out, self.tokenizer, seq, is_first=seq.seq_id not in started, usage=total)
-                if unfinished and chunk.HasField("usage"):
-                    chunk.ClearField("usage")  # usage is the request's, on the stream's last chunk only
-                if not started:
-                    chunk.prompt_tokens = sum(s.num_prompt_tokens for s in seqs if s.prompt_leader is None)
-                started.add(seq.seq_id)
-                yield chunk
+                item = held if held is not None else await outputs.get()
+                held = None
+                if item is None or isinstance(item, Tick):  # the pacing timer: what is held may be due
+                    tick = None
+                    ready = pacer.flush() if pacer is not None else []
+                else:
+                    # Tokens of one choice already queued leave in this one message (a reader that
+                    # keeps up still gets one per message): workers/stream_coalesce.py states the rule.
+                    out, held = take_ready(outputs, item)
+                    ready = pacer.offer(out) if pacer is not None else [out]
+                if pacer is not None and pacer.is_holding and tick is None:
+                    tick = aio_loop.call_later(pacer.wait_s(), outputs.put_nowait, None)
+                for out in ready:
+                    if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
+                        unfinished.discard(out.seq_id)
+                        reason, error = "error", out.invalid_request
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, out.invalid_request)
+                    if out.error is not None:
+                        unfinished.discard(out.seq_id)
+                        reason, error = "error", out.error
+                        await context.abort(grpc.StatusCode.INTERNAL, out.error)
+                    seq = by_id[out.seq_id]
+                    total = None
+                    if out.is_finished:
+                        unfinished.discard(out.seq_id)
+                        reason = out.finish_reason or reason
+                        if out.usage is not None:
+                            usages.append((seq, out.usage))
+                        if not unfinished and len(seqs) > 1:
+                            total = total_usage(usages)
+                    chunk = to_chunk(out, self.tokenizer, seq, is_first=seq.seq_id not in started, usage=total)
+                    if unfinished and chunk.HasField("usage"):
+                        chunk.ClearField("usage")  # usage is the request's, on the stream's last chunk only
+                    if not started:
+                        chunk.prompt_tokens = sum(s.num_prompt_tokens for s in seqs if s.prompt_leader is None)
+                    started.add(seq.seq_id)
+                    yield chunk
         finally:
+            if tick is not None:
+                tick.cancel()
             self.num_active_streams -= 1
             for seq_id in unfinished:
                 self.loop.abort(seq_id)

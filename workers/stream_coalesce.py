@@ -1,4 +1,5 @@
-"""Coalescing a stream's outputs into one gRPC message when the reader has fallen behind.
+"""Coalescing a stream's outputs into fewer gRPC messages: when the reader has fallen behind,
+and, where the lane asks for it, to pace a stream.
 
 The engine produces one output per sequence per step. When the servicer's event loop (or
 the gateway behind it) is slower than the engine, for instance at 32 streams on 2 cores,
@@ -9,14 +10,29 @@ The rule: take what is already queued, never wait for more. A token the reader c
 now is never held back to fill a chunk; a reader that keeps up gets one token per message,
 exactly as before. Outputs that end the stream with an error stay on their own, so the
 servicer still aborts with the right status after delivering every token before them.
+
+Pacing (`StreamPacer`, the lane's `stream_interval_ms`): after a stream's first output, one
+message at most per interval; outputs made meanwhile are held and leave together, each
+held at most one interval, and the final output is never held. That trades a bounded delay
+per token, which the lane's owner chose, for fewer messages: each costs a serialisation and
+a write here, a parse and an SSE event in the gateway and a read in the client, all on
+cores the model needs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from workers.engine.outputs import RequestOutput
+
+
+class Tick:
+    """A pacing timer's wake-up, queued as None and handed back by take_ready as TICK."""
+
+
+TICK = Tick()
 
 
 def is_mergeable(out: RequestOutput) -> bool:
@@ -49,22 +65,74 @@ def merge(outputs: Sequence[RequestOutput]) -> RequestOutput:
     )
 
 
-def take_ready(queue: asyncio.Queue[RequestOutput], first: RequestOutput,
-               max_outputs: int = 64) -> tuple[RequestOutput, RequestOutput | None]:
+def take_ready(queue: asyncio.Queue[RequestOutput | None], first: RequestOutput,
+               max_outputs: int = 64) -> tuple[RequestOutput, RequestOutput | None | Tick]:
     """`first` plus whatever is already waiting behind it in `queue`, merged; never awaits.
 
-    Returns the merged output and, when an error output or another sequence's output (the
-    choices of an n > 1 request share one queue) was taken off the queue behind mergeable
-    ones, that output: the caller handles it next, after sending the merge.
+    Returns the merged output and, when an error output, another sequence's output (the
+    choices of an n > 1 request share one queue) or a pacing tick (None) was taken off the
+    queue behind mergeable ones, that item: the caller handles it next, after the merge.
     Nothing is taken after a finishing output. `max_outputs` bounds one message's size."""
     if not is_mergeable(first) or first.is_finished:
         return first, None
     taken = [first]
     while len(taken) < max_outputs and not queue.empty():
         nxt = queue.get_nowait()
+        if nxt is None:
+            return merge(taken), TICK
         if not is_mergeable(nxt) or nxt.seq_id != first.seq_id:
             return merge(taken), nxt
         taken.append(nxt)
         if nxt.is_finished:
             break
     return merge(taken), None
+
+
+class StreamPacer:
+    """One stream's outputs, at most one message per `interval_s` after the first.
+
+    `offer` each output as it comes; it returns what to send now, in order (held outputs
+    merged with it), or nothing while it holds. While it holds, the caller arranges a call
+    to `flush` after `wait_s()` (a timer): the held outputs leave then, if no output came to
+    take them along first. One sequence's outputs only (a request of one choice)."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if not interval_s > 0:
+            raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        self.interval_s = interval_s
+        self._clock = clock
+        self._held: list[RequestOutput] = []
+        self._last_sent: float | None = None
+
+    @property
+    def is_holding(self) -> bool:
+        return bool(self._held)
+
+    def offer(self, out: RequestOutput) -> list[RequestOutput]:
+        now = self._clock()
+        if not is_mergeable(out):  # an error ends the stream: what was held goes first, then it
+            return [*self._release(now), out]
+        self._held.append(out)
+        if self._last_sent is None or out.is_finished or now - self._last_sent >= self.interval_s:
+            return self._release(now)
+        return []
+
+    def wait_s(self) -> float:
+        """Seconds until the held outputs are due (0: now)."""
+        if self._last_sent is None:
+            return 0.0
+        return max(0.0, self._last_sent + self.interval_s - self._clock())
+
+    def flush(self) -> list[RequestOutput]:
+        """The held outputs, merged, if they are due; nothing otherwise (an early tick)."""
+        if not self._held or self.wait_s() > 0:
+            return []
+        return self._release(self._clock())
+
+    def _release(self, now: float) -> list[RequestOutput]:
+        if not self._held:
+            return []
+        out = merge(self._held)
+        self._held = []
+        self._last_sent = now
+        return [out]

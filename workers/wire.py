@@ -144,6 +144,17 @@ def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLim
     return seqs
 
 
+MAX_STREAM_INTERVAL_MS = 60_000.0  # a longer pacing gap than any stream should see
+
+
+def stream_interval_s(req: pb.GenerateRequest) -> float:
+    """The lane's pacing of this stream (LaneInfo.stream_interval_ms) in seconds; 0: none."""
+    ms = req.lane.stream_interval_ms
+    if not 0 <= ms <= MAX_STREAM_INTERVAL_MS:  # also NaN
+        raise InvalidRequest(f"lane.stream_interval_ms is {ms}; expected 0 to {MAX_STREAM_INTERVAL_MS:.0f}")
+    return ms / 1000.0
+
+
 def to_sequence(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits,
                 grammars: GrammarCompiler | None = None) -> Sequence:
     """The one Sequence of a request of one choice (one prompt, n = 1); InvalidRequest otherwise."""

@@ -155,7 +155,7 @@ class SamplingParams(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., stop_token_ids: _Optional[_Iterable[int]] = ..., ignore_eos: _Optional[bool] = ..., logprobs: _Optional[int] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., repetition_penalty: _Optional[float] = ..., logit_bias: _Optional[_Mapping[int, float]] = ..., min_tokens: _Optional[int] = ..., prompt_logprobs: _Optional[int] = ..., echo: _Optional[bool] = ..., max_tokens_is_default: _Optional[bool] = ..., temperature_is_default: _Optional[bool] = ..., top_p_is_default: _Optional[bool] = ..., top_k_is_default: _Optional[bool] = ...) -> None: ...
 
 class LaneInfo(_message.Message):
-    __slots__ = ("name", "priority", "preemptible", "max_seq_share", "max_kv_share", "min_share", "fair_tenants")
+    __slots__ = ("name", "priority", "preemptible", "max_seq_share", "max_kv_share", "min_share", "fair_tenants", "stream_interval_ms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     PREEMPTIBLE_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +163,7 @@ class LaneInfo(_message.Message):
     MAX_KV_SHARE_FIELD_NUMBER: _ClassVar[int]
     MIN_SHARE_FIELD_NUMBER: _ClassVar[int]
     FAIR_TENANTS_FIELD_NUMBER: _ClassVar[int]
+    STREAM_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     name: str
     priority: int
     preemptible: bool
@@ -170,7 +171,8 @@ class LaneInfo(_message.Message):
     max_kv_share: float
     min_share: float
     fair_tenants: bool
-    def __init__(self, name: _Optional[str] = ..., priority: _Optional[int] = ..., preemptible: _Optional[bool] = ..., max_seq_share: _Optional[float] = ..., max_kv_share: _Optional[float] = ..., min_share: _Optional[float] = ..., fair_tenants: _Optional[bool] = ...) -> None: ...
+    stream_interval_ms: float
+    def __init__(self, name: _Optional[str] = ..., priority: _Optional[int] = ..., preemptible: _Optional[bool] = ..., max_seq_share: _Optional[float] = ..., max_kv_share: _Optional[float] = ..., min_share: _Optional[float] = ..., fair_tenants: _Optional[bool] = ..., stream_interval_ms: _Optional[float] = ...) -> None: ...
 
 class LatencyTargets(_message.Message):
     __slots__ = ("ttft_ms", "tbt_ms")

@@ -34,6 +34,12 @@ def test_a_request_carries_its_tenant_its_weight_and_its_lanes_fairness():
     assert (bulk.tenant, bulk.tenant_weight, bulk.lane.fair_tenants) == ("acme", 1.0, False)
 
 
+def test_a_request_carries_its_lanes_stream_interval():
+    policy = make_policy(lanes={"streaming": {"stream_interval_ms": 25.0}})
+    assert to_request(make_job(policy, now=1_700_000_000.0, endpoint="chat")).lane.stream_interval_ms == 25.0
+    assert to_request(make_job(policy, now=1_700_000_000.0, endpoint="inline")).lane.stream_interval_ms == 0.0
+
+
 def test_no_target_is_sent_as_zero():
     job = make_job(make_policy(), now=1_700_000_000.0, endpoint="inline")
     job.targets = LatencyTargets(ttft_ms=300.0)

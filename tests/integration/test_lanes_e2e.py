@@ -37,8 +37,17 @@ lanes:
     capacity_share: {seqs: 0.5, kv: 0.5}
     preemptible: true
     backfill: true
+  paced:  # every token after the first held until the stream ends (the interval never passes)
+    kind: streaming
+    priority: 1
+    batch_window_ms: 5
+    max_batch_size: 16
+    max_queue_depth: 256
+    max_queue_wait_ms: 20000
+    stream_interval_ms: 60000
 endpoints:
   chat: {lane: streaming, slo: {ttft_p95_ms: 20000}}
+  paced-chat: {lane: paced}
   inline-completion: {lane: interactive, slo: {ttft_p95_ms: 20000}, limits: {max_tokens: 64}}
   nightly-labeling: {lane: bulk, limits: {max_tokens: 400}}
 """
@@ -99,6 +108,24 @@ def test_interactive_finishes_while_bulk_flood_is_queued(cluster) -> None:
             assert all(s == 200 for s in await asyncio.gather(*bulk_tasks))
 
     asyncio.run(main())
+
+
+def test_a_paced_lane_streams_its_first_token_alone_and_the_rest_with_the_finish(cluster) -> None:
+    """The lane's stream_interval_ms reaches the worker (workers/stream_coalesce.py StreamPacer):
+    the gateway writes one SSE event per worker message, so two events carry 8 tokens."""
+    base, _, _ = cluster
+    body = {"prompt": "pace me", "max_tokens": 8, "stream": True, "ignore_eos": True,
+            "stream_options": {"include_usage": True}}
+    with httpx.Client(timeout=60) as client:
+        with client.stream("POST", f"{base}/v1/endpoints/paced-chat/completions", json=body) as r:
+            assert r.status_code == 200 and r.headers["x-laneway-lane"] == "paced"
+            events = [json.loads(line[6:]) for line in r.iter_lines()
+                      if line.startswith("data: ") and line != "data: [DONE]"]
+    content = [e for e in events if e["choices"]]
+    assert len(content) == 2, content
+    assert content[0]["choices"][0]["finish_reason"] is None
+    assert content[1]["choices"][0]["finish_reason"] == "length"
+    assert events[-1]["usage"]["completion_tokens"] == 8
 
 
 def test_random_disconnects_leave_no_running_sequences_or_kv(cluster) -> None:

@@ -108,6 +108,18 @@ CASES = [
         "expected more than the batch window of lane 'voice' (1 ms)",
     ),
     (
+        "stream interval as long as an endpoint's gap between tokens",
+        with_change("    max_queue_wait_ms: 1000\n", "    max_queue_wait_ms: 1000\n    stream_interval_ms: 100\n"),
+        "test.yaml:34: endpoints.chat.slo.tbt_p95_ms: got 100",
+        "expected more than the stream_interval_ms of lane 'streaming' (100 ms)",
+    ),
+    (
+        "negative stream interval",
+        with_change("    max_queue_wait_ms: 1000\n", "    max_queue_wait_ms: 1000\n    stream_interval_ms: -5\n"),
+        "test.yaml:16: lanes.streaming.stream_interval_ms: got -5",
+        "expected 0 or more",
+    ),
+    (
         "sampling default above the endpoint's limit",
         with_change("limits: {max_tokens: 64}", "limits: {max_tokens: 64}, sampling: {max_tokens: 100}"),
         "test.yaml:34: endpoints.inline-completion.sampling.max_tokens: got 100",

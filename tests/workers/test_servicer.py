@@ -101,6 +101,8 @@ def _serve(scenario: Scenario) -> EngineLoop:
         ({"sampling__logprobs": 21}, "logprobs must be in [0, 20]"),
         ({"sampling__max_tokens": 0}, "max_tokens must be at least 1"),
         ({"sampling__max_tokens": 40}, "needs 11 KV blocks at full length; this worker has 8"),
+        ({"lane__stream_interval_ms": -5.0}, "lane.stream_interval_ms is -5.0"),
+        ({"lane__stream_interval_ms": float("nan")}, "lane.stream_interval_ms is nan"),
     ],
 )
 def test_bad_request_gets_invalid_argument_and_the_next_is_served(changes: dict[str, object], needle: str) -> None:
@@ -223,3 +225,39 @@ def test_every_method_of_the_worker_service_is_registered() -> None:
 
     _serve(scenario)
     assert {m.name for m in pb.DESCRIPTOR.services_by_name["Worker"].methods} == {"Generate", "Abort", "Load", "Info"}
+
+
+def test_a_paced_stream_sends_its_first_token_at_once_and_the_rest_with_the_finish() -> None:
+    """lane.stream_interval_ms (workers/stream_coalesce.py StreamPacer): the engine makes every
+    token at once here, so all after the first are held, and the final output takes them along."""
+    async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
+        runner.gate.set()
+        plain = [list(c.token_ids) for c in await _chunks(stub, _request("plain", max_tokens=6))]
+        paced = await _chunks(stub, _request("paced", max_tokens=6, changes={"lane__stream_interval_ms": 60_000.0}))
+        assert [len(c.token_ids) for c in paced] == [1, 5]
+        assert [t for c in paced for t in c.token_ids] == [t for ids in plain for t in ids], "the same tokens"
+        assert paced[-1].finish_reason == pb.FINISH_REASON_LENGTH and paced[-1].HasField("usage")
+        assert paced[0].prompt_tokens == 3
+
+    _serve(scenario)
+
+
+def test_a_held_token_leaves_when_its_interval_ends_even_if_no_other_comes() -> None:
+    """The pacing timer: two passes make two tokens, then the engine is held; the second token
+    must still arrive (after about the interval), alone."""
+    async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
+        req = _request("timer", max_tokens=4, changes={"lane__stream_interval_ms": 50.0})
+        stream = stub.Generate(req, timeout=60)
+        runner.allow(1)  # the prefill: token 1, sent at once
+        first = await stream.read()
+        runner.allow(1)  # one decode step: token 2, held (unless this machine stalled past the interval)
+        second = await asyncio.wait_for(stream.read(), timeout=30)  # the engine makes nothing more meanwhile
+        assert (len(first.token_ids), len(second.token_ids)) == (1, 1)
+        assert runner.passes == 2 and second.finish_reason == pb.FINISH_REASON_UNSPECIFIED
+        runner.gate.set()
+        rest = []
+        while (chunk := await stream.read()) is not grpc.aio.EOF:
+            rest.append(chunk)
+        assert sum(len(c.token_ids) for c in rest) == 2 and rest[-1].finish_reason == pb.FINISH_REASON_LENGTH
+
+    _serve(scenario)
