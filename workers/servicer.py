@@ -23,7 +23,7 @@ from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import Sequence
 from workers.engine.tokenizer import Tokenizer
-from workers.stream_coalesce import StreamPacer, Tick, take_ready
+from workers.stream_coalesce import TICK, StreamPacer, Tick, take_ready
 from workers.telemetry import StreamEnd, WorkerTelemetry
 from workers.wire import (
     ModelLimits,
@@ -105,7 +105,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc),
                                 trailing_metadata=((ERROR_CODE_KEY, exc.code),))
         by_id = {seq.seq_id: seq for seq in seqs}
-        outputs: asyncio.Queue[RequestOutput | None] = asyncio.Queue()  # None: a pacing timer's tick
+        outputs: asyncio.Queue[RequestOutput | Tick] = asyncio.Queue()  # TICK: the pacing timer
         # The lane's pacing (workers/stream_coalesce.py), for a stream of one choice.
         pacer = StreamPacer(interval_s) if interval_s > 0 and len(seqs) == 1 else None
         tick: asyncio.TimerHandle | None = None
@@ -126,7 +126,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             while unfinished:
                 item = held if held is not None else await outputs.get()
                 held = None
-                if item is None or isinstance(item, Tick):  # the pacing timer: what is held may be due
+                if isinstance(item, Tick):  # the pacing timer: what is held may be due
                     tick = None
                     ready = pacer.flush() if pacer is not None else []
                 else:
@@ -135,7 +135,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
                     out, held = take_ready(outputs, item)
                     ready = pacer.offer(out) if pacer is not None else [out]
                 if pacer is not None and pacer.is_holding and tick is None:
-                    tick = aio_loop.call_later(pacer.wait_s(), outputs.put_nowait, None)
+                    tick = aio_loop.call_later(pacer.wait_s(), outputs.put_nowait, TICK)
                 for out in ready:
                     if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
                         unfinished.discard(out.seq_id)

@@ -29,7 +29,7 @@ from workers.engine.outputs import RequestOutput
 
 
 class Tick:
-    """A pacing timer's wake-up, queued as None and handed back by take_ready as TICK."""
+    """A pacing timer's wake-up (TICK), queued behind a stream's outputs: what is held may be due."""
 
 
 TICK = Tick()
@@ -65,12 +65,12 @@ def merge(outputs: Sequence[RequestOutput]) -> RequestOutput:
     )
 
 
-def take_ready(queue: asyncio.Queue[RequestOutput | None], first: RequestOutput,
-               max_outputs: int = 64) -> tuple[RequestOutput, RequestOutput | None | Tick]:
+def take_ready(queue: asyncio.Queue[RequestOutput | Tick], first: RequestOutput,
+               max_outputs: int = 64) -> tuple[RequestOutput, RequestOutput | Tick | None]:
     """`first` plus whatever is already waiting behind it in `queue`, merged; never awaits.
 
     Returns the merged output and, when an error output, another sequence's output (the
-    choices of an n > 1 request share one queue) or a pacing tick (None) was taken off the
+    choices of an n > 1 request share one queue) or a pacing TICK was taken off the
     queue behind mergeable ones, that item: the caller handles it next, after the merge.
     Nothing is taken after a finishing output. `max_outputs` bounds one message's size."""
     if not is_mergeable(first) or first.is_finished:
@@ -78,9 +78,7 @@ def take_ready(queue: asyncio.Queue[RequestOutput | None], first: RequestOutput,
     taken = [first]
     while len(taken) < max_outputs and not queue.empty():
         nxt = queue.get_nowait()
-        if nxt is None:
-            return merge(taken), TICK
-        if not is_mergeable(nxt) or nxt.seq_id != first.seq_id:
+        if isinstance(nxt, Tick) or not is_mergeable(nxt) or nxt.seq_id != first.seq_id:
             return merge(taken), nxt
         taken.append(nxt)
         if nxt.is_finished:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from workers.engine.outputs import RequestOutput, Usage
-from workers.stream_coalesce import TICK, StreamPacer, merge, take_ready
+from workers.stream_coalesce import TICK, StreamPacer, Tick, merge, take_ready
 
 USAGE = Usage(prompt_tokens=3, completion_tokens=3, cached_prompt_tokens=0, num_preemptions=0, queue_ms=1.0)
 
@@ -111,9 +111,9 @@ class Clock:
 
 
 def test_a_pacing_tick_behind_queued_outputs_is_handed_back():
-    q: asyncio.Queue[RequestOutput | None] = asyncio.Queue()
+    q: asyncio.Queue[RequestOutput | Tick] = asyncio.Queue()
     q.put_nowait(_out(2))
-    q.put_nowait(None)
+    q.put_nowait(TICK)
     q.put_nowait(_out(3))
     out, held = take_ready(q, _out(1))
     assert out.token_ids == [1, 2] and held is TICK and q.qsize() == 1
