@@ -23,7 +23,7 @@ from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import Sequence
 from workers.engine.tokenizer import Tokenizer
-from workers.stream_coalesce import TICK, StreamPacer, Tick, take_ready
+from workers.stream_coalesce import StreamOutbox, Tick
 from workers.telemetry import StreamEnd, WorkerTelemetry
 from workers.wire import (
     ModelLimits,
@@ -105,10 +105,11 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc),
                                 trailing_metadata=((ERROR_CODE_KEY, exc.code),))
         by_id = {seq.seq_id: seq for seq in seqs}
-        outputs: asyncio.Queue[RequestOutput | Tick] = asyncio.Queue()  # TICK: the pacing timer
-        # The lane's pacing (workers/stream_coalesce.py), for a stream of one choice.
-        pacer = StreamPacer(interval_s) if interval_s > 0 and len(seqs) == 1 else None
-        tick: asyncio.TimerHandle | None = None
+        outputs: asyncio.Queue[RequestOutput | Tick] = asyncio.Queue()
+        # Tokens of one choice already queued leave in one message (a reader that keeps up still
+        # gets one per message), and the lane's pacing applies to a stream of one choice:
+        # workers/stream_coalesce.py states the rules.
+        outbox = StreamOutbox(outputs, interval_s if len(seqs) == 1 else 0.0)
         aio_loop = asyncio.get_running_loop()
         trace_context = self.telemetry.carrier(context.invocation_metadata()) if self.telemetry is not None else {}
         for seq in seqs:
@@ -122,21 +123,8 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         for seq in seqs:
             self.loop.add(seq)
         try:
-            held: RequestOutput | Tick | None = None  # an item found behind a merge: handled next
             while unfinished:
-                item = held if held is not None else await outputs.get()
-                held = None
-                if isinstance(item, Tick):  # the pacing timer: what is held may be due
-                    tick = None
-                    ready = pacer.flush() if pacer is not None else []
-                else:
-                    # Tokens of one choice already queued leave in this one message (a reader that
-                    # keeps up still gets one per message): workers/stream_coalesce.py states the rule.
-                    out, held = take_ready(outputs, item)
-                    ready = pacer.offer(out) if pacer is not None else [out]
-                if pacer is not None and pacer.is_holding and tick is None:
-                    tick = aio_loop.call_later(pacer.wait_s(), outputs.put_nowait, TICK)
-                for out in ready:
+                for out in await outbox.next():
                     if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
                         unfinished.discard(out.seq_id)
                         reason, error = "error", out.invalid_request
@@ -162,8 +150,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
                     started.add(seq.seq_id)
                     yield chunk
         finally:
-            if tick is not None:
-                tick.cancel()
+            outbox.close()
             self.num_active_streams -= 1
             for seq_id in unfinished:
                 self.loop.abort(seq_id)

@@ -134,3 +134,33 @@ class StreamPacer:
         self._held = []
         self._last_sent = now
         return [out]
+
+
+class StreamOutbox:
+    """A stream's outputs as the messages to send, in order: what is already queued merged
+    (take_ready), paced when `interval_s` > 0 (StreamPacer, with a timer that queues TICK
+    while outputs are held). The servicer's one source of what to send next."""
+
+    def __init__(self, queue: asyncio.Queue[RequestOutput | Tick], interval_s: float) -> None:
+        self._queue = queue
+        self._pacer = StreamPacer(interval_s) if interval_s > 0 else None
+        self._held: RequestOutput | Tick | None = None  # an item found behind a merge: handled next
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def next(self) -> list[RequestOutput]:
+        """Waits for the next item; returns what to send now (possibly nothing yet)."""
+        item = self._held if self._held is not None else await self._queue.get()
+        self._held = None
+        if isinstance(item, Tick):  # the pacing timer: what is held may be due
+            self._timer = None
+            ready = self._pacer.flush() if self._pacer is not None else []
+        else:
+            out, self._held = take_ready(self._queue, item)
+            ready = self._pacer.offer(out) if self._pacer is not None else [out]
+        if self._pacer is not None and self._pacer.is_holding and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._pacer.wait_s(), self._queue.put_nowait, TICK)
+        return ready
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()

@@ -55,6 +55,11 @@ def load_cpu_extension() -> bool:
     return True
 
 
+def has_bf16_cpu_kernel_for(x: torch.Tensor) -> bool:
+    """Does a bfloat16 CPU kernel of this extension apply to x (the layers' one test)?"""
+    return x.dtype == torch.bfloat16 and x.device.type == "cpu" and load_cpu_extension()
+
+
 @contextlib.contextmanager
 def _build_dir(name: str) -> Iterator[Path]:
     """The extension's build directory, held exclusively (one build at a time per machine)."""

@@ -6,14 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workers.kernels.cpu_extension import load_cpu_extension
+from workers.kernels.cpu_extension import has_bf16_cpu_kernel_for
 from workers.layers.linear import Linear
 
 
 class SwiGLU(nn.Module):
     def __init__(self, hidden_size: int, intermediate_size: int, dtype: torch.dtype) -> None:
         super().__init__()
-        self.intermediate_size = intermediate_size
         self.gate_up_proj = Linear(hidden_size, 2 * intermediate_size, bias=False, dtype=dtype)  # rows: [gate; up]
         self.down_proj = Linear(intermediate_size, hidden_size, bias=False, dtype=dtype)
 
@@ -24,8 +23,7 @@ class SwiGLU(nn.Module):
 def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     """(T, 2I) -> silu(gate) * up, (T, I). bfloat16 on the CPU is one op (csrc/silu_mul.cpp)
     where torch dispatches three; its exp may put a rare element one bfloat16 step away."""
-    if gate_up.dtype == torch.bfloat16 and gate_up.device.type == "cpu" and gate_up.dim() == 2 \
-            and load_cpu_extension():
+    if gate_up.dim() == 2 and has_bf16_cpu_kernel_for(gate_up):
         return torch.ops.laneway.silu_mul(gate_up)
     gate, up = gate_up.chunk(2, dim=-1)  # (T, I) each
     return F.silu(gate) * up

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from workers.kernels.cpu_extension import load_cpu_extension
+from workers.kernels.cpu_extension import has_bf16_cpu_kernel_for
 
 
 class RMSNorm(nn.Module):
@@ -32,4 +32,4 @@ class RMSNorm(nn.Module):
     def _fused(self, x: torch.Tensor) -> bool:
         """bfloat16 on the CPU goes through Laneway's kernel (csrc/rms_norm.cpp): one op where
         torch dispatches six, with the same roundings."""
-        return x.dtype == torch.bfloat16 and x.device.type == "cpu" and x.dim() == 2 and load_cpu_extension()
+        return x.dim() == 2 and has_bf16_cpu_kernel_for(x)

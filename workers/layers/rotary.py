@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from workers.kernels.cpu_extension import load_cpu_extension
+from workers.kernels.cpu_extension import has_bf16_cpu_kernel_for
 from workers.models.config import RopeScaling
 
 
@@ -60,7 +60,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 def apply_rotary_(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """`apply_rotary` written into x (its old values are gone), which it returns. bfloat16 on
     the CPU is one op (csrc/rotary.cpp) where torch dispatches about ten, bitwise the same."""
-    if x.dtype == torch.bfloat16 and x.device.type == "cpu" and load_cpu_extension():
+    if has_bf16_cpu_kernel_for(x):
         torch.ops.laneway.rotary_embedding_(x, cos, sin)
         return x
     return x.copy_(apply_rotary(x, cos, sin))
