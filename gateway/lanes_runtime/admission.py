@@ -7,7 +7,8 @@ endpoint's TTFT p95 budget, or the job's own deadline.
 Three predictions, and the largest one counts. The lane queue's: jobs queued here times how
 fast the lane dispatches. The start rate's: jobs queued here plus jobs already dispatched
 that have not produced a first token (they wait in a worker's own queue, or prefill),
-times how fast the lane's jobs reach their first token. A lane that dispatches at once
+times how fast the lane's jobs reach their first token while they queue behind each other
+(a lone request's start is its latency, not a rate: lane_state.py). A lane that dispatches at once
 (no window, no backfill) never builds a gateway queue under overload, so only the second
 prediction sees the backlog that forms inside the workers. The workers' own: the wait the
 best placed worker predicts for the lane by its cost model (its load report), plus the lane

@@ -97,7 +97,14 @@ class LaneState:
         # Busy since the oldest job still waiting to start, like DrainRate's batches. Jobs are
         # added in dispatch order, so the dict's first entry is the oldest.
         oldest = next(iter(self.unstarted.values()))
-        del self.unstarted[request_id]
+        dispatched_at = self.unstarted.pop(request_id)
+        last_start = self.start_rate.last_dispatch_at
+        if not self.unstarted and (last_start is None or last_start <= dispatched_at):
+            # It waited behind no other start: its time to first token is one request's
+            # latency, not how fast a backlog drains. Workers prefill a burst's prompts
+            # together, so a lone 60 ms start read as a rate would predict 1 s for 17
+            # requests that in fact start within a step or two, and refuse them.
+            return
         self.start_rate.record(num_jobs=1, oldest_enqueued_at=oldest, now=now)
 
     def stats(self) -> LaneStats:

@@ -122,6 +122,30 @@ async def test_a_backlog_inside_the_workers_is_refused_even_though_the_lane_queu
         assert rig.stats("streaming").num_unstarted == 5, "the refused job never reached a worker"
 
 
+async def test_a_lone_start_is_latency_not_a_rate_so_a_burst_after_it_is_admitted():
+    # One request alone took 0.5 s to start. Read as a drain rate, 4 jobs ahead would predict
+    # 2.0 s and the 6th of a burst (5 ahead: 2.5 s) would be refused, though a worker
+    # prefills a burst's prompts together.
+    policy = make_policy(lanes={"streaming": {"batch_window_ms": 0}})
+    async with running(policy) as rig:  # chat: slo.ttft_p95_ms 2000
+        (lone,) = await _dispatch_now(rig, "chat", 1)
+        await rig.until(ms=500)
+        rig.dispatcher.observe(lone, ttft_s=0.5)
+        assert rig.stats("streaming").seconds_per_first_token is None, "one request's latency is no rate"
+        burst = await _dispatch_now(rig, "chat", 8)  # none refused (_dispatch_now checks)
+        assert rig.stats("streaming").num_unstarted == 8
+
+        # The burst starts in two waves: now the rate is measured with jobs queued behind each other.
+        await rig.until(ms=600)
+        for job in burst[:4]:
+            rig.dispatcher.observe(job, ttft_s=0.1)
+        await rig.until(ms=700)
+        for job in burst[4:]:
+            rig.dispatcher.observe(job, ttft_s=0.2)
+        rate = rig.stats("streaming").seconds_per_first_token
+        assert rate is not None and rate < 0.1, f"8 starts in 0.2 s: a rate well under the lone 0.5 s, got {rate}"
+
+
 async def test_jobs_that_start_or_fail_stop_counting_as_backlog():
     policy = make_policy(lanes={"streaming": {"batch_window_ms": 0}})
     async with running(policy) as rig:
