@@ -119,10 +119,22 @@ class LaneSpec(Spec):
     token; on a busy machine that CPU is the model's. Must stay below the TBT targets
     (slo.tbt_p95_ms) of the lane's endpoints."""
 
+    wait_when_idle: Annotated[bool, Strict()] | None = None
+    """true: a request that finds the lane idle (nothing queued, no arrival within the last
+    window) still waits out the window for company; false: it leaves at once, since no company
+    is in sight and workers batch running requests step by step anyway. Left out: true on bulk
+    lanes (their windows grow batches), false on interactive and streaming lanes (a lone
+    request would only lose its whole window of TTFT)."""
+
     fairness: Literal["tenants", "fcfs"] = FAIR
     """tenants: the next request to leave is the oldest of the tenant served least in this lane
     (by tokens, over its weight), so one tenant's burst cannot take the lane from the others;
     fcfs: first come, first served."""
+
+    @property
+    def waits_when_idle(self) -> bool:
+        """wait_when_idle, or its default for the lane's kind."""
+        return self.kind is LaneKind.BULK if self.wait_when_idle is None else self.wait_when_idle
 
     @model_validator(mode="after")
     def _check_consistency(self) -> LaneSpec:

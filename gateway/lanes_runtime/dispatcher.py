@@ -143,7 +143,7 @@ class LaneDispatcher:
         # Kept for telemetry: predicted against actual TTFT shows whether admission is honest.
         job.predicted_wait_s = predict_wait(lane.name, lane.spec, backlog).wait_s
         future: asyncio.Future[WorkerClient] = asyncio.get_running_loop().create_future()
-        waiter = Waiter(job, future, enqueued_at=now, window_s=lane.window_s)
+        waiter = Waiter(job, future, enqueued_at=now, window_s=lane.window_for_arrival(now))
         job.enqueued_at = now
         lane.counters.arrive(job.tenant)
         lane.queue.push(waiter)

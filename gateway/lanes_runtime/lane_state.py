@@ -40,6 +40,7 @@ class LaneState:
         self.num_completed = 0
         self.num_refused: Counter[str] = Counter()
         self.last_batch_size = 0
+        self.last_arrival_at: float | None = None
 
     def update_spec(self, spec: LaneSpec) -> None:
         self.spec = spec
@@ -49,6 +50,22 @@ class LaneState:
     @property
     def window_s(self) -> float:
         return self.window.current_ms / 1000.0
+
+    def window_for_arrival(self, now: float) -> float:
+        """The window a job arriving now may wait for company (and records the arrival).
+
+        A window buys requests a shared dispatch and prefill. One that finds its lane idle
+        (nothing queued, the last arrival more than a window ago) has no company in sight,
+        and a worker batches running requests step by step whatever the gateway does; unless
+        the lane waits when idle (LaneSpec.wait_when_idle: bulk lanes by default), it leaves
+        at once. The window is a most, not a least: waiting it out would cost a lone chat
+        request its whole window of TTFT (10 ms on the default policy)."""
+        last, self.last_arrival_at = self.last_arrival_at, now
+        if self.spec.waits_when_idle or self.has_waiting:
+            return self.window_s
+        if last is not None and now - last < self.window_s:
+            return self.window_s  # arrivals closer than a window: company is likely
+        return 0.0
 
     @property
     def has_waiting(self) -> bool:

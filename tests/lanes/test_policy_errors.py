@@ -120,6 +120,12 @@ CASES = [
         "expected 0 or more",
     ),
     (
+        "wait_when_idle that is not a boolean",
+        with_change("    max_queue_wait_ms: 1000\n", "    max_queue_wait_ms: 1000\n    wait_when_idle: sometimes\n"),
+        "test.yaml:16: lanes.streaming.wait_when_idle: got 'sometimes'",
+        "expected true or false",
+    ),
+    (
         "sampling default above the endpoint's limit",
         with_change("limits: {max_tokens: 64}", "limits: {max_tokens: 64}, sampling: {max_tokens: 100}"),
         "test.yaml:34: endpoints.inline-completion.sampling.max_tokens: got 100",

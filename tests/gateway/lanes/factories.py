@@ -17,11 +17,13 @@ from lanes.api_key import hash_api_key
 from tests.gateway.lanes.fake_clock import FakeClock, settle
 from tests.gateway.lanes.fake_pool import FakePool
 
+# The latency lanes wait out their windows even when idle (not their default), so a test's
+# first job starts a batch window as every later one does; test_batching.py covers the default.
 LANES: dict[str, dict[str, Any]] = {
     "interactive": {"priority": 0, "batch_window_ms": 10, "max_batch_size": 4, "max_queue_depth": 8,
-                    "max_queue_wait_ms": 1000},
+                    "max_queue_wait_ms": 1000, "wait_when_idle": True},
     "streaming": {"priority": 1, "batch_window_ms": 20, "max_batch_size": 8, "max_queue_depth": 16,
-                  "max_queue_wait_ms": 5000},
+                  "max_queue_wait_ms": 5000, "wait_when_idle": True},
     "bulk": {"priority": 2, "batch_window_ms": 50, "max_batch_size": 16, "max_queue_depth": 100_000,
              "max_queue_wait_ms": 3_600_000, "preemptible": True, "backfill": True},
 }

@@ -78,3 +78,43 @@ async def test_a_deadline_inside_the_window_closes_it_early():
         assert all(t.done() for t in tasks)
         assert early.dispatched_at == pytest.approx(rig.t(4), abs=1e-6)
         assert early.batch_id == other.batch_id
+
+
+async def test_a_request_that_finds_an_idle_latency_lane_leaves_at_once():
+    # The latency lanes' default (wait_when_idle left out): no company in sight, no window.
+    policy = make_policy(lanes={"interactive": {"wait_when_idle": None}})
+    async with running(policy) as rig:  # interactive: window 10 ms
+        lone = rig.job("inline")
+        task = await rig.submit(lone)
+        assert task.done() and lone.dispatched_at == rig.t(0) and lone.batch_size == 1
+
+        # Arrivals closer than a window: company is likely, so the next one waits for it.
+        await rig.until(ms=3)
+        b, c = rig.job("inline"), rig.job("inline")
+        task_b = await rig.submit(b)
+        await rig.until(ms=8)
+        task_c = await rig.submit(c)
+        await rig.until(ms=12.9)
+        assert not task_b.done(), "b came 3 ms after the last arrival: it waits its window (to 13 ms)"
+        await rig.until(ms=13)
+        assert task_b.done() and task_c.done()
+        assert b.batch_id == c.batch_id and b.batch_size == 2 and b.dispatched_at == rig.t(13)
+
+        # More than a window after the last arrival, the lane is idle again.
+        await rig.until(ms=30)
+        later = rig.job("inline")
+        task_later = await rig.submit(later)
+        assert task_later.done() and later.dispatched_at == rig.t(30)
+
+
+async def test_a_bulk_lane_waits_out_its_window_even_when_idle():
+    policy = make_policy()  # bulk: window 50 ms, wait_when_idle left out
+    assert policy.lanes["bulk"].waits_when_idle and not make_policy(
+        lanes={"interactive": {"wait_when_idle": None}}).lanes["interactive"].waits_when_idle
+    async with running(policy) as rig:
+        job = rig.job("nightly")
+        task = await rig.submit(job)
+        await rig.until(ms=49.9)
+        assert not task.done()
+        await rig.until(ms=50)
+        assert task.done() and job.dispatched_at == rig.t(50)
