@@ -8,7 +8,8 @@ since a shared machine only ever makes a run slower.
 
 `--cold-step LAYERS` times instead what a decode step does: every matmul of LAYERS layers
 of distinct weights (12 for `small`: 208 MB, more than the L3 cache holds), one after the
-other, through oneDNN's packed weights and through Laneway's kernel, per row count.
+other, through oneDNN's packed weights, Laneway's small-matmul kernel and, where the CPU has
+AMX, Laneway's AMX kernel, per row count.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from workers.kernels.cpu_extension import load_cpu_extension
-from workers.kernels.packed_linear import PackedWeight, onednn_linear, pack_weight, packed_linear
+from workers.kernels.packed_linear import PackedWeight, has_amx_kernel, onednn_linear, pack_weight, packed_linear
 
 SHAPES = ((1280, 768), (768, 768), (6144, 768), (768, 3072))  # qkv, o, gate_up, down of `small`
 
@@ -48,26 +49,31 @@ def _time_paths(x: torch.Tensor, weight: torch.Tensor, packed: PackedWeight,
 
 
 def cold_step(num_layers: int, rows_list: list[int]) -> None:
-    """Every decode matmul of num_layers layers, weights from memory: oneDNN against the kernel."""
+    """Every decode matmul of num_layers layers, weights from memory: oneDNN against the kernels."""
     gen = torch.Generator().manual_seed(0)
     weights = [(torch.randn(n, k, generator=gen) * 0.02).to(torch.bfloat16)
                for _ in range(num_layers) for n, k in SHAPES]
-    prepared = [pack_weight(w) for w in weights]
+    prepared = [pack_weight(w, allow_amx=False) for w in weights]
     packed = [p for p in prepared if p is not None and p.kind == "onednn"]
     if len(packed) < len(weights):
         raise SystemExit("--cold-step compares against oneDNN's packed weights, which this CPU does not take")
     if not load_cpu_extension():
         raise SystemExit("--cold-step needs Laneway's CPU kernels, which did not build here")
+    tiled = [pack_weight(w) for w in weights] if has_amx_kernel() else []
+    amx = [p for p in tiled if p is not None and p.kind == "amx"]
     megabytes = sum(w.numel() * w.element_size() for w in weights) / 1e6
     print(f"{len(weights)} matmuls, {megabytes:.0f} MB of weights; ms per step (GB/s)")
-    print("| rows | oneDNN packed | bf16_small_gemm |")
-    print("|---:|---:|---:|")
+    print("| rows | oneDNN packed | bf16_small_gemm | AMX kernel |")
+    print("|---:|---:|---:|---:|")
     for rows in rows_list:
         xs = {k: torch.randn(rows, k, generator=gen).to(torch.bfloat16) for _, k in SHAPES}
         onednn = best_ms(lambda: [onednn_linear(xs[w.shape[1]], p, None) for w, p in zip(weights, packed)], inner=3)  # noqa: B023
         kernel = best_ms(lambda: [torch.ops.laneway.bf16_small_gemm(xs[w.shape[1]], w) for w in weights],  # noqa: B023
-                         inner=3)
-        print(f"| {rows} | {onednn:.2f} ({megabytes / onednn:.0f}) | {kernel:.2f} ({megabytes / kernel:.0f}) |")
+                         inner=3) if rows <= 64 else math.nan
+        tiles = best_ms(lambda: [packed_linear(xs[w.shape[1]], p, None) for w, p in zip(weights, amx)],  # noqa: B023
+                        inner=3) if amx else math.nan
+        print(f"| {rows} | {onednn:.2f} ({megabytes / onednn:.0f}) | {kernel:.2f} ({megabytes / kernel:.0f}) "
+              f"| {tiles:.2f} ({megabytes / tiles:.0f}) |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.cold_step:
-        cold_step(a.cold_step, [int(r) for r in a.rows.split(",") if int(r) <= 64])
+        cold_step(a.cold_step, [int(r) for r in a.rows.split(",")])
         return 0
     gen = torch.Generator().manual_seed(0)
     print(f"torch {torch.__version__}, {a.threads} threads; ms per matmul, summed over the shapes {SHAPES}")

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 _SOURCES = [Path(__file__).parent / "csrc" / name
             for name in ("decode_attention.cpp", "bf16_small_gemm.cpp", "rms_norm.cpp", "rotary.cpp",
-                                                  "silu_mul.cpp")]
+                                                  "silu_mul.cpp", "amx_gemm.cpp")]
 
 
 @functools.cache

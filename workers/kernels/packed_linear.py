@@ -1,7 +1,16 @@
 """Linear layers over a bfloat16 CPU weight prepared once for the matmul this CPU does well.
 
-Two preparations, chosen by what the CPU offers (`pack_weight`):
+Three preparations, chosen by what the CPU offers (`pack_weight`):
 
+- **AMX tiles** (CPUs with AMX-BF16, where Laneway's kernel built; both dimensions multiples
+  of 32). Laneway's own kernel (csrc/amx_gemm.cpp) reads each block of 32 weight rows once
+  for every row of x, as tiles laid out by `amx_pack`, in place of oneDNN's copy (the same
+  memory). On the 2-core test machine, all 48 matmuls of a `small` decode step from memory
+  (208 MB; `python -m workers.bench.matmul_paths --cold-step 12 --rows 1,2,8,32,64,512`):
+  9.7 ms against 14.5 for oneDNN's packed weights and 13.7 for the vdpbf16ps kernel at 1
+  row, 12.5 against 15.5 at 32, 75 against 133 at 512 (a prefill chunk). Sums are float32
+  in the tile unit's order, rounded once: the last bit may differ from `F.linear`'s, and a
+  row's result does not depend on the rows beside it.
 - **oneDNN blocked layout** (CPUs with avx512bw/vl/dq or avx_ne_convert). `F.linear` on a
   bfloat16 CPU weight hands oneDNN a plain (out, in) matrix, which it re-blocks on every
   call: decode at small batch then moves the weights about twice per matmul and runs at
@@ -49,6 +58,8 @@ MIN_ROWS = 4
 SMALL_GEMM_MAX_ROWS = 32  # measured: the kernel ties the float32 copy at 32 rows with warm caches
 # On the oneDNN path with a vdpbf16ps kernel, up to this many rows go through bf16_small_gemm.
 ONEDNN_SMALL_GEMM_MAX_ROWS = 2
+# The AMX kernel's block: weights with both dimensions a multiple of it take that path.
+AMX_BLOCK = 32
 # The row count oneDNN tunes the packed layout for; it leaves results unchanged.
 _PACK_FOR_ROWS = 16
 
@@ -58,7 +69,7 @@ class PackedWeight:
     """A weight prepared for this CPU: `onednn` (opaque blocked layout) or `float32`, a float32
     copy used beside `plain` (the bfloat16 weight itself, not a copy)."""
 
-    kind: Literal["onednn", "float32"]
+    kind: Literal["amx", "onednn", "float32"]
     data: torch.Tensor
     plain: torch.Tensor
 
@@ -81,13 +92,16 @@ def _onednn_pack(weight: torch.Tensor) -> torch.Tensor | None:
         return None
 
 
-def pack_weight(weight: torch.Tensor) -> PackedWeight | None:
+def pack_weight(weight: torch.Tensor, allow_amx: bool = True) -> PackedWeight | None:
     """(out, in) weight -> a PackedWeight for `packed_linear`, or None where nothing applies
     (not CPU, not a bfloat16 matrix). The caller keeps the plain weight: state dicts and the
-    loader read it."""
+    loader read it. `allow_amx=False` prepares what the CPU would get without the AMX kernel
+    (benchmarks and tests of the other paths)."""
     if not (weight.device.type == "cpu" and weight.dtype == torch.bfloat16 and weight.dim() == 2):
         return None
     plain = weight.detach()
+    if allow_amx and has_amx_kernel() and plain.shape[0] % AMX_BLOCK == 0 and plain.shape[1] % AMX_BLOCK == 0:
+        return PackedWeight("amx", amx_pack(plain), plain)
     onednn = _onednn_pack(plain)
     if onednn is not None:
         return PackedWeight("onednn", onednn, plain)
@@ -95,8 +109,15 @@ def pack_weight(weight: torch.Tensor) -> PackedWeight | None:
 
 
 def packed_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | None) -> torch.Tensor:
-    """(T, in) -> (T, out) in x's dtype. oneDNN: bitwise equal to F.linear(x, weight, bias)."""
+    """(T, in) -> (T, out) in x's dtype. oneDNN: bitwise equal to F.linear(x, weight, bias)
+    (beyond the vdpbf16ps kernel's rows); AMX: within bfloat16's rounding of it."""
     rows = x.shape[0]
+    if packed.kind == "amx":
+        if rows == 0 or x.dtype != torch.bfloat16:
+            return F.linear(x, packed.plain, bias)
+        if bias is None:  # rounded to bfloat16 in the kernel, as `.to()` of its float32 result would be
+            return torch.ops.laneway.amx_gemm(x, packed.data, packed.plain.shape[0], True)
+        return (torch.ops.laneway.amx_gemm(x, packed.data, packed.plain.shape[0], False) + bias.float()).to(x.dtype)
     if packed.kind == "float32":
         if 0 < rows <= SMALL_GEMM_MAX_ROWS and x.dtype == torch.bfloat16 and load_cpu_extension():
             return _small_gemm(x, packed.plain, bias)
@@ -115,6 +136,20 @@ def onednn_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | No
     if rows < MIN_ROWS:
         x = F.pad(x, (0, 0, 0, MIN_ROWS - rows))  # (MIN_ROWS, in), zero rows below x
     return torch.ops.mkldnn._linear_pointwise(x, packed.data, bias, "none", [], "")[:rows]
+
+
+@functools.cache
+def has_amx_kernel() -> bool:
+    """Did Laneway's AMX kernel build here, on a CPU (and kernel) that lets the process use AMX?"""
+    return load_cpu_extension() and bool(torch.ops.laneway.amx_gemm_available())
+
+
+def amx_pack(weight: torch.Tensor) -> torch.Tensor:
+    """(N, K) bfloat16, N and K multiples of AMX_BLOCK -> the flat layout csrc/amx_gemm.cpp
+    reads: [N/32][K/32][16 pairs of k][32 n][2], so each 32-row block's tiles are contiguous."""
+    n, k = weight.shape
+    return (weight.reshape(n // AMX_BLOCK, AMX_BLOCK, k // AMX_BLOCK, AMX_BLOCK // 2, 2)
+            .permute(0, 2, 3, 1, 4).contiguous().reshape(-1))
 
 
 @functools.cache

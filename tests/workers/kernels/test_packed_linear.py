@@ -1,4 +1,5 @@
-"""Pre-packed oneDNN linears (kernels/packed_linear.py) give exactly F.linear's results."""
+"""Prepared linears (kernels/packed_linear.py): oneDNN's give exactly F.linear's results, the
+AMX kernel's and the float32 copy's a float32 matmul of the bfloat16 values, rounded once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from workers.kernels.packed_linear import (
     ONEDNN_SMALL_GEMM_MAX_ROWS,
     SMALL_GEMM_MAX_ROWS,
     PackedWeight,
+    has_amx_kernel,
     has_bf16_dot_kernel,
     has_onednn_bf16,
     pack_weight,
@@ -25,6 +27,7 @@ from workers.models.llama import build_model
 
 needs_kernels = pytest.mark.skipif(not load_cpu_extension(), reason="CPU kernels did not build here")
 needs_packing = pytest.mark.skipif(not has_onednn_bf16(), reason="no oneDNN bfloat16 weight packing here")
+needs_amx = pytest.mark.skipif(not has_amx_kernel(), reason="no AMX kernel on this CPU")
 # On the oneDNN path, this many rows or fewer go through the vdpbf16ps kernel instead (0: none here).
 KERNEL_ROWS = ONEDNN_SMALL_GEMM_MAX_ROWS if has_bf16_dot_kernel() else 0
 
@@ -46,7 +49,7 @@ def test_bitwise_equal_to_f_linear(bias, out_features, in_features):
     bfloat16's rounding of it (the same float32 products, summed in another order)."""
     dtype = torch.bfloat16
     gen, weight, b = _weight_and_bias(0, out_features, in_features, bias)
-    packed = pack_weight(weight)
+    packed = pack_weight(weight, allow_amx=False)
     for rows in (1, 2, 3, 7, 16, 64, 300):  # one packing serves every batch size
         x = torch.randn(rows, in_features, generator=gen).to(dtype)
         if rows <= KERNEL_ROWS:
@@ -60,7 +63,7 @@ def test_bitwise_equal_to_f_linear(bias, out_features, in_features):
 @pytest.mark.parametrize("bias", [False, True])
 def test_few_rows_on_the_onednn_path_are_the_kernels_product_rounded_once(bias):
     gen, weight, b = _weight_and_bias(6, 1280, 768, bias)
-    packed = pack_weight(weight)
+    packed = pack_weight(weight, allow_amx=False)
     assert packed is not None and packed.kind == "onednn"
     x = torch.randn(KERNEL_ROWS + 1, 768, generator=gen).to(torch.bfloat16)
     for rows in range(1, KERNEL_ROWS + 1):
@@ -87,7 +90,7 @@ def test_padding_small_inputs_is_exact():
     invariant here; float32 ones are.)"""
     gen = torch.Generator().manual_seed(1)
     weight = (torch.randn(6144, 768, generator=gen) * 0.02).to(torch.bfloat16)
-    packed = pack_weight(weight)
+    packed = pack_weight(weight, allow_amx=False)
     x = torch.randn(MIN_ROWS, 768, generator=gen).to(torch.bfloat16)
     full = packed_linear(x, packed, None)
     for rows in range(KERNEL_ROWS + 1, MIN_ROWS):
@@ -104,8 +107,13 @@ def test_other_dtypes_are_not_packed(dtype):
 
 
 def test_bfloat16_on_cpu_is_always_prepared_for_the_cpu_it_runs_on():
-    packed = pack_weight(torch.zeros(8, 4, dtype=torch.bfloat16))
-    assert packed is not None and packed.kind == ("onednn" if has_onednn_bf16() else "float32")
+    without_amx = "onednn" if has_onednn_bf16() else "float32"
+    packed = pack_weight(torch.zeros(8, 4, dtype=torch.bfloat16))  # not whole AMX blocks
+    assert packed is not None and packed.kind == without_amx
+    packed = pack_weight(torch.zeros(64, 32, dtype=torch.bfloat16))
+    assert packed is not None and packed.kind == ("amx" if has_amx_kernel() else without_amx)
+    packed = pack_weight(torch.zeros(64, 32, dtype=torch.bfloat16), allow_amx=False)
+    assert packed is not None and packed.kind == without_amx
 
 
 # -- the float32 copy (AVX2-only CPUs); built by hand, so it runs on every CPU -------------
@@ -141,14 +149,86 @@ def test_float32_copy_reads_the_bfloat16_weight_for_few_rows_and_the_copy_for_ma
 
 @needs_packing
 def test_packed_model_gives_the_same_logits():
+    """Bitwise on oneDNN's packing; within bfloat16's rounding where the AMX kernel took the
+    weights (the tiny preset's are whole AMX blocks)."""
     config = replace(ModelConfig.preset("tiny"), dtype="bfloat16")
     plain, packed = build_model(config, seed=1), build_model(config, seed=1)
     assert packed.pack_weights() == 4 * config.num_layers + 1  # qkv, o, gate_up, down; tied head
+    kinds = {m.packed.kind for m in packed.modules() if isinstance(m, Linear) and m.packed is not None}
+    assert kinds == ({"amx"} if has_amx_kernel() else {"onednn"})
+
+    def same(a: torch.Tensor, b: torch.Tensor) -> None:
+        if kinds == {"amx"}:
+            torch.testing.assert_close(a, b, rtol=1.6e-2, atol=2e-2)
+        else:
+            assert torch.equal(a, b)
+
     x = torch.randn(5, config.hidden_size).to(torch.bfloat16)
     with torch.inference_mode():
         for layer_plain, layer_packed in zip(plain.model.layers, packed.model.layers):
-            assert torch.equal(layer_plain.mlp(x), layer_packed.mlp(x))
-        assert torch.equal(plain.compute_logits(x), packed.compute_logits(x))
+            same(layer_plain.mlp(x), layer_packed.mlp(x))
+        same(plain.compute_logits(x), packed.compute_logits(x))
+
+
+# -- the AMX kernel (csrc/amx_gemm.cpp) -----------------------------------------------------
+
+
+@needs_amx
+@pytest.mark.parametrize("rows", [1, 2, 15, 16, 17, 31, 32, 33, 64, 100])  # tile halves, chunks of 32, tails
+@pytest.mark.parametrize(("out_features", "in_features"), [(1280, 768), (320, 768), (768, 3072), (32, 32)])
+def test_amx_kernel_is_a_float32_matmul_of_the_bfloat16_values(rows, out_features, in_features):
+    gen, weight, _ = _weight_and_bias(rows, out_features, in_features, False)
+    packed = pack_weight(weight)
+    assert packed is not None and packed.kind == "amx"
+    x = torch.randn(rows, in_features, generator=gen).to(torch.bfloat16)
+    got = torch.ops.laneway.amx_gemm(x, packed.data, out_features, False)
+    assert got.dtype == torch.float32 and got.shape == (rows, out_features)
+    torch.testing.assert_close(got, F.linear(x.float(), weight.float()), rtol=1e-5, atol=1e-5)
+    rounded = packed_linear(x, packed, None)  # rounded in the kernel: what .to() gives
+    assert rounded.dtype == torch.bfloat16 and torch.equal(rounded, got.to(torch.bfloat16))
+
+
+@needs_amx
+def test_amx_kernel_gives_each_row_what_it_gets_alone():
+    """A row's sums run in the same order whatever shares its tiles: decode results do not
+    depend on how many streams share the step."""
+    gen, weight, _ = _weight_and_bias(7, 1280, 768, False)
+    packed = pack_weight(weight)
+    assert packed is not None
+    x = torch.randn(70, 768, generator=gen).to(torch.bfloat16)
+    together = packed_linear(x, packed, None)
+    for r in (0, 15, 16, 31, 32, 69):
+        assert torch.equal(packed_linear(x[r:r + 1], packed, None), together[r:r + 1]), f"row {r}"
+
+
+@needs_amx
+def test_amx_path_adds_the_bias_before_rounding_once_and_takes_empty_inputs():
+    gen, weight, b = _weight_and_bias(8, 320, 768, True)
+    packed = pack_weight(weight)
+    assert packed is not None and packed.kind == "amx" and b is not None
+    x = torch.randn(3, 768, generator=gen).to(torch.bfloat16)
+    want = (torch.ops.laneway.amx_gemm(x, packed.data, 320, False) + b.float()).to(torch.bfloat16)
+    assert torch.equal(packed_linear(x, packed, b), want)
+    assert packed_linear(x[:0], packed, b).shape == (0, 320)
+
+
+@needs_amx
+def test_amx_kernel_refuses_what_it_does_not_serve():
+    packed = pack_weight(torch.zeros(64, 32, dtype=torch.bfloat16))
+    assert packed is not None
+    with pytest.raises(RuntimeError, match="multiples of 32"):
+        torch.ops.laneway.amx_gemm(torch.zeros(1, 32, dtype=torch.bfloat16), packed.data, 48, True)
+    with pytest.raises(RuntimeError, match="packed by amx_pack"):
+        torch.ops.laneway.amx_gemm(torch.zeros(1, 32, dtype=torch.bfloat16), packed.data, 32, True)
+    with pytest.raises(RuntimeError, match="bfloat16"):
+        torch.ops.laneway.amx_gemm(torch.zeros(1, 32), packed.data, 64, True)
+
+
+@needs_kernels
+def test_the_amx_kernel_is_there_exactly_where_the_cpu_has_amx_bf16():
+    with open("/proc/cpuinfo") as f:
+        flags = next((line for line in f if line.startswith("flags")), "").split()
+    assert has_amx_kernel() == ("amx_bf16" in flags and "amx_tile" in flags)
 
 
 # -- the small bfloat16 matmul kernel (csrc/bf16_small_gemm.cpp) -----------------------------
