@@ -1,11 +1,13 @@
-// y = x @ w.T for up to 32 rows of x on Intel AMX (tile multiply of bfloat16 into float32).
+// y = x @ w.T for bfloat16 x (M, K) and weight (N, K) on Intel AMX: tiles of bfloat16 pairs
+// multiplied into float32 sums (TDPBF16PS).
 //
-// Decode of a batch of streams is a few rows against every weight. oneDNN's AMX kernel there
-// streams the weights at about 12.5 GB/s at 32 rows on the 2-core test machine, against
-// 16-18 GB/s at one row (workers/bench/matmul_paths.py): the rows cost it more than the
-// reading. Here each block of 32 weight rows is read once, as tiles of 16 pairs of k by 32 n
-// that `amx_pack` (kernels/packed_linear.py) lays out contiguously, and both 16-row halves of x multiply against
-// it while it is in registers.
+// Decode of a batch of streams is a few rows against every weight, and a prefill chunk a few
+// hundred. oneDNN's AMX kernel on its packed weights streamed a `small` decode step's
+// weights at 13-16 GB/s from 1 to 32 rows on the 2-core test machine, and slowed to 2 GB/s
+// of weights at 512 rows (workers/bench/matmul_paths.py --cold-step). Here each block of 32
+// weight rows is read from memory once, as tiles that `amx_pack` (kernels/packed_linear.py)
+// lays out contiguously, and every 32-row chunk of x multiplies against it while it sits in
+// L1/L2: the weights stream once whatever M is.
 //
 // Layout of a packed weight (N, K), N and K multiples of 32: [N/32][K/32][16][32][2], element
 // (n, k) at the pair k/2 % 16 of column n % 32, k % 2 within the pair: VNNI order, what
@@ -13,7 +15,8 @@
 //
 // Sums are float32 in the tile unit's order, rounded to bfloat16 once (bf16_out) like
 // oneDNN's, so the last bit may differ from F.linear's, as with bf16_small_gemm. Work is
-// split over blocks of 32 weight rows, so a result never depends on the thread count.
+// split over blocks of 32 weight rows and each row of x is summed in the same order whatever
+// rows share its tiles, so a result depends neither on the thread count nor on M.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>

@@ -5,7 +5,8 @@
 // bfloat16 weight (a product rounded once). In torch that is about six dispatched ops per
 // norm, plus one for the residual add; at batch 1 a decode step runs 25 norms and 24 adds,
 // each op costing more in dispatch than in arithmetic. Here each is one op with the same
-// roundings; only the sum of squares may be added in another order than torch's.
+// roundings; only the sum of squares may be added in another order than torch's (16 partial
+// sums, then the lanes).
 //
 // Shapes: x and residual (T, D) bfloat16, weight (D) bfloat16, all contiguous.
 #include <ATen/ATen.h>
@@ -17,24 +18,48 @@
 #include <tuple>
 
 #include "bf16.h"
+#include "bf16_vec.h"
 
 namespace {
 
+using laneway_bf16::f32v;
 using laneway_bf16::from_float;
+using laneway_bf16::kLanes;
+using laneway_bf16::load;
+using laneway_bf16::narrow;
 using laneway_bf16::to_float;
+using laneway_bf16::widen;
 
-// One row: out = bf16(w * bf16(x * rsqrt(mean(x^2) + eps))).
+// One row: out = bf16(w * bf16(x * rsqrt(mean(x^2) + eps))), 16 values at a time (bf16_vec.h)
+// and the tail one by one, with the same roundings.
 inline void norm_row(const uint16_t* x, const uint16_t* w, int64_t D, float eps, uint16_t* out) {
-  float sum = 0.f;
-  for (int64_t i = 0; i < D; ++i) {
-    const float v = to_float(x[i]);
-    sum += v * v;
+  f32v squares = {};
+  int64_t i = 0;
+  for (; i + kLanes <= D; i += kLanes) {
+    const f32v v = widen(load(x + i));
+    squares += v * v;
   }
+  float sum = 0.f;
+  for (int j = 0; j < kLanes; ++j) sum += squares[j];
+  for (; i < D; ++i) sum += to_float(x[i]) * to_float(x[i]);
   const float inv = 1.f / std::sqrt(sum / static_cast<float>(D) + eps);
-  for (int64_t i = 0; i < D; ++i) {
+  for (i = 0; i + kLanes <= D; i += kLanes) {
+    const f32v normed = widen(narrow(widen(load(x + i)) * inv));
+    laneway_bf16::store(out + i, narrow(widen(load(w + i)) * normed));
+  }
+  for (; i < D; ++i) {
     const float normed = to_float(from_float(to_float(x[i]) * inv));
     out[i] = from_float(to_float(w[i]) * normed);
   }
+}
+
+// sum = bf16(x + residual), the bfloat16 add's rounding.
+inline void add_row(const uint16_t* x, const uint16_t* residual, int64_t D, uint16_t* sum) {
+  int64_t i = 0;
+  for (; i + kLanes <= D; i += kLanes) {
+    laneway_bf16::store(sum + i, narrow(widen(load(x + i)) + widen(load(residual + i))));
+  }
+  for (; i < D; ++i) sum[i] = from_float(to_float(x[i]) + to_float(residual[i]));
 }
 
 void check(const at::Tensor& x, const at::Tensor& weight, const char* op) {
@@ -74,9 +99,7 @@ std::tuple<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::T
   uint16_t *sp = u16_mut(sum), *op = u16_mut(out);
   at::parallel_for(0, T, 64, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      for (int64_t i = 0; i < D; ++i) {
-        sp[t * D + i] = from_float(to_float(xp[t * D + i]) + to_float(rp[t * D + i]));
-      }
+      add_row(xp + t * D, rp + t * D, D, sp + t * D);
       norm_row(sp + t * D, wp, D, static_cast<float>(eps), op + t * D);
     }
   });

@@ -8,8 +8,7 @@
 // either side of a bfloat16 rounding boundary, so a rare element differs by one step
 // (tests/workers/layers/test_mlp.py bounds it).
 //
-// The arithmetic is written in GCC vector types of 16 floats, which the compiler lowers to
-// one AVX-512 register or two AVX2 ones, whichever -march=native offers.
+// The arithmetic is written in GCC vector types of 16 floats (bf16_vec.h).
 //
 // Shapes: gate_up (T, 2I) bfloat16 contiguous, gate in the first I columns; output (T, I).
 #include <ATen/ATen.h>
@@ -20,37 +19,18 @@
 #include <cstdint>
 #include <cstring>
 
+#include "bf16_vec.h"
+
 namespace {
 
-constexpr int kLanes = 16;
-typedef float f32v __attribute__((vector_size(4 * kLanes)));
-typedef int32_t i32v __attribute__((vector_size(4 * kLanes)));
-typedef uint32_t u32v __attribute__((vector_size(4 * kLanes)));
-typedef uint16_t u16v __attribute__((vector_size(2 * kLanes)));
-
-inline u16v load(const uint16_t* p) {
-  u16v h;
-  std::memcpy(&h, p, sizeof h);
-  return h;
-}
-
-inline f32v widen(u16v h) {
-  const u32v bits = __builtin_convertvector(h, u32v) << 16;  // a bfloat16 is a float32's top half
-  f32v f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-// Round to nearest even, as torch's float -> bfloat16 conversion does; NaN stays NaN.
-inline u16v narrow(f32v f) {
-  u32v bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  const u32v rounded = bits + 0x7FFFu + ((bits >> 16) & 1u);
-  const u32v is_nan = reinterpret_cast<u32v>(f != f);
-  return __builtin_convertvector(((rounded & ~is_nan) | ((bits | 0x400000u) & is_nan)) >> 16, u16v);
-}
-
-inline f32v splat(float v) { return f32v{} + v; }
+using laneway_bf16::f32v;
+using laneway_bf16::i32v;
+using laneway_bf16::kLanes;
+using laneway_bf16::load;
+using laneway_bf16::narrow;
+using laneway_bf16::splat;
+using laneway_bf16::u16v;
+using laneway_bf16::widen;
 
 // exp(x), Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-6 polynomial.
 // Past float32's range it is inf, as torch's exp is (so silu of a large negative is -0).
