@@ -66,8 +66,9 @@ _PACK_FOR_ROWS = 16
 
 @dataclass(frozen=True)
 class PackedWeight:
-    """A weight prepared for this CPU: `onednn` (opaque blocked layout) or `float32`, a float32
-    copy used beside `plain` (the bfloat16 weight itself, not a copy)."""
+    """A weight prepared for this CPU: `amx` (the AMX kernel's tiles, `amx_pack`), `onednn`
+    (opaque blocked layout) or `float32`, a float32 copy; each used beside `plain` (the
+    bfloat16 weight itself, not a copy)."""
 
     kind: Literal["amx", "onednn", "float32"]
     data: torch.Tensor
