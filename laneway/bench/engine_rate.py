@@ -76,13 +76,10 @@ def _on_new_thread(fn: Callable[[], dict]) -> dict:
 
 def _drive(engine: Any, vocab_size: int, num_threads: int, prompt_len: int, output_len: int, num_requests: int,
            seed: int) -> dict:
-    from workers.engine.sequence import SamplingParams, Sequence
-
     rng = random.Random(seed)
     ttfts, rates = [], []
     for i in range(num_requests + 1):  # the first request warms up (oneDNN primitives, kernel build)
-        prompt = [rng.randrange(3, min(vocab_size, 256)) for _ in range(prompt_len)]
-        seq = Sequence(f"r{i}", prompt, SamplingParams(max_tokens=output_len, ignore_eos=True))
+        seq = _request(f"r{i}", rng, vocab_size, prompt_len, output_len)
         engine.add(seq)
         sent = time.perf_counter()
         token_times: list[float] = []
@@ -98,15 +95,20 @@ def _drive(engine: Any, vocab_size: int, num_threads: int, prompt_len: int, outp
             "ttft_p50_s": statistics.median(ttfts), "decode_tok_s_p50": statistics.median(rates)}
 
 
-def _drive_batch(engine: Any, vocab_size: int, num_threads: int, prompt_len: int, output_len: int,
-                 num_rounds: int, seed: int, batch: int) -> dict:
+def _request(name: str, rng: random.Random, vocab_size: int, prompt_len: int, output_len: int) -> Any:
+    """A random prompt of ordinary token ids, generating output_len tokens whatever it samples."""
     from workers.engine.sequence import SamplingParams, Sequence
 
+    prompt = [rng.randrange(3, min(vocab_size, 256)) for _ in range(prompt_len)]
+    return Sequence(name, prompt, SamplingParams(max_tokens=output_len, ignore_eos=True))
+
+
+def _drive_batch(engine: Any, vocab_size: int, num_threads: int, prompt_len: int, output_len: int,
+                 num_rounds: int, seed: int, batch: int) -> dict:
     rng = random.Random(seed)
     ttfts, rates, counts = [], [], []
     for r in range(num_rounds + 1):  # the first round warms up
-        seqs = [Sequence(f"r{r}-{i}", [rng.randrange(3, min(vocab_size, 256)) for _ in range(prompt_len)],
-                         SamplingParams(max_tokens=output_len, ignore_eos=True)) for i in range(batch)]
+        seqs = [_request(f"r{r}-{i}", rng, vocab_size, prompt_len, output_len) for i in range(batch)]
         sent = time.perf_counter()
         for seq in seqs:
             engine.add(seq)

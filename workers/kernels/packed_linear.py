@@ -39,6 +39,7 @@ float32 weights keep `F.linear`, whose MKL path needs neither; float16 packing n
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -116,9 +117,8 @@ def packed_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | No
     if packed.kind == "amx":
         if rows == 0 or x.dtype != torch.bfloat16:
             return F.linear(x, packed.plain, bias)
-        if bias is None:  # rounded to bfloat16 in the kernel, as `.to()` of its float32 result would be
-            return torch.ops.laneway.amx_gemm(x, packed.data, packed.plain.shape[0], True)
-        return (torch.ops.laneway.amx_gemm(x, packed.data, packed.plain.shape[0], False) + bias.float()).to(x.dtype)
+        n = packed.plain.shape[0]
+        return _rounded_once(lambda bf16_out: torch.ops.laneway.amx_gemm(x, packed.data, n, bf16_out), x, bias)
     if packed.kind == "float32":
         if 0 < rows <= SMALL_GEMM_MAX_ROWS and x.dtype == torch.bfloat16 and load_cpu_extension():
             return _small_gemm(x, packed.plain, bias)
@@ -160,6 +160,13 @@ def has_bf16_dot_kernel() -> bool:
 
 
 def _small_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    if bias is None:  # rounded to bfloat16 in the kernel, as `.to()` of its float32 result would be
-        return torch.ops.laneway.bf16_small_gemm(x, weight, True)
-    return (torch.ops.laneway.bf16_small_gemm(x, weight) + bias.float()).to(x.dtype)  # rounded once
+    return _rounded_once(lambda bf16_out: torch.ops.laneway.bf16_small_gemm(x, weight, bf16_out), x, bias)
+
+
+def _rounded_once(product: Callable[[bool], torch.Tensor], x: torch.Tensor,
+                  bias: torch.Tensor | None) -> torch.Tensor:
+    """A kernel's float32 product (`product(bf16_out)`) plus bias, rounded to x's dtype once:
+    without a bias the kernel rounds itself, as `.to()` of its float32 result would."""
+    if bias is None:
+        return product(True)
+    return (product(False) + bias.float()).to(x.dtype)

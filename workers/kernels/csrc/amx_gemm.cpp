@@ -76,8 +76,7 @@ void configure(int rows_lo, int rows_hi) {
   _tile_loadconfig(&cfg);
 }
 
-inline void store(float* y, int64_t i, float v) { y[i] = v; }
-inline void store(uint16_t* y, int64_t i, float v) { y[i] = laneway_bf16::from_float(v); }
+using laneway_bf16::store;
 
 // One block of 32 output columns for rows [0, rows) of x (rows <= 32), tiles configured
 // for that many rows: sums into the block's columns of y.

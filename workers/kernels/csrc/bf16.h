@@ -24,4 +24,8 @@ inline uint16_t from_float(float f) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
+// Where a float32 result lands: as it is, or rounded to bfloat16 (the matmul kernels' output).
+inline void store(float* y, int64_t i, float v) { y[i] = v; }
+inline void store(uint16_t* y, int64_t i, float v) { y[i] = from_float(v); }
+
 }  // namespace laneway_bf16

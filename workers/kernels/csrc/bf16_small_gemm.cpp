@@ -37,9 +37,7 @@ constexpr int64_t kMaxRows = 64;
 
 using laneway_bf16::to_float;
 
-// Where a dot product lands: float32 as it is, or bfloat16 rounded to nearest even.
-inline void store(float* y, int64_t i, float v) { y[i] = v; }
-inline void store(uint16_t* y, int64_t i, float v) { y[i] = laneway_bf16::from_float(v); }
+using laneway_bf16::store;
 
 #if defined(__AVX2__) && defined(__FMA__)
 inline __m256 load_bf16x8(const uint16_t* p) {
