@@ -121,7 +121,10 @@ def test_tool_calls_stream_as_openai_streams_them(client: openai.OpenAI) -> None
     assert events[0].choices[0].delta.role == "assistant"
     deltas = [tc for e in events for tc in (e.choices[0].delta.tool_calls or [])]
     assert deltas[0].index == 0 and deltas[0].id and deltas[0].function.name == "get_weather"
-    assert all(d.id is None for d in deltas[1:]) and len(deltas) > 3, "arguments arrive in fragments"
+    # Arguments follow the name in later deltas. How many fragments depends on the engine's speed
+    # against the streaming lane's pacing (tokens made within 25 ms share a message), so a fast
+    # machine may send them in a couple; tests/gateway/tools/test_parser.py counts fragments.
+    assert all(d.id is None for d in deltas[1:]) and len(deltas) >= 2, "arguments follow the name"
     arguments = "".join(d.function.arguments or "" for d in deltas)
     assert set(json.loads(arguments)) == {"city", "days"}
     assert events[-1].choices[0].finish_reason == "tool_calls"
