@@ -113,8 +113,8 @@ class LaneSpec(Spec):
     (preemptible lanes only): how far more urgent lanes may push it aside, so bulk still finishes."""
 
     stream_interval_ms: Ms = 0.0
-    """ms between a stream's messages after its first token, at least: tokens made meanwhile
-    leave together (each waits at most this long). 0: every token leaves as it is made. One
+    """After a stream's first token, how long (ms) a token may wait on the worker for those
+    made after it; they leave together. 0: every token leaves as it is made. One
     message for several tokens costs the worker, the gateway and the client less CPU per
     token; on a busy machine that CPU is the model's. Must stay below the TBT targets
     (slo.tbt_p95_ms) of the lane's endpoints."""

@@ -23,7 +23,7 @@ from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import Sequence
 from workers.engine.tokenizer import Tokenizer
-from workers.stream_coalesce import StreamOutbox, Tick
+from workers.stream_coalesce import StreamOutbox
 from workers.telemetry import StreamEnd, WorkerTelemetry
 from workers.wire import (
     ModelLimits,
@@ -105,16 +105,17 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc),
                                 trailing_metadata=((ERROR_CODE_KEY, exc.code),))
         by_id = {seq.seq_id: seq for seq in seqs}
-        outputs: asyncio.Queue[RequestOutput | Tick] = asyncio.Queue()
+        outputs: asyncio.Queue[RequestOutput] = asyncio.Queue()
         # Tokens of one choice already queued leave in one message (a reader that keeps up still
-        # gets one per message), and the lane's pacing applies to a stream of one choice:
-        # workers/stream_coalesce.py states the rules.
-        outbox = StreamOutbox(outputs, interval_s if len(seqs) == 1 else 0.0)
+        # gets one per message): workers/stream_coalesce.py. The lane's pacing is the engine
+        # thread's (workers/engine/stream_pacing.py), so a held token wakes nothing here.
+        outbox = StreamOutbox(outputs)
         aio_loop = asyncio.get_running_loop()
         trace_context = self.telemetry.carrier(context.invocation_metadata()) if self.telemetry is not None else {}
         for seq in seqs:
             seq.trace_context = trace_context  # the gateway's traceparent: worker spans join its trace
             seq.on_output = lambda out: aio_loop.call_soon_threadsafe(outputs.put_nowait, out)
+            seq.stream_interval_s = interval_s
         unfinished = set(by_id)  # choices still generating
         started: set[str] = set()  # choices whose first chunk went out
         usages: list[tuple[Sequence, Usage]] = []
@@ -124,33 +125,32 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             self.loop.add(seq)
         try:
             while unfinished:
-                for out in await outbox.next():
-                    if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
-                        unfinished.discard(out.seq_id)
-                        reason, error = "error", out.invalid_request
-                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, out.invalid_request)
-                    if out.error is not None:
-                        unfinished.discard(out.seq_id)
-                        reason, error = "error", out.error
-                        await context.abort(grpc.StatusCode.INTERNAL, out.error)
-                    seq = by_id[out.seq_id]
-                    total = None
-                    if out.is_finished:
-                        unfinished.discard(out.seq_id)
-                        reason = out.finish_reason or reason
-                        if out.usage is not None:
-                            usages.append((seq, out.usage))
-                        if not unfinished and len(seqs) > 1:
-                            total = total_usage(usages)
-                    chunk = to_chunk(out, self.tokenizer, seq, is_first=seq.seq_id not in started, usage=total)
-                    if unfinished and chunk.HasField("usage"):
-                        chunk.ClearField("usage")  # usage is the request's, on the stream's last chunk only
-                    if not started:
-                        chunk.prompt_tokens = sum(s.num_prompt_tokens for s in seqs if s.prompt_leader is None)
-                    started.add(seq.seq_id)
-                    yield chunk
+                out = await outbox.next()
+                if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
+                    unfinished.discard(out.seq_id)
+                    reason, error = "error", out.invalid_request
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, out.invalid_request)
+                if out.error is not None:
+                    unfinished.discard(out.seq_id)
+                    reason, error = "error", out.error
+                    await context.abort(grpc.StatusCode.INTERNAL, out.error)
+                seq = by_id[out.seq_id]
+                total = None
+                if out.is_finished:
+                    unfinished.discard(out.seq_id)
+                    reason = out.finish_reason or reason
+                    if out.usage is not None:
+                        usages.append((seq, out.usage))
+                    if not unfinished and len(seqs) > 1:
+                        total = total_usage(usages)
+                chunk = to_chunk(out, self.tokenizer, seq, is_first=seq.seq_id not in started, usage=total)
+                if unfinished and chunk.HasField("usage"):
+                    chunk.ClearField("usage")  # usage is the request's, on the stream's last chunk only
+                if not started:
+                    chunk.prompt_tokens = sum(s.num_prompt_tokens for s in seqs if s.prompt_leader is None)
+                started.add(seq.seq_id)
+                yield chunk
         finally:
-            outbox.close()
             self.num_active_streams -= 1
             for seq_id in unfinished:
                 self.loop.abort(seq_id)

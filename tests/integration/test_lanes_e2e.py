@@ -111,7 +111,7 @@ def test_interactive_finishes_while_bulk_flood_is_queued(cluster) -> None:
 
 
 def test_a_paced_lane_streams_its_first_token_alone_and_the_rest_with_the_finish(cluster) -> None:
-    """The lane's stream_interval_ms reaches the worker (workers/stream_coalesce.py StreamPacer):
+    """The lane's stream_interval_ms reaches the worker (workers/engine/stream_pacing.py):
     the gateway writes one SSE event per worker message, so two events carry 8 tokens."""
     base, _, _ = cluster
     body = {"prompt": "pace me", "max_tokens": 8, "stream": True, "ignore_eos": True,

@@ -228,12 +228,19 @@ def test_every_method_of_the_worker_service_is_registered() -> None:
 
 
 def test_a_paced_stream_sends_its_first_token_at_once_and_the_rest_with_the_finish() -> None:
-    """lane.stream_interval_ms (workers/stream_coalesce.py StreamPacer): the engine makes every
+    """lane.stream_interval_ms (workers/engine/stream_pacing.py): the engine makes every
     token at once here, so all after the first are held, and the final output takes them along."""
     async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
         runner.gate.set()
         plain = [list(c.token_ids) for c in await _chunks(stub, _request("plain", max_tokens=6))]
-        paced = await _chunks(stub, _request("paced", max_tokens=6, changes={"lane__stream_interval_ms": 60_000.0}))
+        runner.gate.clear()
+        stream = stub.Generate(_request("paced", max_tokens=6, changes={"lane__stream_interval_ms": 60_000.0}),
+                               timeout=60)
+        runner.allow(1)  # the prefill, then its token is read before the rest are made
+        paced = [await stream.read()]
+        runner.gate.set()
+        while (chunk := await stream.read()) is not grpc.aio.EOF:
+            paced.append(chunk)
         assert [len(c.token_ids) for c in paced] == [1, 5]
         assert [t for c in paced for t in c.token_ids] == [t for ids in plain for t in ids], "the same tokens"
         assert paced[-1].finish_reason == pb.FINISH_REASON_LENGTH and paced[-1].HasField("usage")
@@ -242,15 +249,17 @@ def test_a_paced_stream_sends_its_first_token_at_once_and_the_rest_with_the_fini
     _serve(scenario)
 
 
-def test_a_held_token_leaves_when_its_interval_ends_even_if_no_other_comes() -> None:
-    """The pacing timer: two passes make two tokens, then the engine is held; the second token
-    must still arrive (after about the interval), alone."""
+def test_a_paced_token_leaves_at_once_when_the_engine_steps_slower_than_the_interval() -> None:
+    """Pacing holds a token only while the next step should end before it is due
+    (workers/engine/stream_pacing.py): here each step waits longer than the interval at the
+    runner's gate, so nothing is held, and the first two reads get one token each."""
     async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
-        req = _request("timer", max_tokens=4, changes={"lane__stream_interval_ms": 50.0})
+        req = _request("slow", max_tokens=4, changes={"lane__stream_interval_ms": 50.0})
         stream = stub.Generate(req, timeout=60)
         runner.allow(1)  # the prefill: token 1, sent at once
         first = await stream.read()
-        runner.allow(1)  # one decode step: token 2, held (unless this machine stalled past the interval)
+        await asyncio.sleep(0.06)  # the decode step waits this long at the gate: longer than the interval
+        runner.allow(1)
         second = await asyncio.wait_for(stream.read(), timeout=30)  # the engine makes nothing more meanwhile
         assert (len(first.token_ids), len(second.token_ids)) == (1, 1)
         assert runner.passes == 2 and second.finish_reason == pb.FINISH_REASON_UNSPECIFIED

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from workers.engine.outputs import RequestOutput, Usage
-from workers.stream_coalesce import TICK, StreamPacer, Tick, merge, take_ready
+from workers.engine.outputs import RequestOutput, Usage, merge
+from workers.stream_coalesce import take_ready
 
 USAGE = Usage(prompt_tokens=3, completion_tokens=3, cached_prompt_tokens=0, num_preemptions=0, queue_ms=1.0)
 
@@ -100,64 +100,3 @@ def test_prompt_logprobs_survive_a_merge():
 
 
 # -- pacing (StreamPacer): one message per interval after the first ---------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_a_pacing_tick_behind_queued_outputs_is_handed_back():
-    q: asyncio.Queue[RequestOutput | Tick] = asyncio.Queue()
-    q.put_nowait(_out(2))
-    q.put_nowait(TICK)
-    q.put_nowait(_out(3))
-    out, held = take_ready(q, _out(1))
-    assert out.token_ids == [1, 2] and held is TICK and q.qsize() == 1
-
-
-def test_the_first_output_leaves_at_once_and_the_next_wait_for_the_interval():
-    clock = Clock()
-    pacer = StreamPacer(0.05, clock)
-    assert [o.token_ids for o in pacer.offer(_out(1))] == [[1]]
-    clock.now += 0.01
-    assert pacer.offer(_out(2)) == [] and pacer.is_holding
-    assert pacer.wait_s() == pytest.approx(0.04)
-    clock.now += 0.02
-    assert pacer.offer(_out(3)) == [] and pacer.flush() == []  # a tick before the interval: nothing yet
-    clock.now += 0.03  # 0.06 after the first message: due
-    assert pacer.wait_s() == 0.0
-    sent = pacer.flush()
-    assert [(o.token_ids, o.text) for o in sent] == [([2, 3], "")] and not pacer.is_holding
-    clock.now += 0.049
-    assert pacer.offer(_out(4)) == []
-    clock.now += 0.001  # an output arriving once the interval has passed takes the held ones along
-    assert [o.token_ids for o in pacer.offer(_out(5))] == [[4, 5]]
-
-
-def test_the_final_output_is_never_held():
-    clock = Clock()
-    pacer = StreamPacer(10.0, clock)
-    pacer.offer(_out(1))
-    assert pacer.offer(_out(2)) == []
-    sent = pacer.offer(_out(3, finish="length"))
-    assert [(o.token_ids, o.finish_reason) for o in sent] == [([2, 3], "length")]
-    assert sent[0].usage == USAGE and pacer.flush() == []
-
-
-def test_an_error_leaves_after_what_was_held_and_alone():
-    clock = Clock()
-    pacer = StreamPacer(10.0, clock)
-    pacer.offer(_out(1))
-    pacer.offer(_out(2))
-    sent = pacer.offer(_out(error="engine failure"))
-    assert [(o.token_ids, o.error) for o in sent] == [([2], None), ([], "engine failure")]
-    assert not pacer.is_holding
-
-
-def test_an_interval_must_be_positive():
-    with pytest.raises(ValueError, match="interval_s"):
-        StreamPacer(0.0)

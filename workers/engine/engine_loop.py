@@ -11,7 +11,10 @@ warm-up) and stepping it on one thread keeps one team.
 
 Commands (add, abort) cross into the thread through `_inbox`; outputs cross back through
 each sequence's `on_output` callback, which the servicer binds to its event loop with
-`call_soon_threadsafe`. The thread sleeps on the inbox when there is no work.
+`call_soon_threadsafe`. The thread sleeps on the inbox when there is no work. A sequence
+with a `stream_interval_s` is paced here (workers/engine/stream_pacing.py): its outputs
+cross in fewer, merged hand-offs. A live sequence keeps the engine stepping, so what its
+pacer holds always leaves at the end of some step (its final output takes the rest along).
 
 A request the engine refuses (InvalidRequest from `Engine.add`) gets one final output
 naming why, and the thread carries on; so does one that fails in `Engine.add` before the
@@ -29,6 +32,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +41,7 @@ from workers.engine.lane_caps import LaneLoad
 from workers.engine.outputs import RequestOutput
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import Sequence
+from workers.engine.stream_pacing import StreamPacer
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ class EngineLoop:
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._live: dict[str, Sequence] = {}  # routing only: id -> the one Sequence object
+        self._pacers: dict[str, StreamPacer] = {}  # live sequences with a stream interval
+        self._last_step_s = 0.0  # the next step's expected duration, for pacing
         self.load = self._snapshot()
         self.fatal_error: BaseException | None = None
         # Called on the engine thread when the engine fails, before any request hears of it,
@@ -116,7 +123,10 @@ class EngineLoop:
             while not self._stopping.is_set():
                 self._drain_inbox(block=not self.engine.has_work())
                 if self.engine.has_work():
-                    self._deliver(self.engine.step())
+                    started = time.monotonic()
+                    outputs = self.engine.step()
+                    self._last_step_s = time.monotonic() - started
+                    self._deliver(outputs)
                 self.load = self._snapshot()
         except BaseException as exc:  # the model failed: fail every request, loudly
             log.exception("engine loop crashed")
@@ -127,7 +137,9 @@ class EngineLoop:
                 except Exception:
                     log.exception("on_fatal failed; failing the requests anyway")
             for seq in list(self._live.values()):
-                self._send(seq, _failed(seq, exc))
+                pacer = self._pacers.pop(seq.seq_id, None)  # what it held goes first, then the error
+                for out in pacer.offer(_failed(seq, exc), 0.0) if pacer is not None else [_failed(seq, exc)]:
+                    self._send(seq, out)
             self._live.clear()
             self._fail_inbox()
 
@@ -177,15 +189,28 @@ class EngineLoop:
                                           error=f"request failed: {exc.__class__.__name__}"))
             return
         self._live[seq.seq_id] = seq  # only once accepted: a refused duplicate never reroutes the original
+        if seq.stream_interval_s > 0:
+            self._pacers[seq.seq_id] = StreamPacer(seq.stream_interval_s)
 
     def _deliver(self, outputs: list[RequestOutput]) -> None:
+        offered: set[str] = set()
         for out in outputs:
             seq = self._live.get(out.seq_id)
             if seq is None:
                 continue
             if out.is_finished:
                 del self._live[out.seq_id]
-            self._send(seq, out)
+            pacer = self._pacers.pop(out.seq_id, None) if out.is_finished else self._pacers.get(out.seq_id)
+            if pacer is None:
+                self._send(seq, out)
+                continue
+            offered.add(out.seq_id)
+            for ready in pacer.offer(out, self._last_step_s):
+                self._send(seq, ready)
+        for seq_id, pacer in self._pacers.items():  # paced sequences that made nothing this step (preempted)
+            if seq_id not in offered and pacer.is_holding:
+                for ready in pacer.due(self._last_step_s):
+                    self._send(self._live[seq_id], ready)
 
     @staticmethod
     def _send(seq: Sequence, out: RequestOutput) -> None:

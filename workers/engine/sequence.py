@@ -218,6 +218,9 @@ class Sequence:
     # Output plumbing owned by the engine loop: text state and where outputs go.
     detokenizer: IncrementalDetokenizer | None = None
     on_output: Callable[[RequestOutput], object] | None = None
+    # The lane's pacing (seconds): after the first output, hand outputs over at most about once
+    # per this, merged (workers/engine/stream_pacing.py); 0: each as it is made.
+    stream_interval_s: float = 0.0
     trace_context: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

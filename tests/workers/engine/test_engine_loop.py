@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import queue
+import time
+
+import torch
 
 from tests.workers.engine.gated_engine import make_gated_engine
 from workers.engine.engine_loop import EngineLoop
 from workers.engine.outputs import RequestOutput
+from workers.engine.scheduler_output import SchedulerOutput
 from workers.engine.sequence import SamplingParams, Sequence
 
 
@@ -111,3 +115,65 @@ def test_a_request_whose_tokenizer_fails_before_it_is_queued_fails_alone() -> No
     assert len(refused) == 1 and refused[0].error == "request failed: KeyError"
     assert sum(len(o.token_ids) for o in served) == 2 and served[-1].error is None
     assert loop.fatal_error is None and not engine.has_work()
+
+
+def test_a_paced_sequence_hands_over_its_first_output_alone_and_the_rest_with_its_finish() -> None:
+    """stream_interval_s (workers/engine/stream_pacing.py): steps here take no time, so every
+    output after the first is held, and the final one takes them along: two hand-offs."""
+    engine, runner = make_gated_engine()
+    loop = EngineLoop(engine)
+    paced, paced_out = _seq("paced", [1, 2, 3], max_tokens=6)
+    paced.stream_interval_s = 60.0
+    plain, plain_out = _seq("plain", [1, 2, 3], max_tokens=6)
+    loop.add(paced)
+    loop.add(plain)
+    runner.gate.set()
+    loop.start()
+    try:
+        got, got_plain = _until_finished(paced_out), _until_finished(plain_out)
+    finally:
+        loop.stop()
+    assert [len(o.token_ids) for o in got] == [1, 5] and got[-1].finish_reason == "length"
+    assert got[-1].usage is not None and got[-1].usage.completion_tokens == 6
+    assert [len(o.token_ids) for o in got_plain] == [1] * 6, "an unpaced sequence gets every step's output"
+    assert [t for o in got for t in o.token_ids] == [t for o in got_plain for t in o.token_ids]
+
+
+def test_a_paced_sequence_whose_steps_outlast_the_interval_gets_every_output_at_once() -> None:
+    engine, runner = make_gated_engine()
+    loop = EngineLoop(engine)
+    seq, outputs = _seq("slow", [1, 2, 3], max_tokens=3)
+    seq.stream_interval_s = 0.02
+    loop.add(seq)
+    loop.start()
+    try:
+        for _ in range(3):
+            time.sleep(0.03)  # each pass waits this long at the gate: steps longer than the interval
+            runner.allow(1)
+        got = _until_finished(outputs)
+    finally:
+        loop.stop()
+    assert [len(o.token_ids) for o in got] == [1, 1, 1]
+
+
+def test_an_engine_failure_hands_over_what_a_paced_sequence_held_before_the_error() -> None:
+    engine, runner = make_gated_engine()
+    loop = EngineLoop(engine)
+    real_run = runner.run
+
+    def third_pass_fails(out: SchedulerOutput) -> torch.Tensor:
+        if runner.passes == 2:
+            raise MemoryError("out of device memory")
+        return real_run(out)
+
+    runner.run = third_pass_fails  # type: ignore[method-assign]
+    seq, outputs = _seq("held", [1, 2, 3], max_tokens=8)
+    seq.stream_interval_s = 60.0
+    loop.add(seq)
+    runner.gate.set()
+    loop.start()
+    try:
+        got = _until_finished(outputs)
+    finally:
+        loop.stop()
+    assert [(len(o.token_ids), o.error) for o in got] == [(1, None), (1, None), (0, "engine failure: MemoryError")]
