@@ -6,11 +6,11 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from gateway import openai_format as fmt
 from gateway.completion import collect_body, no_output
-from gateway.disconnect import ClientGone, unless_disconnected
+from gateway.disconnect import ClientGone, DisconnectGuard, SSEResponse
 from gateway.errors import APIError
 from gateway.intake import build_job
 from gateway.job import Chunk, Job, JobKind
@@ -49,23 +49,27 @@ async def _generate(request: Request, kind: JobKind) -> Response:
 
 async def _respond(request: Request, catalog: ModelCatalog, job: Job,
                    chunks: AsyncGenerator[Chunk, None]) -> Response:
+    guard = DisconnectGuard(request.receive)  # one watcher for the whole request
+    handed_over = False  # a streamed response closes the guard once its stream ends
     try:
         # Wait for the first chunk before answering, so refusals (429) and bad input found by
         # the worker (400) are real HTTP statuses, not events inside a 200 stream.
-        first = await unless_disconnected(request, anext(chunks))
+        first = await guard.run(anext(chunks))
+        model = catalog.model_name
+        if job.stream:
+            response = SSEResponse(_sse(job, model, first, chunks), guard,
+                                   headers={"Cache-Control": "no-cache", **_lane_headers(job)})
+            handed_over = True
+            return response
+        return await guard.run(_collect(job, model, first, chunks))
     except ClientGone:
         await chunks.aclose()
         return Response(status_code=CLIENT_CLOSED)
     except StopAsyncIteration:
         raise no_output() from None
-    model = catalog.model_name
-    if job.stream:
-        return StreamingResponse(_sse(job, model, first, chunks), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", **_lane_headers(job)})
-    try:
-        return await unless_disconnected(request, _collect(job, model, first, chunks))
-    except ClientGone:
-        return Response(status_code=CLIENT_CLOSED)
+    finally:
+        if not handed_over:
+            guard.close()
 
 
 async def _collect(job: Job, model: str, first: Chunk, chunks: AsyncIterator[Chunk]) -> JSONResponse:
