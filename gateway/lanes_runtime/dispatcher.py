@@ -147,8 +147,9 @@ class LaneDispatcher:
         job.enqueued_at = now
         lane.counters.arrive(job.tenant)
         lane.queue.push(waiter)
-        lane.wakeup.set()
         self._pump()  # a window of 0 (or a now-full batch) leaves before we ever wait
+        if not future.done():
+            lane.wakeup.set()  # it waits: the lane's flusher times its window (a job that left changed nothing)
         try:
             return await future
         except asyncio.CancelledError:
