@@ -61,7 +61,8 @@ version: 1
 default_endpoint: long
 auth: {required: false}
 lanes:
-  streaming: {priority: 1, batch_window_ms: 5, max_batch_size: 16, max_queue_depth: 256, max_queue_wait_ms: 60000}
+  streaming: {priority: 1, batch_window_ms: 5, max_batch_size: 16, max_queue_depth: 256, max_queue_wait_ms: 60000,
+              stream_interval_ms: 25}  # paced, as the default policy's: held tokens die with a killed worker
 endpoints:
   long: {lane: streaming, limits: {max_tokens: 512, max_prompt_tokens: 64}}
 """
