@@ -25,7 +25,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TypeVar
 
-from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -100,12 +99,12 @@ class SSEResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, body: AsyncIterator[str], guard: DisconnectGuard, headers: Mapping[str, str] | None = None,
-                 background: BackgroundTask | None = None) -> None:
+    def __init__(self, body: AsyncIterator[str], guard: DisconnectGuard, headers: Mapping[str, str] | None = None
+                 ) -> None:
         self.body_iterator = body
         self.guard = guard
         self.status_code = 200
-        self.background = background
+        self.background = None  # nothing runs after the stream
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
