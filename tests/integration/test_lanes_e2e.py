@@ -112,9 +112,11 @@ def test_interactive_finishes_while_bulk_flood_is_queued(cluster) -> None:
 
 def test_a_paced_lane_streams_its_first_token_alone_and_the_rest_with_the_finish(cluster) -> None:
     """The lane's stream_interval_ms reaches the worker (workers/engine/stream_pacing.py):
-    the gateway writes one SSE event per worker message, so two events carry 8 tokens."""
+    the gateway writes one SSE event per worker message, so two events carry 48 tokens. (The
+    first leaves alone as long as the worker's loop wakes before the 48 are made: a loop
+    that wakes later finds both messages queued and sends them as one.)"""
     base, _, _ = cluster
-    body = {"prompt": "pace me", "max_tokens": 8, "stream": True, "ignore_eos": True,
+    body = {"prompt": "pace me", "max_tokens": 48, "stream": True, "ignore_eos": True,
             "stream_options": {"include_usage": True}}
     with httpx.Client(timeout=60) as client:
         with client.stream("POST", f"{base}/v1/endpoints/paced-chat/completions", json=body) as r:
@@ -125,7 +127,7 @@ def test_a_paced_lane_streams_its_first_token_alone_and_the_rest_with_the_finish
     assert len(content) == 2, content
     assert content[0]["choices"][0]["finish_reason"] is None
     assert content[1]["choices"][0]["finish_reason"] == "length"
-    assert events[-1]["usage"]["completion_tokens"] == 8
+    assert events[-1]["usage"]["completion_tokens"] == 48
 
 
 def test_random_disconnects_leave_no_running_sequences_or_kv(cluster) -> None:
