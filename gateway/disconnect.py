@@ -22,7 +22,7 @@ returns is never cancelled outside it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import TypeVar
 
 from starlette.responses import Response
@@ -99,8 +99,8 @@ class SSEResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, body: AsyncIterator[str], guard: DisconnectGuard, headers: Mapping[str, str] | None = None
-                 ) -> None:
+    def __init__(self, body: AsyncGenerator[str, None], guard: DisconnectGuard,
+                 headers: Mapping[str, str] | None = None) -> None:
         self.body_iterator = body
         self.guard = guard
         self.status_code = 200
@@ -115,9 +115,7 @@ class SSEResponse(Response):
             pass
         finally:
             guard.close()
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()  # a cancelled stream may not have reached its generator's finally
+            await self.body_iterator.aclose()  # a cancelled stream may not have reached its generator's finally
 
     async def _stream(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})

@@ -85,7 +85,7 @@ def _lane_headers(job: Job) -> dict[str, str]:
     return headers
 
 
-async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncGenerator[Chunk, None]) -> AsyncIterator[str]:
+async def _sse(job: Job, model: str, first: Chunk, chunks: AsyncGenerator[Chunk, None]) -> AsyncGenerator[str, None]:
     last = first
     choices: dict[int, fmt.ChoiceState] = {}
     tool_streams: dict[int, ToolStream] = {}  # per choice: each has its own calls to parse

@@ -62,6 +62,7 @@ class Engine:
         self.prompt_logprobs_fn = prompt_logprobs_fn  # None: requests for prompt logprobs are refused
         self.num_steps = 0
         self.num_preemptions = 0  # since start; read by the metrics endpoint on another thread
+        self.last_step_s = 0.0  # wall time of the last step (the engine loop's pacing reads it)
         # Called on the engine thread after each step that ran the model: keep it to a few
         # counter updates (workers/telemetry does), never I/O.
         self.on_step: Callable[[StepStats], None] | None = None
@@ -95,7 +96,8 @@ class Engine:
         shape = shape_of(out)  # before postprocess moves the chunk bounds
         sampled = self._execute(out)
         outputs = self._postprocess(out, sampled)
-        self._report(out, shape, time.perf_counter() - started)
+        self.last_step_s = time.perf_counter() - started
+        self._report(out, shape, self.last_step_s)
         return outputs
 
     def _report(self, out: SchedulerOutput, shape: StepShape, duration_s: float) -> None:

@@ -32,7 +32,6 @@ import logging
 import math
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -69,7 +68,6 @@ class EngineLoop:
         self._stopping = threading.Event()
         self._live: dict[str, Sequence] = {}  # routing only: id -> the one Sequence object
         self._pacers: dict[str, StreamPacer] = {}  # live sequences with a stream interval
-        self._last_step_s = 0.0  # the next step's expected duration, for pacing
         self.load = self._snapshot()
         self.fatal_error: BaseException | None = None
         # Called on the engine thread when the engine fails, before any request hears of it,
@@ -123,10 +121,7 @@ class EngineLoop:
             while not self._stopping.is_set():
                 self._drain_inbox(block=not self.engine.has_work())
                 if self.engine.has_work():
-                    started = time.monotonic()
-                    outputs = self.engine.step()
-                    self._last_step_s = time.monotonic() - started
-                    self._deliver(outputs)
+                    self._deliver(self.engine.step())
                 self.load = self._snapshot()
         except BaseException as exc:  # the model failed: fail every request, loudly
             log.exception("engine loop crashed")
@@ -205,11 +200,11 @@ class EngineLoop:
                 self._send(seq, out)
                 continue
             offered.add(out.seq_id)
-            for ready in pacer.offer(out, self._last_step_s):
+            for ready in pacer.offer(out, self.engine.last_step_s):
                 self._send(seq, ready)
         for seq_id, pacer in self._pacers.items():  # paced sequences that made nothing this step (preempted)
             if seq_id not in offered and pacer.is_holding:
-                for ready in pacer.due(self._last_step_s):
+                for ready in pacer.due(self.engine.last_step_s):
                     self._send(self._live[seq_id], ready)
 
     @staticmethod
