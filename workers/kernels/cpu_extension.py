@@ -1,7 +1,7 @@
 """Laneway's CPU kernels (csrc/*.cpp), compiled with the host compiler on first use.
 
-One extension holds every kernel: decode attention (cpu_decode_attention.py), the small
-bfloat16 matmul (packed_linear.py), the bfloat16 RMSNorm (layers/norm.py), rotary
+One extension holds every kernel: decode attention (cpu_decode_attention.py), the
+bfloat16 matmuls (packed_linear.py), the bfloat16 RMSNorm (layers/norm.py), rotary
 embedding (layers/rotary.py) and SwiGLU's activation (layers/mlp.py). It is built
 through torch.utils.cpp_extension (cached on disk, keyed by source, flags and CPU), so it
 needs g++ and ninja. Without them, or with LANEWAY_CPU_KERNELS=0, `load_cpu_extension()`
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 _SOURCES = [Path(__file__).parent / "csrc" / name
             for name in ("decode_attention.cpp", "bf16_small_gemm.cpp", "rms_norm.cpp", "rotary.cpp",
-                                                  "silu_mul.cpp", "amx_gemm.cpp")]
+                                                  "silu_mul.cpp", "amx_gemm.cpp", "panel_gemm.cpp")]
 
 
 @functools.cache

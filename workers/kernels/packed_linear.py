@@ -22,16 +22,23 @@ Three preparations, chosen by what the CPU offers (`pack_weight`):
   caches, 2 threads: 5.3 ms against 8.1 at 1 row, 7.6 against 9.6 at 2; oneDNN wins from
   4 rows). Those rows are the float32 product of the bfloat16 values rounded once, as
   oneDNN's are, but summed in another order, so the last bit may differ from `F.linear`.
-- **A float32 copy** (AVX2-only CPUs, where oneDNN refuses bfloat16 packing). There torch's
-  bfloat16 matmul has no blocked kernel: it costs as much per row as one matrix-vector
-  product, so 32 rows take 30x one row (5.6 ms against 1.1 ms for float32 on a 2304x768
-  weight, 32 rows; workers/bench/matmul_paths.py). Up to SMALL_GEMM_MAX_ROWS rows read the
-  bfloat16 weight, half the bytes, through Laneway's small-matmul kernel
-  (csrc/bf16_small_gemm.cpp: each weight row read once for all rows, widened in registers);
-  more rows (prefill chunks) run float32 on the copy. Where the kernel did not build, fewer
-  than MIN_ROWS rows take torch's own bfloat16 product. All accumulate in float32 and round
-  to bfloat16 once, as bfloat16 matmuls do. The copy costs twice the weight's size in
-  memory, beside the plain weight.
+- **Panels of 16 output columns** (AVX2-only CPUs, where oneDNN refuses bfloat16 packing,
+  and Laneway's kernel built). There torch's bfloat16 matmul has no blocked kernel: it costs
+  as much per row as one matrix-vector product, so 32 rows take 30x one row. Laneway's panel
+  kernel (csrc/panel_gemm.cpp) reads the weight, bfloat16 and packed by `panel_pack`, once
+  per call whatever the row count, and multiplies in float32 outer products held in
+  registers. On the 2-core AVX2 test machine, the `small` preset's four matmul shapes
+  (`python -m workers.bench.matmul_paths --rows 1,2,8,32,64,512`, warm caches): 0.35 ms
+  against 0.36 for the row-dot kernel (bf16_small_gemm) at 1 row, 3.3 against 7.0 at 32
+  rows, 58 against 61 for MKL on a float32 copy at 512 (a prefill chunk), which this path
+  therefore no longer keeps. Each output is summed in k order in float32 and rounded to
+  bfloat16 once: a row's result depends neither on the rows beside it nor on the threads.
+- **A float32 copy** (AVX2-only CPUs where the panel kernel did not build). Up to
+  SMALL_GEMM_MAX_ROWS rows read the bfloat16 weight through bf16_small_gemm where the
+  extension built without AVX2 and FMA; more rows (prefill chunks) run float32 on the copy.
+  Without the extension, fewer than MIN_ROWS rows take torch's own bfloat16 product. All
+  accumulate in float32 and round to bfloat16 once, as bfloat16 matmuls do. The copy costs
+  twice the weight's size in memory, beside the plain weight.
 
 float32 weights keep `F.linear`, whose MKL path needs neither; float16 packing needs avx512_fp16.
 """
@@ -61,6 +68,11 @@ SMALL_GEMM_MAX_ROWS = 32  # measured: the kernel ties the float32 copy at 32 row
 ONEDNN_SMALL_GEMM_MAX_ROWS = 2
 # The AMX kernel's block: weights with both dimensions a multiple of it take that path.
 AMX_BLOCK = 32
+# The panel kernel's width: output columns per panel (N is padded up to a multiple).
+PANEL = 16
+# Within a panel, each k's 16 columns are stored in this order: the kernel widens them with
+# two unpacks that work within 128-bit lanes and then holds columns 0-7 and 8-15 in order.
+_PANEL_ORDER = (0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15)
 # The row count oneDNN tunes the packed layout for; it leaves results unchanged.
 _PACK_FOR_ROWS = 16
 
@@ -68,10 +80,10 @@ _PACK_FOR_ROWS = 16
 @dataclass(frozen=True)
 class PackedWeight:
     """A weight prepared for this CPU: `amx` (the AMX kernel's tiles, `amx_pack`), `onednn`
-    (opaque blocked layout) or `float32`, a float32 copy; each used beside `plain` (the
-    bfloat16 weight itself, not a copy)."""
+    (opaque blocked layout), `panel` (the panel kernel's layout, `panel_pack`) or `float32`,
+    a float32 copy; each used beside `plain` (the bfloat16 weight itself, not a copy)."""
 
-    kind: Literal["amx", "onednn", "float32"]
+    kind: Literal["amx", "onednn", "panel", "float32"]
     data: torch.Tensor
     plain: torch.Tensor
 
@@ -107,6 +119,8 @@ def pack_weight(weight: torch.Tensor, allow_amx: bool = True) -> PackedWeight | 
     onednn = _onednn_pack(plain)
     if onednn is not None:
         return PackedWeight("onednn", onednn, plain)
+    if has_panel_kernel():
+        return PackedWeight("panel", panel_pack(plain), plain)
     return PackedWeight("float32", plain.float(), plain)
 
 
@@ -119,6 +133,11 @@ def packed_linear(x: torch.Tensor, packed: PackedWeight, bias: torch.Tensor | No
             return F.linear(x, packed.plain, bias)
         n = packed.plain.shape[0]
         return _rounded_once(lambda bf16_out: torch.ops.laneway.amx_gemm(x, packed.data, n, bf16_out), x, bias)
+    if packed.kind == "panel":
+        if rows == 0 or x.dtype != torch.bfloat16:
+            return F.linear(x, packed.plain, bias)
+        n = packed.plain.shape[0]
+        return _rounded_once(lambda bf16_out: torch.ops.laneway.panel_gemm(x, packed.data, n, bf16_out), x, bias)
     if packed.kind == "float32":
         if 0 < rows <= SMALL_GEMM_MAX_ROWS and x.dtype == torch.bfloat16 and load_cpu_extension():
             return _small_gemm(x, packed.plain, bias)
@@ -151,6 +170,22 @@ def amx_pack(weight: torch.Tensor) -> torch.Tensor:
     n, k = weight.shape
     return (weight.reshape(n // AMX_BLOCK, AMX_BLOCK, k // AMX_BLOCK, AMX_BLOCK // 2, 2)
             .permute(0, 2, 3, 1, 4).contiguous().reshape(-1))
+
+
+@functools.cache
+def has_panel_kernel() -> bool:
+    """Did Laneway's panel kernel build here (a CPU with AVX2 and FMA)?"""
+    return load_cpu_extension() and bool(torch.ops.laneway.panel_gemm_available())
+
+
+def panel_pack(weight: torch.Tensor) -> torch.Tensor:
+    """(N, K) bfloat16 -> the flat layout csrc/panel_gemm.cpp reads: [ceil(N/16)][K][16], the
+    16 columns of each k in _PANEL_ORDER, N padded with zero rows to a multiple of 16."""
+    n, k = weight.shape
+    panels = -(-n // PANEL)
+    padded = F.pad(weight, (0, 0, 0, panels * PANEL - n))
+    order = torch.tensor(_PANEL_ORDER)
+    return padded.reshape(panels, PANEL, k)[:, order, :].permute(0, 2, 1).contiguous().reshape(-1)
 
 
 @functools.cache

@@ -77,8 +77,8 @@ class LlamaForCausalLM(nn.Module):
 
         Call once the weights are final; returns how many were packed (0 where packing does
         not apply, e.g. float32 or CUDA). Packed copies sit beside the plain weights: for
-        bfloat16 on CPU the weights take twice their size in memory (AMX tiles or oneDNN's
-        layout), or three times (a float32 copy, on CPUs without a bfloat16 kernel)."""
+        bfloat16 on CPU the weights take twice their size in memory (AMX tiles, oneDNN's
+        layout or AVX2 panels), or three times (a float32 copy, where no kernel built)."""
         linears = [m for m in self.modules() if isinstance(m, Linear)]
         for m in linears:
             m.pack()

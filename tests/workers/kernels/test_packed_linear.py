@@ -18,8 +18,10 @@ from workers.kernels.packed_linear import (
     has_amx_kernel,
     has_bf16_dot_kernel,
     has_onednn_bf16,
+    has_panel_kernel,
     pack_weight,
     packed_linear,
+    panel_pack,
 )
 from workers.layers.linear import Linear
 from workers.models.config import ModelConfig
@@ -28,6 +30,7 @@ from workers.models.llama import build_model
 needs_kernels = pytest.mark.skipif(not load_cpu_extension(), reason="CPU kernels did not build here")
 needs_packing = pytest.mark.skipif(not has_onednn_bf16(), reason="no oneDNN bfloat16 weight packing here")
 needs_amx = pytest.mark.skipif(not has_amx_kernel(), reason="no AMX kernel on this CPU")
+needs_panels = pytest.mark.skipif(not has_panel_kernel(), reason="no panel kernel (AVX2 and FMA) on this CPU")
 # On the oneDNN path, this many rows or fewer go through the vdpbf16ps kernel instead (0: none here).
 KERNEL_ROWS = ONEDNN_SMALL_GEMM_MAX_ROWS if has_bf16_dot_kernel() else 0
 
@@ -107,7 +110,7 @@ def test_other_dtypes_are_not_packed(dtype):
 
 
 def test_bfloat16_on_cpu_is_always_prepared_for_the_cpu_it_runs_on():
-    without_amx = "onednn" if has_onednn_bf16() else "float32"
+    without_amx = "onednn" if has_onednn_bf16() else "panel" if has_panel_kernel() else "float32"
     packed = pack_weight(torch.zeros(8, 4, dtype=torch.bfloat16))  # not whole AMX blocks
     assert packed is not None and packed.kind == without_amx
     packed = pack_weight(torch.zeros(64, 32, dtype=torch.bfloat16))
@@ -276,3 +279,83 @@ def test_small_gemm_kernel_refuses_what_it_does_not_serve():
         torch.ops.laneway.bf16_small_gemm(torch.zeros(65, 8, dtype=torch.bfloat16), w)
     with pytest.raises(RuntimeError, match="bfloat16"):
         torch.ops.laneway.bf16_small_gemm(torch.zeros(1, 8), w)
+
+
+# -- the panel kernel (csrc/panel_gemm.cpp); packed by hand, so it runs on every AVX2 CPU ----
+
+
+def _panels(weight: torch.Tensor) -> PackedWeight:
+    return PackedWeight("panel", panel_pack(weight), weight)
+
+
+@needs_panels
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 6, 7, 13, 32, 100])  # every block height, and blocks of 6 plus tails
+# whole panels; a last panel of 1 or 8 columns; panels a few at a time with a tail of 1-3
+@pytest.mark.parametrize(("out_features", "in_features"), [(1280, 768), (33, 770), (40, 24), (5, 7), (112, 96)])
+def test_panel_kernel_is_a_float32_matmul_of_the_bfloat16_values(rows, out_features, in_features):
+    gen, weight, _ = _weight_and_bias(rows, out_features, in_features, False)
+    x = torch.randn(rows, in_features, generator=gen).to(torch.bfloat16)
+    packed = _panels(weight)
+    got = torch.ops.laneway.panel_gemm(x, packed.data, out_features, False)
+    assert got.dtype == torch.float32 and got.shape == (rows, out_features)
+    torch.testing.assert_close(got, F.linear(x.float(), weight.float()), rtol=1e-5, atol=1e-5)
+    rounded = packed_linear(x, packed, None)  # rounded in the kernel: what .to() gives
+    assert rounded.dtype == torch.bfloat16 and torch.equal(rounded, got.to(torch.bfloat16))
+
+
+@needs_panels
+def test_panel_kernel_gives_each_row_what_it_gets_alone_whatever_the_threads():
+    """Each output is summed in k order, whatever block its row shares or thread takes its
+    panel: decode results do not depend on how many streams share the step."""
+    gen, weight, _ = _weight_and_bias(9, 1280, 768, False)
+    packed = _panels(weight)
+    x = torch.randn(23, 768, generator=gen).to(torch.bfloat16)
+    together = packed_linear(x, packed, None)
+    for r in range(23):
+        assert torch.equal(packed_linear(x[r:r + 1], packed, None), together[r:r + 1]), f"row {r}"
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.equal(packed_linear(x, packed, None), together)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_panels
+def test_panel_path_adds_the_bias_before_rounding_once_and_takes_empty_inputs():
+    gen, weight, b = _weight_and_bias(10, 320, 768, True)
+    assert b is not None
+    packed = _panels(weight)
+    x = torch.randn(3, 768, generator=gen).to(torch.bfloat16)
+    want = (torch.ops.laneway.panel_gemm(x, packed.data, 320, False) + b.float()).to(torch.bfloat16)
+    assert torch.equal(packed_linear(x, packed, b), want)
+    assert packed_linear(x[:0], packed, b).shape == (0, 320)
+
+
+@needs_panels
+def test_panel_kernel_refuses_a_weight_packed_for_another_shape():
+    packed = _panels(torch.zeros(40, 24, dtype=torch.bfloat16))
+    with pytest.raises(RuntimeError, match="does not hold"):
+        torch.ops.laneway.panel_gemm(torch.zeros(1, 24, dtype=torch.bfloat16), packed.data, 64, True)
+    with pytest.raises(RuntimeError, match="does not hold"):
+        torch.ops.laneway.panel_gemm(torch.zeros(1, 32, dtype=torch.bfloat16), packed.data, 40, True)
+
+
+@needs_kernels
+def test_the_panel_kernel_is_there_exactly_where_the_cpu_has_avx2_and_fma():
+    with open("/proc/cpuinfo") as f:
+        flags = next((line for line in f if line.startswith("flags")), "").split()
+    assert has_panel_kernel() == ("avx2" in flags and "fma" in flags)
+
+
+@needs_panels
+def test_a_model_on_panels_gives_the_logits_of_a_float32_matmul_of_its_weights():
+    config = replace(ModelConfig.preset("tiny"), dtype="bfloat16")
+    plain, packed = build_model(config, seed=1), build_model(config, seed=1)
+    for m in packed.modules():
+        if isinstance(m, Linear):
+            m.packed = _panels(m.weight)
+    x = torch.randn(5, config.hidden_size).to(torch.bfloat16)
+    with torch.inference_mode():
+        for layer_plain, layer_packed in zip(plain.model.layers, packed.model.layers):
+            torch.testing.assert_close(layer_plain.mlp(x), layer_packed.mlp(x), rtol=1.6e-2, atol=2e-2)

@@ -7,9 +7,11 @@
 // pool is loaded once per step. A sequence's result never depends on the rest of the batch
 // or on the thread count (work is split by sequence and head, never inside one).
 //
-// Two paths: AVX-512 with bf16 dot products for bfloat16 with head_dim 64 or 128 and up to
-// 8 query heads per KV head (Llama-family shapes); plain loops for everything else (AVX2
-// CPUs included), written so the compiler vectorizes the bfloat16 widening and the dots.
+// Three paths: AVX-512 with bf16 dot products for bfloat16 with head_dim 64 or 128 and up to
+// 8 query heads per KV head (Llama-family shapes); AVX2 for bfloat16 on CPUs without those
+// (head_dim a multiple of 8 up to 256, up to 16 query heads per KV head, blocks up to 256
+// rows); plain loops for everything else, written so the compiler vectorizes the bfloat16
+// widening and the dots.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -20,7 +22,7 @@
 #include <limits>
 #include <type_traits>
 #include <vector>
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if (defined(__AVX2__) && defined(__FMA__)) || (defined(__AVX512F__) && defined(__AVX512BF16__))
 #include <immintrin.h>
 #endif
 
@@ -89,6 +91,117 @@ void attend_one(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_ca
   for (int64_t g = 0; g < group; ++g)
     for (int64_t d = 0; d < head_dim; ++d) out[g * head_dim + d] = static_cast<scalar_t>(acc[g * head_dim + d] / run_sum[g]);
 }
+
+
+#if defined(__AVX2__) && defined(__FMA__) && !(defined(__AVX512F__) && defined(__AVX512BF16__))
+#define LANEWAY_ATTN_AVX2 1
+constexpr int64_t kAvx2MaxDim = 256, kAvx2MaxGroup = 16, kAvx2MaxBlock = 256;
+
+inline __m256 widen8(const c10::BFloat16* p) {  // 8 bfloat16 -> float32 (the top halves)
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+}
+
+inline float hsum8(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  return _mm_cvtss_f32(_mm_add_ss(lo, _mm_movehdup_ps(lo)));
+}
+
+// exp(x) for x <= 0, 8 lanes: the AVX-512 path's polynomial, 2^n built in the exponent
+// bits. Inputs are clamped at -87 so 2^n stays a normal float; exp(-87) ~ 2e-38 is zero
+// beside the running max's 1.
+inline __m256 exp_nonpositive8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.f));
+  const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(pow2n));
+}
+
+// The plain path's algorithm for one sequence and KV head, vectorized: q, the block's
+// scores and the output accumulators stay in L1 (stack arrays), K and V rows are widened
+// 8 values at a time, exp runs on 8 scores at once.
+void attend_one_avx2(const c10::BFloat16* q, const c10::BFloat16* k_cache, const c10::BFloat16* v_cache,
+                     const int32_t* table, int64_t len, int64_t h, int64_t group, int64_t head_dim,
+                     int64_t block_size, int64_t row_stride, float scale, c10::BFloat16* out) {
+  alignas(32) float qf[kAvx2MaxGroup * kAvx2MaxDim], acc[kAvx2MaxGroup * kAvx2MaxDim];
+  alignas(32) float probs[kAvx2MaxGroup][kAvx2MaxBlock + 8];
+  float run_max[kAvx2MaxGroup], run_sum[kAvx2MaxGroup];
+  const int64_t chunks = head_dim / 8;
+  for (int64_t g = 0; g < group; ++g) {
+    for (int64_t c = 0; c < chunks; ++c) {
+      _mm256_store_ps(qf + g * head_dim + 8 * c, widen8(q + g * head_dim + 8 * c));
+      _mm256_store_ps(acc + g * head_dim + 8 * c, _mm256_setzero_ps());
+    }
+    run_max[g] = -std::numeric_limits<float>::infinity();
+    run_sum[g] = 0.f;
+  }
+  for (int64_t start = 0; start < len; start += block_size) {
+    const int64_t n = std::min(block_size, len - start);
+    const int64_t base = (table[start / block_size] * block_size * row_stride) + h * head_dim;
+    for (int64_t t = 0; t < n; ++t) {
+      const c10::BFloat16* k = k_cache + base + t * row_stride;
+      for (int64_t g = 0; g < group; ++g) {
+        const float* qg = qf + g * head_dim;
+        __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
+        int64_t c = 0;
+        for (; c + 2 <= chunks; c += 2) {
+          d0 = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), widen8(k + 8 * c), d0);
+          d1 = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c + 8), widen8(k + 8 * c + 8), d1);
+        }
+        if (c < chunks) d0 = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), widen8(k + 8 * c), d0);
+        probs[g][t] = hsum8(_mm256_add_ps(d0, d1)) * scale;
+      }
+    }
+    for (int64_t g = 0; g < group; ++g) {  // online softmax: rescale to this block's new maximum
+      float* p = probs[g];
+      const float new_max = std::max(run_max[g], *std::max_element(p, p + n));
+      const float correction = std::exp(run_max[g] - new_max);  // exp(-inf) = 0 on the first block
+      for (int64_t t = n; t < (n + 7) / 8 * 8; ++t) p[t] = -std::numeric_limits<float>::infinity();
+      __m256 sum = _mm256_setzero_ps();
+      const __m256 vmax = _mm256_set1_ps(new_max);
+      for (int64_t t = 0; t < n; t += 8) {
+        const __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_load_ps(p + t), vmax));
+        const __m256 live = _mm256_cmp_ps(_mm256_load_ps(p + t), _mm256_set1_ps(-std::numeric_limits<float>::infinity()), _CMP_NEQ_OQ);
+        const __m256 kept = _mm256_and_ps(e, live);  // the tail past n counts for nothing
+        _mm256_store_ps(p + t, kept);
+        sum = _mm256_add_ps(sum, kept);
+      }
+      run_sum[g] = run_sum[g] * correction + hsum8(sum);
+      run_max[g] = new_max;
+      if (correction != 1.f) {
+        const __m256 corr = _mm256_set1_ps(correction);
+        for (int64_t c = 0; c < chunks; ++c)
+          _mm256_store_ps(acc + g * head_dim + 8 * c, _mm256_mul_ps(_mm256_load_ps(acc + g * head_dim + 8 * c), corr));
+      }
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      const c10::BFloat16* v = v_cache + base + t * row_stride;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const __m256 vc = widen8(v + 8 * c);
+        for (int64_t g = 0; g < group; ++g) {
+          float* a = acc + g * head_dim + 8 * c;
+          _mm256_store_ps(a, _mm256_fmadd_ps(_mm256_set1_ps(probs[g][t]), vc, _mm256_load_ps(a)));
+        }
+      }
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    const float inv = 1.f / run_sum[g];
+    for (int64_t d = 0; d < head_dim; ++d) out[g * head_dim + d] = static_cast<c10::BFloat16>(acc[g * head_dim + d] * inv);
+  }
+}
+#endif
 
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
 constexpr int64_t kMaxGroup = 8;
@@ -314,10 +427,24 @@ void decode_attention_impl(const at::Tensor& q, const at::Tensor& k_cache, const
     }
   }
 #endif
+#ifdef LANEWAY_ATTN_AVX2
+  constexpr bool is_bf16 = std::is_same_v<scalar_t, c10::BFloat16>;
+  const bool avx2 = is_bf16 && head_dim % 8 == 0 && head_dim <= kAvx2MaxDim && group <= kAvx2MaxGroup &&
+                    block_size <= kAvx2MaxBlock;
+#endif
   at::parallel_for(0, num_seqs * num_kv_heads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / num_kv_heads, h = item % num_kv_heads;
       const int64_t offset = (b * num_heads + h * group) * head_dim;  // this KV head's G query rows
+#ifdef LANEWAY_ATTN_AVX2
+      if constexpr (is_bf16) {
+        if (avx2) {
+          attend_one_avx2(q_ptr + offset, k_ptr, v_ptr, tables + b * table_stride, lens[b], h, group, head_dim,
+                          block_size, row_stride, fscale, out_ptr + offset);
+          continue;
+        }
+      }
+#endif
       attend_one<scalar_t>(q_ptr + offset, k_ptr, v_ptr, tables + b * table_stride, lens[b], h, group, head_dim,
                            block_size, row_stride, fscale, out_ptr + offset);
     }
