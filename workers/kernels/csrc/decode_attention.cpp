@@ -149,6 +149,15 @@ void attend_one_avx2(const c10::BFloat16* q, const c10::BFloat16* k_cache, const
   for (int64_t start = 0; start < len; start += block_size) {
     const int64_t n = std::min(block_size, len - start);
     const int64_t base = (table[start / block_size] * block_size * row_stride) + h * head_dim;
+    if (start + block_size < len) {  // the next block sits anywhere in the pool: ask for this head's rows now
+      const int64_t next = (table[start / block_size + 1] * block_size * row_stride) + h * head_dim;
+      const int64_t rows = std::min(block_size, len - start - block_size);
+      for (int64_t t = 0; t < rows; ++t)
+        for (int64_t byte = 0; byte < head_dim * 2; byte += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(k_cache + next + t * row_stride) + byte, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(v_cache + next + t * row_stride) + byte, _MM_HINT_T0);
+        }
+    }
     for (int64_t t = 0; t < n; ++t) {
       const c10::BFloat16* k = k_cache + base + t * row_stride;
       for (int64_t g = 0; g < group; ++g) {
