@@ -1,6 +1,6 @@
 """Linear layers over a bfloat16 CPU weight prepared once for the matmul this CPU does well.
 
-Three preparations, chosen by what the CPU offers (`pack_weight`):
+Four preparations, chosen by what the CPU offers (`pack_weight`):
 
 - **AMX tiles** (CPUs with AMX-BF16, where Laneway's kernel built; both dimensions multiples
   of 32). Laneway's own kernel (csrc/amx_gemm.cpp) reads each block of 32 weight rows once
@@ -33,7 +33,8 @@ Three preparations, chosen by what the CPU offers (`pack_weight`):
   rows, 58 against 61 for MKL on a float32 copy at 512 (a prefill chunk), which this path
   therefore no longer keeps. Each output is summed in k order in float32 and rounded to
   bfloat16 once: a row's result depends neither on the rows beside it nor on the threads.
-- **A float32 copy** (AVX2-only CPUs where the panel kernel did not build). Up to
+- **A float32 copy** (no oneDNN bfloat16 packing and no panel kernel: no compiler,
+  LANEWAY_CPU_KERNELS=0, or a CPU without AVX2 and FMA). Up to
   SMALL_GEMM_MAX_ROWS rows read the bfloat16 weight through bf16_small_gemm where the
   extension built without AVX2 and FMA; more rows (prefill chunks) run float32 on the copy.
   Without the extension, fewer than MIN_ROWS rows take torch's own bfloat16 product. All

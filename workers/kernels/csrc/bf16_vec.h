@@ -1,6 +1,9 @@
-// bfloat16 <-> float32 on 16 values at a time, in GCC vector types, which the compiler lowers
-// to one AVX-512 register or two AVX2 ones, whichever -march=native offers. The same rules
-// as bf16.h's scalar conversions (round to nearest even, NaN stays NaN).
+// bfloat16 <-> float32 on a register's worth of values at a time, in GCC vector types: 16
+// where -march=native offers AVX-512, 8 (one AVX2 register) elsewhere. Vectors wider than
+// the target's registers are not split cleanly: GCC turned the compares, selects and
+// narrowing of 16-lane vectors on AVX2 into per-lane scalar code (silu_mul ran at 4 ns an
+// element). The same rules as bf16.h's scalar conversions (round to nearest even, NaN stays
+// NaN).
 #pragma once
 
 #include <cstdint>
@@ -8,7 +11,11 @@
 
 namespace laneway_bf16 {
 
+#ifdef __AVX512F__
 constexpr int kLanes = 16;
+#else
+constexpr int kLanes = 8;
+#endif
 typedef float f32v __attribute__((vector_size(4 * kLanes)));
 typedef int32_t i32v __attribute__((vector_size(4 * kLanes)));
 typedef uint32_t u32v __attribute__((vector_size(4 * kLanes)));

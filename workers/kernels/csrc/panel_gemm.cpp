@@ -63,14 +63,13 @@ inline void store_row(uint16_t* y, __m256 lo, __m256 hi, int64_t cols) {
   alignas(32) float tmp[kPanel];  // columns 0-7, 8-15
   _mm256_store_ps(tmp, lo);
   _mm256_store_ps(tmp + 8, hi);
-  laneway_bf16::f32v f;
-  std::memcpy(&f, tmp, sizeof f);
-  const laneway_bf16::u16v h = laneway_bf16::narrow(f);
-  if (cols == kPanel) {
-    laneway_bf16::store(y, h);
-  } else {
-    std::memcpy(y, &h, cols * sizeof(uint16_t));
+  uint16_t rounded[kPanel];
+  for (int64_t c = 0; c < kPanel; c += laneway_bf16::kLanes) {
+    laneway_bf16::f32v f;
+    std::memcpy(&f, tmp + c, sizeof f);
+    laneway_bf16::store(rounded + c, laneway_bf16::narrow(f));
   }
+  std::memcpy(y, rounded, cols * sizeof(uint16_t));
 }
 
 // Rows [0, MR) of x against NP consecutive panels: y[m][16 p + j] for j < 16.
