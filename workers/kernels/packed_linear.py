@@ -28,10 +28,11 @@ Four preparations, chosen by what the CPU offers (`pack_weight`):
   kernel (csrc/panel_gemm.cpp) reads the weight, bfloat16 and packed by `panel_pack`, once
   per call whatever the row count, and multiplies in float32 outer products held in
   registers. On the 2-core AVX2 test machine, the `small` preset's four matmul shapes
-  (`python -m workers.bench.matmul_paths --rows 1,2,8,32,64,512`, warm caches): 0.35 ms
-  against 0.36 for the row-dot kernel (bf16_small_gemm) at 1 row, 3.3 against 7.0 at 32
-  rows, 58 against 61 for MKL on a float32 copy at 512 (a prefill chunk), which this path
-  therefore no longer keeps. Each output is summed in k order in float32 and rounded to
+  (`python -m workers.bench.matmul_paths --rows 1,2,8,32,64,512`, warm caches): 0.40 ms
+  against 0.44 for the row-dot kernel (bf16_small_gemm) at 1 row, 3.6 against 7.3 at 32
+  rows, 59 against 64 for MKL on a float32 copy at 512 (a prefill chunk), which this path
+  therefore no longer keeps; a decode step's 48 matmuls from memory (`--cold-step 12`):
+  6.2 against 9.7 ms at 1 row, 46 against 102 at 32. Each output is summed in k order in float32 and rounded to
   bfloat16 once: a row's result depends neither on the rows beside it nor on the threads.
 - **A float32 copy** (no oneDNN bfloat16 packing and no panel kernel: no compiler,
   LANEWAY_CPU_KERNELS=0, or a CPU without AVX2 and FMA). Up to

@@ -44,6 +44,16 @@ def _weight_and_bias(seed: int, out_features: int, in_features: int, bias: bool
     return gen, weight, b
 
 
+def _assert_float32_matmul_rounded_once(got: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                                        packed: PackedWeight) -> None:
+    """A kernel's float32 result is the float32 matmul of the bfloat16 values, and
+    packed_linear's bfloat16 result is that rounded once (in the kernel: what .to() gives)."""
+    assert got.dtype == torch.float32 and got.shape == (x.shape[0], weight.shape[0])
+    torch.testing.assert_close(got, F.linear(x.float(), weight.float()), rtol=1e-5, atol=1e-5)
+    rounded = packed_linear(x, packed, None)
+    assert rounded.dtype == torch.bfloat16 and torch.equal(rounded, got.to(torch.bfloat16))
+
+
 @needs_packing
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize(("out_features", "in_features"), [(1280, 768), (768, 3072), (320, 768), (40, 24)])
@@ -184,11 +194,8 @@ def test_amx_kernel_is_a_float32_matmul_of_the_bfloat16_values(rows, out_feature
     packed = pack_weight(weight)
     assert packed is not None and packed.kind == "amx"
     x = torch.randn(rows, in_features, generator=gen).to(torch.bfloat16)
-    got = torch.ops.laneway.amx_gemm(x, packed.data, out_features, False)
-    assert got.dtype == torch.float32 and got.shape == (rows, out_features)
-    torch.testing.assert_close(got, F.linear(x.float(), weight.float()), rtol=1e-5, atol=1e-5)
-    rounded = packed_linear(x, packed, None)  # rounded in the kernel: what .to() gives
-    assert rounded.dtype == torch.bfloat16 and torch.equal(rounded, got.to(torch.bfloat16))
+    _assert_float32_matmul_rounded_once(torch.ops.laneway.amx_gemm(x, packed.data, out_features, False),
+                                        x, weight, packed)
 
 
 @needs_amx
@@ -296,11 +303,8 @@ def test_panel_kernel_is_a_float32_matmul_of_the_bfloat16_values(rows, out_featu
     gen, weight, _ = _weight_and_bias(rows, out_features, in_features, False)
     x = torch.randn(rows, in_features, generator=gen).to(torch.bfloat16)
     packed = _panels(weight)
-    got = torch.ops.laneway.panel_gemm(x, packed.data, out_features, False)
-    assert got.dtype == torch.float32 and got.shape == (rows, out_features)
-    torch.testing.assert_close(got, F.linear(x.float(), weight.float()), rtol=1e-5, atol=1e-5)
-    rounded = packed_linear(x, packed, None)  # rounded in the kernel: what .to() gives
-    assert rounded.dtype == torch.bfloat16 and torch.equal(rounded, got.to(torch.bfloat16))
+    _assert_float32_matmul_rounded_once(torch.ops.laneway.panel_gemm(x, packed.data, out_features, False),
+                                        x, weight, packed)
 
 
 @needs_panels
