@@ -24,6 +24,7 @@
 #include <cstdint>
 
 #include "bf16.h"
+#include "bf16_avx2.h"
 #if (defined(__AVX2__) && defined(__FMA__)) || defined(__AVX512BF16__)
 #include <immintrin.h>
 #endif
@@ -40,18 +41,8 @@ using laneway_bf16::to_float;
 using laneway_bf16::store;
 
 #if defined(__AVX2__) && defined(__FMA__)
-inline __m256 load_bf16x8(const uint16_t* p) {
-  __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
-}
-
-inline float hsum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
-}
+using laneway_bf16::hsum8;
+using laneway_bf16::load_bf16x8;
 #endif
 
 // One weight row against M rows of x (float32): out[m] = dot(x[m], w_row).
@@ -68,7 +59,7 @@ inline void row_dots(const float* x, const uint16_t* w_row, int64_t K, float* ou
       acc1[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + m * K + k + 8), acc1[m]);
     }
   }
-  for (int m = 0; m < M; ++m) out[m] = hsum(_mm256_add_ps(acc0[m], acc1[m]));
+  for (int m = 0; m < M; ++m) out[m] = hsum8(_mm256_add_ps(acc0[m], acc1[m]));
 #else
   for (int m = 0; m < M; ++m) out[m] = 0.f;
 #endif

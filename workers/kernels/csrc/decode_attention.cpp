@@ -26,6 +26,8 @@
 #include <immintrin.h>
 #endif
 
+#include "bf16_avx2.h"
+
 namespace {
 
 template <typename scalar_t>
@@ -97,17 +99,8 @@ void attend_one(const scalar_t* q, const scalar_t* k_cache, const scalar_t* v_ca
 #define LANEWAY_ATTN_AVX2 1
 constexpr int64_t kAvx2MaxDim = 256, kAvx2MaxGroup = 16, kAvx2MaxBlock = 256;
 
-inline __m256 widen8(const c10::BFloat16* p) {  // 8 bfloat16 -> float32 (the top halves)
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
-}
-
-inline float hsum8(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  return _mm_cvtss_f32(_mm_add_ss(lo, _mm_movehdup_ps(lo)));
-}
-
+using laneway_bf16::hsum8;
+using laneway_bf16::load_bf16x8;
 // exp(x) for x <= 0, 8 lanes: the AVX-512 path's polynomial, 2^n built in the exponent
 // bits. Inputs are clamped at -87 so 2^n stays a normal float; exp(-87) ~ 2e-38 is zero
 // beside the running max's 1.
@@ -140,7 +133,7 @@ void attend_one_avx2(const c10::BFloat16* q, const c10::BFloat16* k_cache, const
   const int64_t chunks = head_dim / 8;
   for (int64_t g = 0; g < group; ++g) {
     for (int64_t c = 0; c < chunks; ++c) {
-      _mm256_store_ps(qf + g * head_dim + 8 * c, widen8(q + g * head_dim + 8 * c));
+      _mm256_store_ps(qf + g * head_dim + 8 * c, load_bf16x8(q + g * head_dim + 8 * c));
       _mm256_store_ps(acc + g * head_dim + 8 * c, _mm256_setzero_ps());
     }
     run_max[g] = -std::numeric_limits<float>::infinity();
@@ -165,10 +158,10 @@ void attend_one_avx2(const c10::BFloat16* q, const c10::BFloat16* k_cache, const
         __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
         int64_t c = 0;
         for (; c + 2 <= chunks; c += 2) {
-          d0 = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), widen8(k + 8 * c), d0);
-          d1 = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c + 8), widen8(k + 8 * c + 8), d1);
+          d0 = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), load_bf16x8(k + 8 * c), d0);
+          d1 = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c + 8), load_bf16x8(k + 8 * c + 8), d1);
         }
-        if (c < chunks) d0 = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), widen8(k + 8 * c), d0);
+        if (c < chunks) d0 = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), load_bf16x8(k + 8 * c), d0);
         probs[g][t] = hsum8(_mm256_add_ps(d0, d1)) * scale;
       }
     }
@@ -180,8 +173,9 @@ void attend_one_avx2(const c10::BFloat16* q, const c10::BFloat16* k_cache, const
       __m256 sum = _mm256_setzero_ps();
       const __m256 vmax = _mm256_set1_ps(new_max);
       for (int64_t t = 0; t < n; t += 8) {
-        const __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_load_ps(p + t), vmax));
-        const __m256 live = _mm256_cmp_ps(_mm256_load_ps(p + t), _mm256_set1_ps(-std::numeric_limits<float>::infinity()), _CMP_NEQ_OQ);
+        const __m256 scores = _mm256_load_ps(p + t);
+        const __m256 e = exp_nonpositive8(_mm256_sub_ps(scores, vmax));
+        const __m256 live = _mm256_cmp_ps(scores, _mm256_set1_ps(-std::numeric_limits<float>::infinity()), _CMP_NEQ_OQ);
         const __m256 kept = _mm256_and_ps(e, live);  // the tail past n counts for nothing
         _mm256_store_ps(p + t, kept);
         sum = _mm256_add_ps(sum, kept);
@@ -197,7 +191,7 @@ void attend_one_avx2(const c10::BFloat16* q, const c10::BFloat16* k_cache, const
     for (int64_t t = 0; t < n; ++t) {
       const c10::BFloat16* v = v_cache + base + t * row_stride;
       for (int64_t c = 0; c < chunks; ++c) {
-        const __m256 vc = widen8(v + 8 * c);
+        const __m256 vc = load_bf16x8(v + 8 * c);
         for (int64_t g = 0; g < group; ++g) {
           float* a = acc + g * head_dim + 8 * c;
           _mm256_store_ps(a, _mm256_fmadd_ps(_mm256_set1_ps(probs[g][t]), vc, _mm256_load_ps(a)));
