@@ -270,11 +270,6 @@ inline void attend_tile(HeadState<kPairs>& st, const c10::BFloat16* k, const c10
   const __mmask16 valid = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
   alignas(64) uint32_t prob_pairs[kMaxGroup][kTile / 2];  // (p_2k, p_2k+1) as two bfloat16
   __m512 acc[kMaxGroup][2 * kPairs];
-  for (int64_t t = 0; t < n_ahead; ++t)  // this head's rows of a later tile, into L2, a few at a time
-    for (int c = 0; c < 4 * kPairs; c += 2) {  // 64-byte lines
-      _mm_prefetch(reinterpret_cast<const char*>(k_ahead + t * row_stride) + 32 * c, _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(v_ahead + t * row_stride) + 32 * c, _MM_HINT_T1);
-    }
   for (int64_t g = 0; g < group; ++g) {
     __m512 dots[kTile];
     for (int64_t t = 0; t < kTile; ++t) {
@@ -300,6 +295,17 @@ inline void attend_tile(HeadState<kPairs>& st, const c10::BFloat16* k, const c10
     for (int c = 0; c < 2 * kPairs; ++c) acc[g][c] = st.acc[g][c];
   }
   for (int64_t t = 0; t < n; t += 2) {  // two tokens per dpbf16: their V rows interleaved
+    // This head's rows of a later tile, two at a time between the dot products: asked for
+    // all at once at the tile's start, they filled the core's miss buffers and stalled the
+    // loads behind them (decode attention at batch 32 from memory: about 5.0 -> 3.2 ms a
+    // step, docs/benchmarks.md). Into L1: a tile of every head is 16 KB. Written out here
+    // and below rather than as a lambda: with a lambda, GCC no longer kept them spread
+    // through this loop, and the step took 8.2 ms.
+    for (int64_t u = t; u < t + 2 && u < n_ahead; ++u)
+      for (int c = 0; c < 4 * kPairs; c += 2) {  // 64-byte lines
+        _mm_prefetch(reinterpret_cast<const char*>(k_ahead + u * row_stride) + 32 * c, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(v_ahead + u * row_stride) + 32 * c, _MM_HINT_T0);
+      }
     __m512i lo[kPairs], hi[kPairs];
     for (int c = 0; c < kPairs; ++c) {
       const __m512i a = _mm512_loadu_si512(v + t * row_stride + 32 * c);
@@ -315,6 +321,11 @@ inline void attend_tile(HeadState<kPairs>& st, const c10::BFloat16* k, const c10
       }
     }
   }
+  for (int64_t u = (n + 1) / 2 * 2; u < n_ahead; ++u)  // a short tile (a sequence's last) left rows unasked
+    for (int c = 0; c < 4 * kPairs; c += 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(k_ahead + u * row_stride) + 32 * c, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(v_ahead + u * row_stride) + 32 * c, _MM_HINT_T0);
+    }
   for (int64_t g = 0; g < group; ++g)
     for (int c = 0; c < 2 * kPairs; ++c) st.acc[g][c] = acc[g][c];
 }
