@@ -1,4 +1,4 @@
-"""`laneway review TRACES [--compare OTHER] [--policy FILE] [--format ...] [--plot out.png]`.
+"""`laneway review TRACES [--compare OTHER] [--policy FILE] [--format ...] [--plot out.png] [--stages]`.
 
 TRACES is a JSON lines span file or a directory of them (e.g. .laneway/traces, where a
 gateway without a collector writes). Exit status: 0 when every endpoint with a budget is
@@ -8,7 +8,9 @@ within it, 1 when one is over, 2 when the input cannot be read.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from gateway.config import DEFAULT_POLICY
@@ -17,6 +19,7 @@ from laneway.review.endpoint_review import review
 from laneway.review.plot import PlotUnavailable, plot_ttft
 from laneway.review.render import FORMATS, Run, render
 from laneway.review.request_row import RequestRow, request_rows
+from laneway.review.ttft_stages import STAGES, EndpointStages, by_endpoint, render_stages, staged_requests
 from telemetry import read_spans
 
 
@@ -27,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="policy whose budgets to judge against")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--plot", type=Path, default=None, metavar="OUT_PNG", help="TTFT distribution per endpoint")
+    p.add_argument("--stages", action="store_true",
+                   help="also where TTFT went, stage by stage (needs the workers' spans beside the gateway's)")
     p.set_defaults(func=run)
 
 
@@ -42,7 +47,16 @@ def run(a: argparse.Namespace) -> int:
         print(f"laneway review: {exc}", file=sys.stderr)
         return 2
     runs = [_run(str(path), rows, num_files, skipped, policy) for path, rows, num_files, skipped in loaded]
-    print(render(runs, a.format))
+    stages = _stages(a.traces) if a.stages else None
+    if stages is not None and a.format == "json":
+        body = json.loads(render(runs, a.format))
+        body["ttft_stages"] = {"stages": list(STAGES), "num_unstaged": stages[1],
+                               "endpoints": [asdict(row) for row in stages[0]]}
+        print(json.dumps(body, indent=2))
+    else:
+        print(render(runs, a.format))
+        if stages is not None:
+            print("\nWhere TTFT went (medians per stage)\n\n" + render_stages(*stages))
     if a.plot is not None:
         try:
             plot_ttft([(str(path), rows) for path, rows, _, _ in loaded], policy, a.plot)
@@ -58,6 +72,14 @@ def _load(path: Path) -> tuple[Path, list[RequestRow], int, int]:
     if not contents.files:
         raise FileNotFoundError(f"no .jsonl trace files in {path}")
     return path, request_rows(contents.spans), len(contents.files), contents.num_skipped_lines
+
+
+def _stages(path: Path) -> tuple[list[EndpointStages], int]:
+    """Per endpoint, where TTFT went; and how many served requests could not be staged."""
+    spans = read_spans([path]).spans
+    staged = staged_requests(spans)
+    num_with_token = sum(r.ttft_ms is not None for r in request_rows(spans))
+    return by_endpoint(staged), max(num_with_token - len(staged), 0)
 
 
 def _run(label: str, rows: list[RequestRow], num_files: int, skipped: int, policy: Policy) -> Run:

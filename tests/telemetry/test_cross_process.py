@@ -125,3 +125,24 @@ def test_review_of_the_recorded_traces(stack: tuple[str, int, Path], capsys: pyt
     assert row["ttft_p50_ms"] == served[2] and row["ttft_p95_ms"] == served[-1]  # nearest rank of 6
     assert row["verdict"] == "within budget"  # 1500 ms budget, a tiny model on an idle worker
     assert row["queue_p50_ms"] < 9.0  # each found the lane idle and left at once (wait_when_idle), no window
+
+
+def test_a_real_requests_ttft_splits_into_stages_that_add_up(stack: tuple[str, int, Path]) -> None:
+    from laneway.review.ttft_stages import STAGES, staged_requests
+
+    base, _, trace_dir = stack
+    trace_id = "6c0b3a1f2e4d5c6b7a8998a7b6c5d4e3"
+    r = httpx.post(f"{base}/v1/endpoints/support-draft/chat/completions", timeout=30,
+                   headers={"traceparent": f"00-{trace_id}-{CLIENT_SPAN_ID}-01"},
+                   json={"messages": [{"role": "user", "content": "stage me"}], "max_tokens": 4, "ignore_eos": True})
+    assert r.status_code == 200, r.text
+    spans = _spans_of(trace_dir, trace_id, NUM_SPANS)
+    [staged] = staged_requests(spans)
+    server = next(s for s in spans if s.kind == "SERVER" and s.scope == attr.GATEWAY_SCOPE)
+    assert staged.endpoint == "support-draft"
+    assert staged.ttft_ms == pytest.approx(server.attributes[attr.RESPONSE_TIME_TO_FIRST_CHUNK] * 1000.0)
+    assert sum(staged.stages_ms) == pytest.approx(staged.ttft_ms, abs=0.01)
+    # One machine, one clock: each stage, even those across the two processes, is causal.
+    stages = dict(zip(STAGES, staged.stages_ms, strict=True))
+    assert all(ms >= 0.0 for ms in stages.values()), stages
+    assert stages["prefill"] > 0.0 and stages["to worker"] > 0.0 and stages["to gateway"] > 0.0, stages
