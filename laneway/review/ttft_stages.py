@@ -15,8 +15,10 @@ gateway's lane-queue and gRPC client spans and the worker's spans, the trace say
 
 The stages add up to the gateway's TTFT. Three of them span two processes, so they
 compare two processes' clocks: exact on one machine, off by the clock skew across
-machines. A request is staged only if its trace is whole and it made one attempt (a
-retried request's first worker never produced its token).
+machines. A gateway without lanes (`--no-lanes`) records no lane queue: its intake runs to
+the gRPC call, and its lane queue and dispatch are 0. A request is staged only if its trace
+is otherwise whole and it made one attempt (a retried request's first worker never
+produced its token).
 """
 
 from __future__ import annotations
@@ -67,12 +69,12 @@ def _stage(trace: list[SpanRecord]) -> tuple[int, StagedRequest] | None:
     handler = one(attr.WORKER_SCOPE, "SERVER", attr.GENERATE_RPC_SPAN)
     prefill = one(attr.WORKER_SCOPE, "INTERNAL", attr.ENGINE_PREFILL_SPAN)
     ttft_s = server.attributes.get(attr.RESPONSE_TIME_TO_FIRST_CHUNK) if server is not None else None
-    if server is None or queue is None or call is None or handler is None or prefill is None \
-            or not isinstance(ttft_s, (int, float)):
+    if server is None or call is None or handler is None or prefill is None or not isinstance(ttft_s, (int, float)):
         return None
+    queued, left = (queue.start_ns, queue.end_ns) if queue is not None else (call.start_ns, call.start_ns)
     first_chunk_ns = server.start_ns + round(ttft_s * 1e9)
-    marks = (server.start_ns, queue.start_ns, queue.end_ns, call.start_ns, handler.start_ns, prefill.start_ns,
-             prefill.end_ns, first_chunk_ns)
+    marks = (server.start_ns, queued, left, call.start_ns, handler.start_ns, prefill.start_ns, prefill.end_ns,
+             first_chunk_ns)
     stages = tuple((b - a) / 1e6 for a, b in zip(marks, marks[1:]))
     endpoint = str(server.attributes.get(attr.ENDPOINT, "unknown"))
     return server.start_ns, StagedRequest(endpoint=endpoint, ttft_ms=ttft_s * 1e3, stages_ms=stages)

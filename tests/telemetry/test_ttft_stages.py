@@ -18,7 +18,8 @@ T0 = 1_800_000_000 * 10**9
 
 
 def _trace(trace_id: str, *, endpoint: str = "chat", start_ns: int = T0, marks_ms: tuple[float, ...] = (
-        0.4, 0.1, 0.2, 0.8, 0.3, 12.0, 1.1), attempts: int = 1, with_worker: bool = True) -> list[SpanRecord]:
+        0.4, 0.1, 0.2, 0.8, 0.3, 12.0, 1.1), attempts: int = 1, with_worker: bool = True,
+        with_lanes: bool = True) -> list[SpanRecord]:
     """A whole trace whose stages take `marks_ms` (in STAGES order)."""
     at = [start_ns]
     for ms in marks_ms:
@@ -32,8 +33,9 @@ def _trace(trace_id: str, *, endpoint: str = "chat", start_ns: int = T0, marks_m
     ttft_s = (first_chunk - received) / 1e9
     spans = [span("chat m", "SERVER", attr.GATEWAY_SCOPE, received, first_chunk + 500 * MS,
                   **{attr.ENDPOINT: endpoint, attr.RESPONSE_TIME_TO_FIRST_CHUNK: ttft_s, attr.OUTCOME: attr.OK,
-                     attr.OPERATION_NAME: "chat"}),
-             span(attr.LANE_QUEUE_SPAN, "INTERNAL", attr.GATEWAY_SCOPE, queued, left)]
+                     attr.OPERATION_NAME: "chat"})]
+    if with_lanes:
+        spans.append(span(attr.LANE_QUEUE_SPAN, "INTERNAL", attr.GATEWAY_SCOPE, queued, left))
     spans += [span(attr.GENERATE_RPC_SPAN, "CLIENT", attr.GATEWAY_SCOPE, called + i, first_chunk + 400 * MS)
               for i in range(attempts)]
     if with_worker:
@@ -56,6 +58,11 @@ def test_stages_are_the_gaps_between_the_spans_and_add_up_to_the_ttft() -> None:
 def test_retried_and_incomplete_traces_are_not_staged() -> None:
     spans = [*_trace("a" * 32), *_trace("b" * 32, attempts=2), *_trace("c" * 32, with_worker=False)]
     assert [r.ttft_ms for r in staged_requests(spans)] == pytest.approx([sum((0.4, 0.1, 0.2, 0.8, 0.3, 12.0, 1.1))])
+
+
+def test_a_gateway_without_lanes_has_its_whole_intake_before_the_call() -> None:
+    [req] = staged_requests(_trace("a" * 32, marks_ms=(0.4, 0.1, 0.2, 0.8, 0.3, 12.0, 1.1), with_lanes=False))
+    assert req.stages_ms == pytest.approx((0.7, 0.0, 0.0, 0.8, 0.3, 12.0, 1.1))
 
 
 def test_per_endpoint_medians_are_each_stage_on_its_own() -> None:
