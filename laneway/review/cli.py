@@ -17,10 +17,10 @@ from gateway.config import DEFAULT_POLICY
 from lanes.policy import Policy, PolicyError, load_policy
 from laneway.review.endpoint_review import review
 from laneway.review.plot import PlotUnavailable, plot_ttft
-from laneway.review.render import FORMATS, Run, render
+from laneway.review.render import FORMATS, Run, render, render_stages
 from laneway.review.request_row import RequestRow, request_rows
-from laneway.review.ttft_stages import STAGES, EndpointStages, by_endpoint, render_stages, staged_requests
-from telemetry import read_spans
+from laneway.review.ttft_stages import STAGES, EndpointStages, by_endpoint, staged_requests
+from telemetry import SpanRecord, read_spans
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,8 +46,8 @@ def run(a: argparse.Namespace) -> int:
     except (FileNotFoundError, OSError) as exc:
         print(f"laneway review: {exc}", file=sys.stderr)
         return 2
-    runs = [_run(str(path), rows, num_files, skipped, policy) for path, rows, num_files, skipped in loaded]
-    stages = _stages(a.traces) if a.stages else None
+    runs = [_run(str(path), rows, num_files, skipped, policy) for path, rows, num_files, skipped, _ in loaded]
+    stages = _stages(loaded[0][4], loaded[0][1]) if a.stages else None
     if stages is not None and a.format == "json":
         body = json.loads(render(runs, a.format))
         body["ttft_stages"] = {"stages": list(STAGES), "num_unstaged": stages[1],
@@ -59,7 +59,7 @@ def run(a: argparse.Namespace) -> int:
             print("\nWhere TTFT went (medians per stage)\n\n" + render_stages(*stages))
     if a.plot is not None:
         try:
-            plot_ttft([(str(path), rows) for path, rows, _, _ in loaded], policy, a.plot)
+            plot_ttft([(str(path), rows) for path, rows, _, _, _ in loaded], policy, a.plot)
         except PlotUnavailable as exc:
             print(f"laneway review: {exc}", file=sys.stderr)
             return 2
@@ -67,18 +67,17 @@ def run(a: argparse.Namespace) -> int:
     return 1 if any(r.over_budget_ms is not None for r in runs[-1].rows) else 0
 
 
-def _load(path: Path) -> tuple[Path, list[RequestRow], int, int]:
+def _load(path: Path) -> tuple[Path, list[RequestRow], int, int, list[SpanRecord]]:
     contents = read_spans([path])
     if not contents.files:
         raise FileNotFoundError(f"no .jsonl trace files in {path}")
-    return path, request_rows(contents.spans), len(contents.files), contents.num_skipped_lines
+    return path, request_rows(contents.spans), len(contents.files), contents.num_skipped_lines, contents.spans
 
 
-def _stages(path: Path) -> tuple[list[EndpointStages], int]:
+def _stages(spans: list[SpanRecord], rows: list[RequestRow]) -> tuple[list[EndpointStages], int]:
     """Per endpoint, where TTFT went; and how many served requests could not be staged."""
-    spans = read_spans([path]).spans
     staged = staged_requests(spans)
-    num_with_token = sum(r.ttft_ms is not None for r in request_rows(spans))
+    num_with_token = sum(r.ttft_ms is not None for r in rows)
     return by_endpoint(staged), max(num_with_token - len(staged), 0)
 
 

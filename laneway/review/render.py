@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from laneway.review.endpoint_review import EndpointReview
+from laneway.review.ttft_stages import STAGES, EndpointStages
 
 FORMATS = ("table", "markdown", "json")
 
@@ -100,6 +101,18 @@ def _json(runs: Sequence[Run]) -> str:
     if len(runs) == 2:
         body["compare"] = [dict(zip(_COMPARE_HEADERS, row)) for row in _compare(*runs)[1]]
     return json.dumps(body, indent=2)
+
+
+def render_stages(rows: Sequence[EndpointStages], num_unstaged: int) -> str:
+    """Per endpoint, the median of each TTFT stage and of the TTFT (laneway/review/ttft_stages.py)."""
+    if not rows:
+        return "No request could be staged: the traces need the gateway's and the workers' spans."
+    headers = ["endpoint", "requests", *(f"{s} p50 ms" for s in STAGES), "TTFT p50 ms"]
+    cells = [[r.endpoint, str(r.num_requests), *(f"{v:.2f}" for v in r.stage_p50_ms), f"{r.ttft_p50_ms:.2f}"]
+             for r in rows]
+    table = _markdown(headers, cells)
+    return table + (f"\n\n{num_unstaged} request(s) not staged (retried, or their trace is incomplete)."
+                    if num_unstaged else "")
 
 
 def _text_table(headers: list[str], rows: list[list[str]]) -> str:

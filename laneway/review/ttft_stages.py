@@ -88,17 +88,3 @@ def by_endpoint(requests: Sequence[StagedRequest]) -> list[EndpointStages]:
                            stage_p50_ms=tuple(statistics.median(r.stages_ms[i] for r in rs)
                                               for i in range(len(STAGES))))
             for name, rs in sorted(groups.items())]
-
-
-def render_stages(rows: Sequence[EndpointStages], num_unstaged: int) -> str:
-    """A Markdown table: per endpoint, the median of each stage and of the TTFT."""
-    if not rows:
-        return "No request could be staged: the traces need the gateway's and the workers' spans."
-    lines = ["| endpoint | requests | " + " | ".join(f"{s} p50 ms" for s in STAGES) + " | TTFT p50 ms |",
-             "|---|---:|" + "---:|" * (len(STAGES) + 1)]
-    for r in rows:
-        lines.append(f"| {r.endpoint} | {r.num_requests} | " + " | ".join(f"{v:.2f}" for v in r.stage_p50_ms)
-                     + f" | {r.ttft_p50_ms:.2f} |")
-    if num_unstaged:
-        lines.append(f"\n{num_unstaged} request(s) not staged (retried, or their trace is incomplete).")
-    return "\n".join(lines)

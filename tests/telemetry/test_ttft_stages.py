@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from laneway.cli import main
-from laneway.review.ttft_stages import STAGES, by_endpoint, render_stages, staged_requests
+from laneway.review.render import render_stages
+from laneway.review.ttft_stages import STAGES, by_endpoint, staged_requests
 from telemetry import SpanRecord
 from telemetry import attributes as attr
 
