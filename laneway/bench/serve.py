@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from laneway.bench.engine_turns import engine_path
 from laneway.bench.pausing import Families
 from laneway.bench.serve_drive import (
     OPENAI,
@@ -45,6 +46,7 @@ from laneway.bench.serve_overhead import interleaved, process_cpu_s
 from laneway.bench.serve_report import (
     DIRECT,
     DIRECT_AGAIN,
+    ENGINE_TURNS,
     LANEWAY,
     LANEWAY_NO_LANES,
     ServeReport,
@@ -54,7 +56,9 @@ from laneway.bench.serve_report import (
 from laneway.bench.serve_stats import LevelResult, median_of_runs, summarize_level
 from laneway.ports import free_port
 from laneway.procs import Proc, laneway_cmd, wait_ready
+from workers.config import parse_size
 
+WORKER_KV_CACHE = "512MB"  # the worker's pool, and the in-process engine's in the turns
 VLLM, LLAMACPP = "vLLM OpenAI server", "llama.cpp server (llama-cpp-python)"
 # Which processes run while a system is measured (the rest are paused: laneway/bench/pausing.py).
 LANEWAY_FAMILY = "Laneway"
@@ -132,6 +136,9 @@ def main(args: argparse.Namespace) -> int:
             if args.overhead_requests > 0:
                 paths = {name: make for name, make in systems if name in (DIRECT, LANEWAY, LANEWAY_NO_LANES)}
                 paths[DIRECT_AGAIN] = paths[DIRECT]  # A/A: two identical paths show the noise floor
+                if not args.no_engine:  # the c=1 ceiling, under the same noise as the served paths
+                    paths[ENGINE_TURNS] = engine_path(args.model, threads, parse_size(WORKER_KV_CACHE), shape,
+                                                      work / "engine-turns.log")
                 _log(f"round {r + 1}/{args.repeats}: gateway overhead, {args.overhead_requests} requests per path "
                      "taking turns ...")
                 cpu_of = {name: functools.partial(process_cpu_s, pid) for name, pid in pids.items() if name in paths}
@@ -193,7 +200,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
                    pids: dict[str, int]):
     worker_port, gateway_port = free_port(), free_port()
     worker = Proc("worker", laneway_cmd("worker", "--port", str(worker_port), "--model", args.model,
-                                        "--kv-cache-memory", "512MB", "--num-threads", str(threads)),
+                                        "--kv-cache-memory", WORKER_KV_CACHE, "--num-threads", str(threads)),
                   worker_port, work / "worker.log")
     families.start(LANEWAY_FAMILY, worker)
     worker.wait_port(timeout=600)

@@ -15,6 +15,9 @@ LANEWAY_NO_LANES = "Laneway gateway --no-lanes + worker"
 # paths differ by is the noise floor, below which a gateway's overhead cannot be resolved.
 DIRECT_AGAIN = "Laneway worker, direct gRPC again (A/A control)"
 ENGINE = "Laneway engine in-process"
+# The worker's engine in a process of its own, in the overhead turns (engine_turns.py): the
+# c=1 ceiling measured under the same noise as the served paths.
+ENGINE_TURNS = "Laneway engine in-process, taking turns"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,17 @@ def gateway_overhead(results: Sequence[LevelResult], gateway: str = LANEWAY) -> 
     over["per_token_pct"] = over["tpot_p50_ms"] / (direct.tpot_p50_s * 1e3) * 100.0  # type: ignore[operator]
     over["num_requests"] = min(gw.num_requests, direct.num_requests)
     return over
+
+
+def against_engine(turns: Sequence[LevelResult]) -> list[tuple[str, float, float]]:
+    """(path, its per-stream decode tok/s, that over the in-process engine's) for each served
+    path of the turns; empty without the engine's turn."""
+    engine = find(turns, ENGINE_TURNS, 1)
+    if engine is None or not engine.per_stream_tok_s:
+        return []
+    return [(name, r.per_stream_tok_s, r.per_stream_tok_s / engine.per_stream_tok_s)
+            for name in (LANEWAY, LANEWAY_NO_LANES, DIRECT)
+            if (r := find(turns, name, 1)) is not None and r.per_stream_tok_s is not None]
 
 
 def render(report: ServeReport) -> str:
@@ -103,6 +117,12 @@ def render(report: ServeReport) -> str:
                          f"p50 {over['ttft_p50_ms']:+.2f} ms, p99 "
                          f"{over['ttft_p99_ms']:+.2f} ms; per-token time p50 {over['tpot_p50_ms']:+.3f} ms "
                          f"({over['per_token_pct']:+.1f}%), p99 {over['tpot_p99_ms']:+.3f} ms.")
+    engine = find(report.overhead, ENGINE_TURNS, 1)
+    if engine is not None and (ratios := against_engine(report.overhead)):
+        served = "; ".join(f"`{name}` {rate:.1f} ({ratio:.2f}x)" for name, rate, ratio in ratios)
+        lines.append(f"- Served c=1 against the worker's engine driven in-process in a process of its own, taking "
+                     f"the same turns ({how}): decode tok/s per stream, engine {_f(engine.per_stream_tok_s)}"
+                     f"; {served}. TTFT p50 of the engine alone (its prefill): {_f(engine.ttft_p50_s, 1e3, 2)} ms.")
     direct = find(source, DIRECT, 1)
     for gateway, cpu_s in report.overhead_cpu_s.items():
         per_token = cpu_s / report.output_len if report.output_len else None

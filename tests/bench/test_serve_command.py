@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from laneway.bench.serve_report import DIRECT, END, LANEWAY, START
+from laneway.bench.serve_report import DIRECT, END, ENGINE, LANEWAY, START
 from laneway.cli import main
 
 pytestmark = pytest.mark.integration
@@ -14,7 +14,7 @@ def test_serves_the_exported_preset_and_writes_its_section(tmp_path):
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\nother sections stay\n")
     code = main(["bench", "serve", "--model", "tiny", "--concurrency", "1,2", "--repeats", "1",
-                 "--requests-per-stream", "1", "--output-len", "8", "--no-engine", "--overhead-requests", "2",
+                 "--requests-per-stream", "1", "--output-len", "8", "--overhead-requests", "2",
                  "--work-dir", str(tmp_path / "w"),
                  "--out", str(doc), str(tmp_path / "run.json")])
     assert code == 0
@@ -37,3 +37,6 @@ def test_serves_the_exported_preset_and_writes_its_section(tmp_path):
     assert (tmp_path / "run.json").exists()
     # The gateway's overhead from requests taking turns, its A/A noise floor, and its process's CPU time
     assert "taking turns" in text and "Noise floor" in text and "CPU time of the `Laneway (gateway" in text
+    # The in-process engine ran twice: its own stretch (the table's row) and its turns beside the served paths
+    assert any(line.startswith(f"| {ENGINE}, batch 1") for line in text.splitlines())
+    assert "Served c=1 against the worker's engine driven in-process" in text

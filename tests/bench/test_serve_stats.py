@@ -132,6 +132,20 @@ def test_render_takes_the_overhead_from_the_interleaved_turns_with_its_noise_flo
     assert "11.00 ms (1000 us per output token; 1.0% of direct gRPC's per-token time p50)" in text
 
 
+def test_served_paths_are_judged_against_the_engine_that_took_the_same_turns():
+    from laneway.bench.serve_report import ENGINE_TURNS, against_engine
+
+    turns = [summarize_level(s, 1, [_sample(0.01, 0.01 + span)], {}, 1.0)
+             for s, span in ((ENGINE_TURNS, 1.0), (LANEWAY, 1.25), (DIRECT, 1.1))]  # 10 tok/s, 8, 9.09
+    assert [(name, round(rate, 2), round(ratio, 3)) for name, rate, ratio in against_engine(turns)] == [
+        (LANEWAY, 8.0, 0.8), (DIRECT, 9.09, 0.909)]
+    assert against_engine(turns[1:]) == []  # no engine turn: nothing to judge against
+    report = ServeReport(command="c", machine="m", versions="v", shape="s", results=[], engine_rates={},
+                         num_repeats=1, overhead=turns, overhead_requests=3)
+    assert "engine 10.0; `Laneway (gateway + worker)` 8.0 (0.80x); `Laneway worker, direct gRPC (no gateway)` " \
+           "9.1 (0.91x). TTFT p50 of the engine alone (its prefill): 10.00 ms." in render(report)
+
+
 def test_non_ascii_byte_tokens_are_found_in_the_exported_tokenizer(tmp_path):
     from tokenizers import Tokenizer
 
