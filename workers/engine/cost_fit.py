@@ -11,7 +11,9 @@ num_tokens) is an error naming both, never a silently arbitrary split.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import mul
 
 from workers.engine.linear_cost import LinearCost
 from workers.engine.step_shape import StepShape
@@ -56,10 +58,18 @@ class Fit:
                 f"{self.rms_rel_error:.1%}, worst {self.max_rel_error:.1%}")
 
 
+# Each term's feature of a pass. A worker refits its model every few dozen steps on its engine
+# thread (online_cost.py), so the fit runs over plain lists: no per-row dict, each row's
+# features computed once, dot products in C (sum(map(mul, ...))), summed in row order as before.
+_FEATURE: dict[str, Callable[[StepShape], float]] = {
+    "fixed": lambda s: 1.0, "per_token": lambda s: float(s.num_tokens),
+    "per_kv_token": lambda s: float(s.kv_tokens_read), "per_pair": lambda s: float(s.attention_pairs),
+    "per_seq": lambda s: float(s.num_seqs),
+}
+
+
 def _features(shape: StepShape, terms: tuple[str, ...]) -> list[float]:
-    value = {"fixed": 1.0, "per_token": shape.num_tokens, "per_kv_token": shape.kv_tokens_read,
-             "per_pair": shape.attention_pairs, "per_seq": shape.num_seqs}
-    return [float(value[t]) for t in terms]
+    return [_FEATURE[t](shape) for t in terms]
 
 
 def fit_linear_cost(rows: list[MeasuredStep], terms: tuple[str, ...] | None = None, source: str = "") -> Fit:
@@ -72,25 +82,22 @@ def fit_linear_cost(rows: list[MeasuredStep], terms: tuple[str, ...] | None = No
     bad = [r for r in rows if r.seconds <= 0]
     if bad:
         raise FitError(f"a measured pass took {bad[0].seconds} s; times must be positive")
-    n = len(terms)
-    x = [[f / r.seconds for f in _features(r.shape, terms)] for r in rows]  # rows scaled by 1/time
-    # Scale columns to unit size so the normal equations stay well conditioned.
-    scale = [max(abs(row[j]) for row in x) or 1.0 for j in range(n)]
-    xs = [[row[j] / scale[j] for j in range(n)] for row in x]
-    ata = [[sum(r[i] * r[j] for r in xs) for j in range(n)] for i in range(n)]
-    atb = [sum(r[i] for r in xs) for i in range(n)]  # targets are time/time = 1
+    feats = [_features(r.shape, terms) for r in rows]
+    # Rows scaled by 1/time; columns then scaled to unit size so the normal equations stay well conditioned.
+    cols = [[f / r.seconds for f, r in zip(col, rows)] for col in zip(*feats)]
+    scale = [max(map(abs, col)) or 1.0 for col in cols]
+    cols = [[v / sc for v in col] for col, sc in zip(cols, scale)]
+    ata = [[sum(map(mul, ci, cj)) for cj in cols] for ci in cols]
+    atb = [sum(col) for col in cols]  # targets are time/time = 1
     coef_scaled = _solve(ata, atb, terms)
-    coef = dict(zip(terms, (c / s for c, s in zip(coef_scaled, scale))))
+    coefs = [c / sc for c, sc in zip(coef_scaled, scale)]
+    coef = dict(zip(terms, coefs))
     cost = LinearCost(fixed_s=coef.get("fixed", 0.0), per_token_s=coef.get("per_token", 0.0),
                       per_kv_token_s=coef.get("per_kv_token", 0.0), per_pair_s=coef.get("per_pair", 0.0),
                       per_seq_s=coef.get("per_seq", 0.0), source=source)
-    residuals = tuple((_predict(coef, r.shape, terms) - r.seconds) / r.seconds for r in rows)
+    residuals = tuple((sum(map(mul, coefs, f)) - r.seconds) / r.seconds for f, r in zip(feats, rows))
     return Fit(cost, len(rows), math.sqrt(sum(e * e for e in residuals) / len(rows)),
                max(abs(e) for e in residuals), residuals)
-
-
-def _predict(coef: dict[str, float], shape: StepShape, terms: tuple[str, ...]) -> float:
-    return sum(coef[t] * f for t, f in zip(terms, _features(shape, terms)))
 
 
 def _solve(a: list[list[float]], b: list[float], terms: tuple[str, ...]) -> list[float]:
