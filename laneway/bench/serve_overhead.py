@@ -58,8 +58,11 @@ async def interleaved(paths: dict[str, MakeSend], num_requests: int,
     failed: dict[str, dict[str, int]] = {name: {} for name in paths}
     wall = dict.fromkeys(paths, 0.0)  # each path's own time in flight (its "aggregate" is one stream's)
     try:
+        # Every request its own prompt: the served paths share one worker, whose prefix cache
+        # would otherwise hand each prompt's blocks to every path after the first in its turn.
+        slot = {name: i for i, name in enumerate(paths)}
         for name in paths:  # warm-up: connections, first-use paths
-            await senders[name](10_000)
+            await senders[name](10_000 + slot[name])
         loop = asyncio.get_running_loop()
         cpu_of = cpu_of or {}
         cpu_spent = dict.fromkeys(cpu_of, 0.0)
@@ -68,7 +71,7 @@ async def interleaved(paths: dict[str, MakeSend], num_requests: int,
                 read_cpu = cpu_of.get(name)
                 cpu_before = read_cpu() if read_cpu is not None else 0.0
                 started = loop.time()
-                sample = await senders[name](turn)
+                sample = await senders[name](turn * len(paths) + slot[name])
                 wall[name] += loop.time() - started
                 if read_cpu is not None:
                     cpu_spent[name] += read_cpu() - cpu_before

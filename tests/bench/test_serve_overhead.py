@@ -30,7 +30,7 @@ def test_paths_take_turns_one_request_in_flight_at_a_time():
                 log.append((name, index))
                 charge(name)
                 in_flight -= 1
-                if index == 2 and name == "b":
+                if index == 5 and name == "b":  # its request of turn 2
                     return "HTTP 500"
                 return StreamSample(ttft_s=ttft, first_token_s=ttft, last_token_s=ttft + 1.0, output_tokens=11)
             return send, lambda: closed.append(name)
@@ -46,7 +46,8 @@ def test_paths_take_turns_one_request_in_flight_at_a_time():
     results, cpu_per_request = asyncio.run(interleaved({"a": path("a", 0.01), "b": path("b", 0.02)}, 4,
                                                        {"b": lambda: b_cpu[0]}))
     assert cpu_per_request == {"b": 0.25}
-    assert [i for _, i in log] == [10_000, 10_000, 0, 0, 1, 1, 2, 2, 3, 3]  # warm-ups, then turn by turn
+    # warm-ups, then turn by turn, each request with a prompt of its own (a: turn * 2, b: turn * 2 + 1)
+    assert [i for _, i in log] == [10_000, 10_001, 0, 1, 3, 2, 4, 5, 7, 6]
     assert [n for n, _ in log[2:6]] == ["a", "b", "b", "a"]
     a, b = results
     assert (a.system, a.concurrency, a.num_requests, a.num_failed) == ("a", 1, 4, 0)
