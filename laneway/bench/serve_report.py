@@ -122,7 +122,8 @@ def render(report: ServeReport) -> str:
         served = "; ".join(f"`{name}` {rate:.1f} ({ratio:.2f}x)" for name, rate, ratio in ratios)
         lines.append(f"- Served c=1 against the worker's engine driven in-process in a process of its own, taking "
                      f"the same turns ({how}): decode tok/s per stream, engine {_f(engine.per_stream_tok_s)}"
-                     f"; {served}. TTFT p50 of the engine alone (its prefill): {_f(engine.ttft_p50_s, 1e3, 2)} ms.")
+                     f"; {served}. The engine's TTFT p50 (from adding the request to its first token): "
+                     f"{_f(engine.ttft_p50_s, 1e3, 2)} ms.")
     direct = find(source, DIRECT, 1)
     for gateway, cpu_s in report.overhead_cpu_s.items():
         per_token = cpu_s / report.output_len if report.output_len else None
