@@ -142,8 +142,9 @@ def test_served_paths_are_judged_against_the_engine_that_took_the_same_turns():
     assert against_engine(turns[1:]) == []  # no engine turn: nothing to judge against
     report = ServeReport(command="c", machine="m", versions="v", shape="s", results=[], engine_rates={},
                          num_repeats=1, overhead=turns, overhead_requests=3)
+    text = render(report)
     assert "engine 10.0; `Laneway (gateway + worker)` 8.0 (0.80x); `Laneway worker, direct gRPC (no gateway)` " \
-           "9.1 (0.91x). The engine's TTFT p50 (from adding the request to its first token): 10.00 ms." in render(report)
+           "9.1 (0.91x). The engine's TTFT p50 (from adding the request to its first token): 10.00 ms." in text
 
 
 def test_non_ascii_byte_tokens_are_found_in_the_exported_tokenizer(tmp_path):
