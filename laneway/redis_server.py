@@ -12,15 +12,12 @@ launchers from running two servers on one data directory.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from laneway.ports import free_port
@@ -40,22 +37,15 @@ def data_dir_from_env() -> Path:
     return Path(os.environ.get("LANEWAY_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
-def _libc_prctl() -> Callable[..., int] | None:
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except OSError:
-        return None
-
-
-# Looked up here, not in the child: a restart forks from a busy, threaded process (the
-# supervisor's thread beside the gateway's), where the child between fork and exec must
-# not load libraries, only make this one call.
-_PRCTL = _libc_prctl()
-
-
-def _die_with_parent() -> None:
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _parent_death_prefix() -> list[str]:
+    """`setpriv --pdeathsig TERM --` (util-linux): the helper sets the kernel's parent-death
+    signal on itself and execs redis-server in its place. Nothing of Python's runs between fork
+    and exec; a preexec_fn did, and a restart forks from a busy, threaded process (gRPC's threads
+    beside the gateway's) where such a child can crash before its exec: a restarted Redis died
+    of SIGSEGV that way. Without setpriv, no parent-death signal: the launcher's own shutdown
+    still stops Redis."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 class RedisServer(PopenChild):
@@ -88,12 +78,12 @@ class RedisServer(PopenChild):
             raise RedisServerError(INSTALL_HINT)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock()
-        cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+        prefix = _parent_death_prefix() if self.die_with_parent else []
+        cmd = [*prefix, binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
                "--logfile", str(self.data_dir / "redis.log"), "--protected-mode", "yes"]
         with open(self.data_dir / "redis.stderr", "ab") as err:  # config errors come before the logfile
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
-                                         preexec_fn=_die_with_parent if self.die_with_parent else None)
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         self._wait_ready(timeout_s)
         return self
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +54,36 @@ def test_data_dir_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert data_dir_from_env() == Path(".laneway")
     monkeypatch.setenv("LANEWAY_DATA_DIR", "/var/lib/laneway")
     assert data_dir_from_env() == Path("/var/lib/laneway")
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="the parent-death signal comes from util-linux's setpriv")
+def test_redis_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """A SIGKILLed launcher leaves no Redis behind (setpriv --pdeathsig, then exec: no Python
+    runs in the child between fork and exec)."""
+    script = ("import sys, time; from pathlib import Path; from laneway.redis_server import RedisServer; "
+              "s = RedisServer(Path(sys.argv[1])).start(); print(s.proc.pid, s.port, flush=True); time.sleep(60)")
+    launcher = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "redis")], stdout=subprocess.PIPE,
+                                text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert launcher.stdout is not None
+        pid, port = map(int, launcher.stdout.readline().split())
+        assert _command(port, "PING") == b"+PONG\r\n"
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        assert b"redis-server" in argv0 and b"setpriv" not in argv0  # setpriv exec'd Redis in its place
+    finally:
+        launcher.kill()
+        launcher.wait()
+        if launcher.stdout is not None:
+            launcher.stdout.close()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and _state(pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists() or _state(pid) == "Z", "Redis outlived the process that started it"
+
+
+def _state(pid: int) -> str:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return "gone"
+    return text[text.rindex(")") + 2]
