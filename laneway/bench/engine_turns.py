@@ -26,16 +26,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from laneway.bench.serve_drive import SendFn, Shape, token_count_problem
+from laneway.bench.serve_overhead import MakeSend
 from laneway.bench.serve_stats import StreamSample
 
 READY = "ready"
+P = TypeVar("P")
 
 
-def engine_path(model: str, num_threads: int, kv_cache_bytes: int, shape: Shape, log_path: Path
-                ) -> Callable[[], tuple[SendFn, Callable[[], object]]]:
+def engine_path(model: str, num_threads: int, kv_cache_bytes: int, shape: Shape, log_path: Path) -> MakeSend:
     """A MakeSend (serve_overhead.py) whose requests run on a fresh engine process; the
     process starts on the first request (the turns' warm-up) and ends at close."""
     cmd = [sys.executable, "-m", "laneway.bench.engine_turns", "--model", model, "--num-threads", str(num_threads),
@@ -82,7 +83,7 @@ def engine_path(model: str, num_threads: int, kv_cache_bytes: int, shape: Shape,
     return make
 
 
-def _pipe(stream: Any) -> Any:
+def _pipe(stream: P | None) -> P:
     """A subprocess's PIPE end (None only if no PIPE was asked for: a bug here)."""
     if stream is None:
         raise RuntimeError("the engine process was started without its pipes")

@@ -12,6 +12,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 from gateway.config import DEFAULT_POLICY
 from lanes.policy import Policy, PolicyError, load_policy
@@ -46,8 +47,8 @@ def run(a: argparse.Namespace) -> int:
     except (FileNotFoundError, OSError) as exc:
         print(f"laneway review: {exc}", file=sys.stderr)
         return 2
-    runs = [_run(str(path), rows, num_files, skipped, policy) for path, rows, num_files, skipped, _ in loaded]
-    stages = _stages(loaded[0][4], loaded[0][1]) if a.stages else None
+    runs = [_run(str(t.path), t.rows, t.num_files, t.num_skipped, policy) for t in loaded]
+    stages = _stages(loaded[0].spans, loaded[0].rows) if a.stages else None
     if stages is not None and a.format == "json":
         body = json.loads(render(runs, a.format))
         body["ttft_stages"] = {"stages": list(STAGES), "num_unstaged": stages[1],
@@ -59,7 +60,7 @@ def run(a: argparse.Namespace) -> int:
             print("\nWhere TTFT went (medians per stage)\n\n" + render_stages(*stages))
     if a.plot is not None:
         try:
-            plot_ttft([(str(path), rows) for path, rows, _, _, _ in loaded], policy, a.plot)
+            plot_ttft([(str(t.path), t.rows) for t in loaded], policy, a.plot)
         except PlotUnavailable as exc:
             print(f"laneway review: {exc}", file=sys.stderr)
             return 2
@@ -67,11 +68,21 @@ def run(a: argparse.Namespace) -> int:
     return 1 if any(r.over_budget_ms is not None for r in runs[-1].rows) else 0
 
 
-def _load(path: Path) -> tuple[Path, list[RequestRow], int, int, list[SpanRecord]]:
+class Traces(NamedTuple):
+    """One trace directory (or file) as read: its requests, and its spans for --stages."""
+    path: Path
+    rows: list[RequestRow]
+    num_files: int
+    num_skipped: int  # lines that were not spans
+    spans: list[SpanRecord]
+
+
+def _load(path: Path) -> Traces:
     contents = read_spans([path])
     if not contents.files:
         raise FileNotFoundError(f"no .jsonl trace files in {path}")
-    return path, request_rows(contents.spans), len(contents.files), contents.num_skipped_lines, contents.spans
+    return Traces(path, request_rows(contents.spans), len(contents.files), contents.num_skipped_lines,
+                  contents.spans)
 
 
 def _stages(spans: list[SpanRecord], rows: list[RequestRow]) -> tuple[list[EndpointStages], int]:
