@@ -55,7 +55,8 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         telemetry = GatewayTelemetry(config.tracing or TracingConfig.from_env(SERVICE_NAME))  # bad settings: fail first
         policy_store = PolicyStore(config.policy_path)
-        pool = WorkerPool(config.worker_addresses, refresh_interval_s=config.worker_refresh_interval_s)
+        pool = WorkerPool(config.worker_addresses, refresh_interval_s=config.worker_refresh_interval_s,
+                          use_sessions=config.worker_sessions)
         await pool.start()
         dispatcher: Dispatcher
         if config.use_lanes:

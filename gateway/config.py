@@ -16,6 +16,9 @@ class GatewayConfig:
     policy_path: Path = DEFAULT_POLICY
     model_name: str | None = None
     use_lanes: bool = True  # False: the product-blind baseline (every request dispatched at once)
+    # True: a worker's streams share one Session call (gateway/worker_session.py); False: a
+    # Generate call per stream, the older wire (for comparing the two).
+    worker_sessions: bool = True
     policy_poll_interval_s: float = 1.0
     worker_refresh_interval_s: float = 0.5
     max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413 (body_limits.py)

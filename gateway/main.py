@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="worker address host:port (repeat for several)")
     p.add_argument("--policy", type=Path, default=Path(os.environ.get("LANEWAY_POLICY", DEFAULT_POLICY)))
     p.add_argument("--no-lanes", action="store_true", help="dispatch every request at once (baseline)")
+    p.add_argument("--worker-calls", choices=["session", "per-stream"], default="session",
+                   help="session: a worker's streams share one gRPC call, each engine step's tokens in one "
+                        "message; per-stream: one Generate call per stream (the older wire, for comparison)")
     p.add_argument("--redis-url", default=os.environ.get("LANEWAY_REDIS_URL") or None,
                    help="Redis for rate limits, the Batch API and the worker registry (default: "
                         "$LANEWAY_REDIS_URL; none: no limits, no Batch API, static workers only)")
@@ -52,7 +55,8 @@ def config_from_args(a: argparse.Namespace) -> GatewayConfig:
     # With a Redis URL, workers may come from the registry alone; without, the default worker.
     workers = a.workers or ([] if a.redis_url else ["127.0.0.1:50051"])
     return GatewayConfig(worker_addresses=tuple(workers), policy_path=a.policy, use_lanes=not a.no_lanes,
-                         redis_url=a.redis_url, batch_concurrency=a.batch_concurrency,
+                         worker_sessions=a.worker_calls == "session", redis_url=a.redis_url,
+                         batch_concurrency=a.batch_concurrency,
                          batch_claim_idle_s=a.batch_claim_timeout, max_body_bytes=a.max_body_bytes,
                          request_body_timeout_s=a.request_body_timeout)
 

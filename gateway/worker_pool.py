@@ -25,8 +25,9 @@ PREFILL_TOKENS_SCALE = 4096  # queued prefill tokens that weigh like a full set 
 
 
 class WorkerPool:
-    def __init__(self, addresses: Iterable[str], refresh_interval_s: float = 0.5) -> None:
-        self.workers = [WorkerClient(a) for a in addresses]
+    def __init__(self, addresses: Iterable[str], refresh_interval_s: float = 0.5, use_sessions: bool = True) -> None:
+        self.use_sessions = use_sessions  # gateway/worker_client.py: one Session call per worker, or a call per stream
+        self.workers = [WorkerClient(a, use_sessions) for a in addresses]
         self.refresh_interval_s = refresh_interval_s
         self._task: asyncio.Task | None = None
         self._closing: set[asyncio.Task] = set()  # removed workers waiting for their calls to end
@@ -48,7 +49,7 @@ class WorkerPool:
         existing = next((w for w in self.workers if w.address == address), None)
         if existing is not None:
             return existing
-        worker = WorkerClient(address)
+        worker = WorkerClient(address, self.use_sessions)
         await worker.refresh()
         self.workers = [*self.workers, worker]  # a new list: loops over the old one stay valid
         self.changed.set()

@@ -3,14 +3,17 @@
 Generate is a server-streaming async generator. When the client goes away (gateway
 cancelled the call), grpc.aio cancels the generator; its `finally` aborts the sequence so
 the engine frees its KV blocks on the next step. Nothing keeps decoding for nobody.
+Session carries many such streams on one call (workers/session.py); each runs the same
+`stream` code, and a cancelled stream there is a cancelled Generate call here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
@@ -23,6 +26,8 @@ from workers.engine.outputs import RequestOutput, Usage
 from workers.engine.request_error import InvalidRequest
 from workers.engine.sequence import Sequence
 from workers.engine.tokenizer import Tokenizer
+from workers.loop_mailbox import LoopMailbox
+from workers.session import Metadata, StreamFailure, run_session
 from workers.stream_coalesce import StreamOutbox
 from workers.telemetry import StreamEnd, WorkerTelemetry
 from workers.wire import (
@@ -78,20 +83,38 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         self.num_active_streams = 0
         self.telemetry = telemetry
         self.grammars = grammars  # None: requests with an output constraint are INVALID_ARGUMENT
+        self._loop_mailbox: LoopMailbox | None = None
 
     async def Generate(self, request: pb.GenerateRequest | UndecodableRequest, context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[pb.GenerateChunk]:
+        try:
+            async with contextlib.aclosing(self.stream(request, context.invocation_metadata() or ())) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except StreamFailure as failure:
+            trailing = ((ERROR_CODE_KEY, failure.error_code),) if failure.error_code else ()
+            await context.abort(failure.code, failure.message, trailing_metadata=trailing)
+
+    async def Session(self, request_iterator: AsyncIterator[pb.SessionRequest], context: grpc.aio.ServicerContext
+                      ) -> AsyncIterator[pb.SessionBatch]:
+        async with contextlib.aclosing(run_session(request_iterator, self.stream)) as batches:
+            async for batch in batches:
+                yield batch
+
+    async def stream(self, request: pb.GenerateRequest | UndecodableRequest, metadata: Metadata
+                     ) -> AsyncGenerator[pb.GenerateChunk, None]:
+        """One request's chunks, Generate's and a Session's alike; StreamFailure ends it with
+        the status Generate answers."""
         received_s = time.time()
         if isinstance(request, UndecodableRequest):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+            raise StreamFailure(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"request is not a laneway.worker.v1.GenerateRequest: {request.reason}")
-            return  # abort() raises; this tells the type checker the rest sees a GenerateRequest
         if self.is_draining:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is draining")
+            raise StreamFailure(grpc.StatusCode.UNAVAILABLE, "worker is draining")
         if self.loop.fatal_error is not None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "worker engine has failed")
+            raise StreamFailure(grpc.StatusCode.UNAVAILABLE, "worker engine has failed")
         if self.loop.load.num_waiting >= self.max_waiting:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+            raise StreamFailure(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"worker queue is full ({self.max_waiting} waiting)")
         try:
             if has_constraint(request):  # compiling a big schema must not stall every other stream
@@ -102,19 +125,18 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             for seq in seqs:
                 self.loop.engine.scheduler.check_admissible(seq)  # fixed sizes only: safe off the engine thread
         except InvalidRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc),
-                                trailing_metadata=((ERROR_CODE_KEY, exc.code),))
+            raise StreamFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.code) from None
         by_id = {seq.seq_id: seq for seq in seqs}
         outputs: asyncio.Queue[RequestOutput] = asyncio.Queue()
         # Tokens of one choice already queued leave in one message (a reader that keeps up still
         # gets one per message): workers/stream_coalesce.py. The lane's pacing is the engine
         # thread's (workers/engine/stream_pacing.py), so a held token wakes nothing here.
         outbox = StreamOutbox(outputs)
-        aio_loop = asyncio.get_running_loop()
-        trace_context = self.telemetry.carrier(context.invocation_metadata()) if self.telemetry is not None else {}
+        mailbox = self._mailbox()
+        trace_context = self.telemetry.carrier(metadata) if self.telemetry is not None else {}
         for seq in seqs:
             seq.trace_context = trace_context  # the gateway's traceparent: worker spans join its trace
-            seq.on_output = lambda out: aio_loop.call_soon_threadsafe(outputs.put_nowait, out)
+            seq.on_output = lambda out: mailbox.post(outputs.put_nowait, out)
             seq.stream_interval_s = interval_s
         unfinished = set(by_id)  # choices still generating
         started: set[str] = set()  # choices whose first chunk went out
@@ -129,11 +151,11 @@ class WorkerServicer(pb_grpc.WorkerServicer):
                 if out.invalid_request is not None:  # refused on the engine thread (e.g. a duplicate id)
                     unfinished.discard(out.seq_id)
                     reason, error = "error", out.invalid_request
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, out.invalid_request)
+                    raise StreamFailure(grpc.StatusCode.INVALID_ARGUMENT, out.invalid_request)
                 if out.error is not None:
                     unfinished.discard(out.seq_id)
                     reason, error = "error", out.error
-                    await context.abort(grpc.StatusCode.INTERNAL, out.error)
+                    raise StreamFailure(grpc.StatusCode.INTERNAL, out.error)
                 seq = by_id[out.seq_id]
                 total = None
                 if out.is_finished:
@@ -161,6 +183,14 @@ class WorkerServicer(pb_grpc.WorkerServicer):
                 for seq in seqs:
                     self.telemetry.stream_ended(seq, end)
 
+    def _mailbox(self) -> LoopMailbox:
+        """The engine thread's way into this servicer's event loop (one per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._loop_mailbox is None or self._loop_mailbox.loop is not loop:
+            self._loop_mailbox = LoopMailbox(loop)
+            self.loop.on_outputs_sent = self._loop_mailbox.flush
+        return self._loop_mailbox
+
     async def Abort(self, request: pb.AbortRequest, context: grpc.aio.ServicerContext) -> pb.AbortResponse:
         seq_ids = self.loop.live_ids_of(request.request_id)  # every choice of the request
         for seq_id in seq_ids:
@@ -174,4 +204,4 @@ class WorkerServicer(pb_grpc.WorkerServicer):
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
         return pb.InfoResponse(model=self.model_name, max_model_len=self.limits.max_model_len,
                                block_size=self.block_size, vocab_size=self.limits.vocab_size,
-                               worker_id=self.worker_id)
+                               worker_id=self.worker_id, has_session=True)

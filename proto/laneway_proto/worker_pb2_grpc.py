@@ -40,6 +40,11 @@ class WorkerStub:
                 request_serializer=laneway__proto_dot_worker__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=laneway__proto_dot_worker__pb2.GenerateChunk.FromString,
                 _registered_method=True)
+        self.Session = channel.stream_stream(
+                '/laneway.worker.v1.Worker/Session',
+                request_serializer=laneway__proto_dot_worker__pb2.SessionRequest.SerializeToString,
+                response_deserializer=laneway__proto_dot_worker__pb2.SessionBatch.FromString,
+                _registered_method=True)
         self.Abort = channel.unary_unary(
                 '/laneway.worker.v1.Worker/Abort',
                 request_serializer=laneway__proto_dot_worker__pb2.AbortRequest.SerializeToString,
@@ -74,6 +79,22 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Session(self, request_iterator, context):
+        """Many Generate streams on one long-lived call, for a gateway with many requests open on
+        this worker. The caller opens requests (and cancels them) on the request stream; the
+        worker answers with batches of events, each naming the stream it belongs to by the tag the
+        caller gave it. The events of one engine step leave in one batch: a step that advances 32
+        streams is one message, not 32, and one read on the gateway instead of 32.
+        Per stream it means what Generate means: the same chunks, the same refusals (as an error
+        event with Generate's status code), and a cancel is a cancelled call. The call itself
+        ends with an error only when the worker can no longer serve any of its streams
+        (UNAVAILABLE: draining done, shutting down); a caller must treat every stream still open
+        on it as Generate treats that status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Abort(self, request, context):
         """Abort a request by id (the same effect as cancelling its Generate call).
         """
@@ -102,6 +123,11 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=laneway__proto_dot_worker__pb2.GenerateRequest.FromString,
                     response_serializer=laneway__proto_dot_worker__pb2.GenerateChunk.SerializeToString,
+            ),
+            'Session': grpc.stream_stream_rpc_method_handler(
+                    servicer.Session,
+                    request_deserializer=laneway__proto_dot_worker__pb2.SessionRequest.FromString,
+                    response_serializer=laneway__proto_dot_worker__pb2.SessionBatch.SerializeToString,
             ),
             'Abort': grpc.unary_unary_rpc_method_handler(
                     servicer.Abort,
@@ -146,6 +172,33 @@ class Worker:
             '/laneway.worker.v1.Worker/Generate',
             laneway__proto_dot_worker__pb2.GenerateRequest.SerializeToString,
             laneway__proto_dot_worker__pb2.GenerateChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Session(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/laneway.worker.v1.Worker/Session',
+            laneway__proto_dot_worker__pb2.SessionRequest.SerializeToString,
+            laneway__proto_dot_worker__pb2.SessionBatch.FromString,
             options,
             channel_credentials,
             insecure,

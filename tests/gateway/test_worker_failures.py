@@ -1,4 +1,5 @@
-"""The gateway tells a bad request from a dead worker, and a stream outlives its worker.
+"""The gateway tells a bad request from a dead worker, and a stream outlives its worker, on
+either wire to the workers.
 
 Real gRPC workers in-process (tests/gateway/fake_workers.py) behind the real WorkerPool,
 WorkerClient and GenerationService: a request's own failure goes back to its client and
@@ -7,6 +8,7 @@ stream that was mid-way resumes on another worker from the tokens already sent."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
@@ -18,10 +20,19 @@ from gateway.errors import APIError
 from gateway.job import Chunk, Job, LaneTicket, Sampling
 from gateway.service import GenerationService, ImmediateDispatcher, StreamBroken
 from gateway.worker_pool import WorkerPool
+from tests.gateway import fake_workers
 from tests.gateway.fake_workers import RunningCueWorker, expected_text, start_cue_worker
 
 pytestmark = pytest.mark.anyio
 NUM_TOKENS = 12
+
+
+@pytest.fixture(autouse=True, params=["session", "per-stream"])
+def wire(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case on both wires: streams on one Session call, and a worker without Session
+    (the gateway falls back to a Generate call per stream)."""
+    monkeypatch.setattr(fake_workers, "SESSIONS", request.param == "session")
+    return str(request.param)
 
 
 def _job(prompt: str, max_tokens: int = NUM_TOKENS) -> Job:
@@ -162,3 +173,48 @@ async def test_a_request_under_which_two_engines_failed_is_not_moved_to_a_third_
         assert _calls(*workers) == service_module.MAX_ENGINE_FAILURES
         assert len(pool.healthy()) == 1  # the third never saw it, and serves
         assert "".join(c.text for c in await _collect(service, _job("fine"))) == expected_text("fine", NUM_TOKENS)
+
+
+async def test_concurrent_streams_on_a_worker_share_one_session_call(wire: str) -> None:
+    a = await start_cue_worker("a")
+    async with _service(a) as (service, pool):
+        prompts = [f"p{i}" for i in range(4)]
+        results = await asyncio.gather(*(_collect(service, _job(p)) for p in prompts))
+        again = await _collect(service, _job("later"))
+    for prompt, chunks in zip(prompts, results, strict=True):
+        assert "".join(c.text for c in chunks) == expected_text(prompt, NUM_TOKENS)
+    assert "".join(c.text for c in again) == expected_text("later", NUM_TOKENS)
+    # Without Session, the gateway asked once, then used a Generate call per stream.
+    assert a.servicer.wires == (["Session"] if wire == "session" else ["Generate"] * 5)
+
+
+async def test_a_worker_cut_off_mid_stream_loses_its_streams_to_another_worker() -> None:
+    a = await start_cue_worker("a", pause_after=4)
+    b = await start_cue_worker("b", pause_after=4)
+    async with _service(a, b) as (service, pool):
+        first = a if pool.pick(_job("cut")).address == a.address else b
+        other = b if first is a else a
+        other.servicer.pause_after = None
+        chunks: list[Chunk] = []
+        async for chunk in service.stream(_job("cut")):
+            chunks.append(chunk)
+            if len(chunks) == 4:
+                await first.server.stop(None)  # the whole connection goes: a session with it
+    assert "".join(c.text for c in chunks) == expected_text("cut", NUM_TOKENS)
+    sent = [t for c in chunks[:4] for t in c.token_ids]
+    assert other.servicer.calls == [("cut", sent)]
+
+
+async def test_a_stream_the_gateway_leaves_early_is_cancelled_on_the_worker_and_the_rest_go_on() -> None:
+    a = await start_cue_worker("a", pause_after=3)
+    async with _service(a) as (service, pool):
+        stream = service.stream(_job("left"))
+        chunks = [await anext(stream) for _ in range(3)]
+        await stream.aclose()  # the client went away
+        for _ in range(500):
+            if a.servicer.cancelled:
+                break
+            await asyncio.sleep(0.01)
+        assert a.servicer.cancelled == ["left"] and len(chunks) == 3
+        a.servicer.pause_after = None
+        assert "".join(c.text for c in await _collect(service, _job("next"))) == expected_text("next", NUM_TOKENS)

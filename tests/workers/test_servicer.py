@@ -4,92 +4,15 @@ keeps serving. In-process: a grpc.aio server over the real engine loop with a ga
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import grpc
 import pytest
 
 from laneway_proto import worker_pb2 as pb
 from laneway_proto import worker_pb2_grpc as pb_grpc
-from tests.workers.engine.gated_engine import VOCAB_SIZE, GatedRunner, make_gated_engine
-from workers.engine.engine_loop import EngineLoop
-from workers.servicer import SERVICE_NAME, WorkerServicer, add_worker_service
-from workers.wire import ModelLimits
-
-MAX_MODEL_LEN = 64
-NUM_BLOCKS, BLOCK_SIZE = 8, 4  # 32 tokens of KV: less than one full-length sequence
-
-
-@dataclass
-class Outcome:
-    token_ids: list[int] = field(default_factory=list)
-    finish_reason: int = pb.FINISH_REASON_UNSPECIFIED
-    code: grpc.StatusCode | None = None
-    details: str = ""
-
-
-def _request(request_id: str, max_tokens: int = 3, changes: dict[str, object] | None = None) -> pb.GenerateRequest:
-    req = pb.GenerateRequest(request_id=request_id, token_ids=pb.TokenIds(ids=[1, 2, 3]),
-                             sampling=pb.SamplingParams(max_tokens=max_tokens, ignore_eos=True),
-                             lane=pb.LaneInfo(name="streaming", priority=1), endpoint="chat")
-    for path, value in (changes or {}).items():  # "sampling__temperature" -> req.sampling.temperature
-        *parents, leaf = path.split("__")
-        target = req
-        for name in parents:
-            target = getattr(target, name)
-        setattr(target, leaf, value)
-    return req
-
-
-async def _generate(stub: pb_grpc.WorkerStub, req: pb.GenerateRequest) -> Outcome:
-    out = Outcome()
-    try:
-        async for chunk in stub.Generate(req, timeout=60):
-            out.token_ids.extend(chunk.token_ids)
-            out.finish_reason = chunk.finish_reason or out.finish_reason
-    except grpc.aio.AioRpcError as exc:
-        out.code, out.details = exc.code(), exc.details() or ""
-    return out
-
-
-async def _wait_for(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(3000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-Scenario = Callable[[pb_grpc.WorkerStub, WorkerServicer, GatedRunner], Awaitable[None]]
-
-
-def _serve(scenario: Scenario) -> EngineLoop:
-    engine, runner = make_gated_engine(num_blocks=NUM_BLOCKS, block_size=BLOCK_SIZE, max_model_len=MAX_MODEL_LEN)
-    loop = EngineLoop(engine)
-    limits = ModelLimits(max_model_len=MAX_MODEL_LEN, vocab_size=VOCAB_SIZE, eos_token_ids=(257,))
-
-    async def main() -> None:
-        servicer = WorkerServicer(loop, engine.tokenizer, limits, model_name="gated", block_size=BLOCK_SIZE,
-                                  max_num_seqs=8, worker_id="test-worker")
-        server = grpc.aio.server()
-        add_worker_service(servicer, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = pb_grpc.WorkerStub(channel)
-                stub.channel = channel  # type: ignore[attr-defined]  # for scenarios that send raw bytes
-                await scenario(stub, servicer, runner)
-        finally:
-            await server.stop(grace=None)
-
-    loop.start()
-    try:
-        asyncio.run(main())
-    finally:
-        loop.stop()
-    return loop
+from tests.workers.engine.gated_engine import VOCAB_SIZE, GatedRunner
+from tests.workers.servicer_harness import NUM_BLOCKS, generate, request, serve, wait_for
+from workers.servicer import SERVICE_NAME, WorkerServicer
 
 
 @pytest.mark.parametrize(
@@ -108,12 +31,12 @@ def _serve(scenario: Scenario) -> EngineLoop:
 def test_bad_request_gets_invalid_argument_and_the_next_is_served(changes: dict[str, object], needle: str) -> None:
     async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
         runner.gate.set()
-        bad = await _generate(stub, _request("bad", changes=changes))
+        bad = await generate(stub, request("bad", changes=changes))
         assert bad.code == grpc.StatusCode.INVALID_ARGUMENT and needle in bad.details, bad
-        good = await _generate(stub, _request("good", max_tokens=3))
+        good = await generate(stub, request("good", max_tokens=3))
         assert good.code is None and len(good.token_ids) == 3 and good.finish_reason == pb.FINISH_REASON_LENGTH
 
-    loop = _serve(scenario)
+    loop = serve(scenario)
     assert loop.fatal_error is None
 
 
@@ -121,20 +44,20 @@ def test_duplicate_request_id_is_refused_on_the_engine_thread_and_the_original_k
     async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
         # The gate holds the first pass, so "dup" is running (and far from done) when the second
         # "dup" reaches the engine: refused there, by the scheduler, not at the edge.
-        first = asyncio.create_task(_generate(stub, _request("dup", max_tokens=12)))
-        await _wait_for(lambda: servicer.num_active_streams == 1, "the first stream")
-        second = asyncio.create_task(_generate(stub, _request("dup", max_tokens=2)))
-        await _wait_for(lambda: servicer.num_active_streams == 2, "the second stream")
+        first = asyncio.create_task(generate(stub, request("dup", max_tokens=12)))
+        await wait_for(lambda: servicer.num_active_streams == 1, "the first stream")
+        second = asyncio.create_task(generate(stub, request("dup", max_tokens=2)))
+        await wait_for(lambda: servicer.num_active_streams == 2, "the second stream")
         runner.gate.set()
         refused, original = await second, await first
         assert refused.code == grpc.StatusCode.INVALID_ARGUMENT, refused
         assert "duplicate request_id 'dup'" in refused.details and refused.token_ids == []
         assert original.code is None and len(original.token_ids) == 12, original
         assert original.finish_reason == pb.FINISH_REASON_LENGTH
-        after = await _generate(stub, _request("after", max_tokens=3))
+        after = await generate(stub, request("after", max_tokens=3))
         assert after.code is None and len(after.token_ids) == 3
 
-    loop = _serve(scenario)
+    loop = serve(scenario)
     assert loop.fatal_error is None
     assert loop.engine.scheduler.block_manager.num_free_blocks == NUM_BLOCKS
 
@@ -146,7 +69,7 @@ async def _chunks(stub: pb_grpc.WorkerStub, req: pb.GenerateRequest) -> list[pb.
 def test_n_choices_of_each_prompt_stream_with_their_index_and_one_usage() -> None:
     async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
         runner.gate.set()
-        req = _request("multi", max_tokens=2, changes={"n": 2, "sampling__echo": True})
+        req = request("multi", max_tokens=2, changes={"n": 2, "sampling__echo": True})
         req.prompts.items.extend([pb.Prompt(token_ids=pb.TokenIds(ids=[104, 105])), pb.Prompt(text="yo")])
         chunks = await _chunks(stub, req)
         by_index: dict[int, list[pb.GenerateChunk]] = {}
@@ -163,28 +86,28 @@ def test_n_choices_of_each_prompt_stream_with_their_index_and_one_usage() -> Non
         assert (usage.prompt_tokens, usage.completion_tokens) == (2 + 2 + bos, 8), "each prompt counted once"
         assert chunks[0].prompt_tokens == 5
 
-    _serve(scenario)
+    serve(scenario)
 
 
 def test_choices_beyond_the_cap_and_biases_outside_the_vocabulary_are_refused() -> None:
     async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
         runner.gate.set()
-        too_many = await _generate(stub, _request("many", changes={"n": 129}))
+        too_many = await generate(stub, request("many", changes={"n": 129}))
         assert too_many.code == grpc.StatusCode.INVALID_ARGUMENT and "at most 128 choices" in too_many.details
-        req = _request("bias")
+        req = request("bias")
         req.sampling.logit_bias[VOCAB_SIZE] = 1.0
-        bias = await _generate(stub, req)
+        bias = await generate(stub, req)
         assert bias.code == grpc.StatusCode.INVALID_ARGUMENT and "outside the vocabulary" in bias.details
-        prompt_lps = await _generate(stub, _request("plp", changes={"sampling__prompt_logprobs": 1}))
+        prompt_lps = await generate(stub, request("plp", changes={"sampling__prompt_logprobs": 1}))
         assert prompt_lps.code == grpc.StatusCode.INVALID_ARGUMENT, "the gated engine computes none"
 
-    _serve(scenario)
+    serve(scenario)
 
 
 def test_abort_by_request_id_ends_every_choice() -> None:
     async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
-        call = asyncio.create_task(_generate(stub, _request("abort-me", max_tokens=12, changes={"n": 3})))
-        await _wait_for(lambda: len(servicer.loop.live_ids_of("abort-me")) == 3, "three live choices")
+        call = asyncio.create_task(generate(stub, request("abort-me", max_tokens=12, changes={"n": 3})))
+        await wait_for(lambda: len(servicer.loop.live_ids_of("abort-me")) == 3, "three live choices")
         found = await stub.Abort(pb.AbortRequest(request_id="abort-me"))
         runner.gate.set()
         outcome = await call
@@ -192,11 +115,11 @@ def test_abort_by_request_id_ends_every_choice() -> None:
         assert len(outcome.token_ids) < 36
         assert not (await stub.Abort(pb.AbortRequest(request_id="abort-me"))).found
 
-    loop = _serve(scenario)
+    loop = serve(scenario)
     assert loop.engine.scheduler.block_manager.num_free_blocks == NUM_BLOCKS
 @pytest.mark.parametrize(
     "payload",
-    [b"\xff\xff\xff\xff", b"\x12\x02\xff\xfe", _request("cut").SerializeToString()[:9]],
+    [b"\xff\xff\xff\xff", b"\x12\x02\xff\xfe", request("cut").SerializeToString()[:9]],
     ids=["not-protobuf", "invalid-utf8-text", "cut-off"],
 )
 def test_bytes_that_are_not_a_request_get_invalid_argument_and_the_next_is_served(payload: bytes) -> None:
@@ -209,10 +132,10 @@ def test_bytes_that_are_not_a_request_get_invalid_argument_and_the_next_is_serve
                 pass
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "is not a laneway.worker.v1.GenerateRequest" in (info.value.details() or "")
-        good = await _generate(stub, _request("good", max_tokens=3))
+        good = await generate(stub, request("good", max_tokens=3))
         assert good.code is None and len(good.token_ids) == 3
 
-    loop = _serve(scenario)
+    loop = serve(scenario)
     assert loop.fatal_error is None
 
 
@@ -222,9 +145,14 @@ def test_every_method_of_the_worker_service_is_registered() -> None:
         load = await stub.Load(pb.LoadRequest(), timeout=10)
         aborted = await stub.Abort(pb.AbortRequest(request_id="nobody"), timeout=10)
         assert info.worker_id == "test-worker" and load.max_num_seqs == 8 and not aborted.found
+        runner.gate.set()
+        opened = pb.SessionRequest(open=pb.SessionOpen(tag="t", request=request("s").SerializeToString()))
+        events = [e async for batch in stub.Session(iter([opened]), timeout=30) for e in batch.events]
+        assert events[-1].last and sum(len(e.chunk.token_ids) for e in events) == 3
 
-    _serve(scenario)
-    assert {m.name for m in pb.DESCRIPTOR.services_by_name["Worker"].methods} == {"Generate", "Abort", "Load", "Info"}
+    serve(scenario)
+    methods = {m.name for m in pb.DESCRIPTOR.services_by_name["Worker"].methods}
+    assert methods == {"Generate", "Session", "Abort", "Load", "Info"}
 
 
 def test_a_paced_stream_sends_its_first_token_at_once_and_the_rest_with_the_finish() -> None:
@@ -232,9 +160,9 @@ def test_a_paced_stream_sends_its_first_token_at_once_and_the_rest_with_the_fini
     token at once here, so all after the first are held, and the final output takes them along."""
     async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
         runner.gate.set()
-        plain = [list(c.token_ids) for c in await _chunks(stub, _request("plain", max_tokens=6))]
+        plain = [list(c.token_ids) for c in await _chunks(stub, request("plain", max_tokens=6))]
         runner.gate.clear()
-        stream = stub.Generate(_request("paced", max_tokens=6, changes={"lane__stream_interval_ms": 60_000.0}),
+        stream = stub.Generate(request("paced", max_tokens=6, changes={"lane__stream_interval_ms": 60_000.0}),
                                timeout=60)
         runner.allow(1)  # the prefill, then its token is read before the rest are made
         paced = [await stream.read()]
@@ -246,7 +174,7 @@ def test_a_paced_stream_sends_its_first_token_at_once_and_the_rest_with_the_fini
         assert paced[-1].finish_reason == pb.FINISH_REASON_LENGTH and paced[-1].HasField("usage")
         assert paced[0].prompt_tokens == 3
 
-    _serve(scenario)
+    serve(scenario)
 
 
 def test_a_paced_token_leaves_at_once_when_the_engine_steps_slower_than_the_interval() -> None:
@@ -254,7 +182,7 @@ def test_a_paced_token_leaves_at_once_when_the_engine_steps_slower_than_the_inte
     (workers/engine/stream_pacing.py): here each step waits longer than the interval at the
     runner's gate, so nothing is held, and the first two reads get one token each."""
     async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
-        req = _request("slow", max_tokens=4, changes={"lane__stream_interval_ms": 50.0})
+        req = request("slow", max_tokens=4, changes={"lane__stream_interval_ms": 50.0})
         stream = stub.Generate(req, timeout=60)
         runner.allow(1)  # the prefill: token 1, sent at once
         first = await stream.read()
@@ -269,4 +197,4 @@ def test_a_paced_token_leaves_at_once_when_the_engine_steps_slower_than_the_inte
             rest.append(chunk)
         assert sum(len(c.token_ids) for c in rest) == 2 and rest[-1].finish_reason == pb.FINISH_REASON_LENGTH
 
-    _serve(scenario)
+    serve(scenario)

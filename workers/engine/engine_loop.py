@@ -73,6 +73,9 @@ class EngineLoop:
         # Called on the engine thread when the engine fails, before any request hears of it,
         # so health can say NOT_SERVING first (workers/main.py). It may block briefly.
         self.on_fatal: Callable[[BaseException], None] | None = None
+        # Called once the outputs of a step (or of a failure) have all gone to their sequences'
+        # `on_output`: a receiver that batches them hands them over now (workers/loop_mailbox.py).
+        self.on_outputs_sent: Callable[[], None] | None = None
 
     def bind_to_current_thread(self) -> None:
         """The calling thread (the one that built the engine) will run the loop: it calls
@@ -122,6 +125,7 @@ class EngineLoop:
                 self._drain_inbox(block=not self.engine.has_work())
                 if self.engine.has_work():
                     self._deliver(self.engine.step())
+                self._outputs_sent()
                 self.load = self._snapshot()
         except BaseException as exc:  # the model failed: fail every request, loudly
             log.exception("engine loop crashed")
@@ -136,6 +140,7 @@ class EngineLoop:
                 for out in pacer.offer(_failed(seq, exc), 0.0) if pacer is not None else [_failed(seq, exc)]:
                     self._send(seq, out)
             self._live.clear()
+            self._outputs_sent()
             self._fail_inbox()
 
     def _fail_inbox(self) -> None:
@@ -150,6 +155,7 @@ class EngineLoop:
                 return
             if isinstance(item, Sequence):
                 self._send(item, _failed(item, exc))
+                self._outputs_sent()
 
     def _drain_inbox(self, block: bool) -> None:
         try:
@@ -206,6 +212,10 @@ class EngineLoop:
             if seq_id not in offered and pacer.is_holding:
                 for ready in pacer.due(self.engine.last_step_s):
                     self._send(self._live[seq_id], ready)
+
+    def _outputs_sent(self) -> None:
+        if self.on_outputs_sent is not None:
+            self.on_outputs_sent()
 
     @staticmethod
     def _send(seq: Sequence, out: RequestOutput) -> None:
