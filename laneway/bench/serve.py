@@ -51,6 +51,7 @@ from laneway.bench.serve_report import (
     ENGINE_TURNS,
     LANEWAY,
     LANEWAY_NO_LANES,
+    LANEWAY_PER_STREAM,
     ServeReport,
     render,
     write_section,
@@ -65,7 +66,7 @@ VLLM, LLAMACPP = "vLLM OpenAI server", "llama.cpp server (llama-cpp-python)"
 # Which processes run while a system is measured (the rest are paused: laneway/bench/pausing.py).
 LANEWAY_FAMILY = "Laneway"
 FAMILY = {DIRECT: LANEWAY_FAMILY, LANEWAY: LANEWAY_FAMILY, LANEWAY_NO_LANES: LANEWAY_FAMILY,
-          VLLM: VLLM, LLAMACPP: LLAMACPP}
+          LANEWAY_PER_STREAM: LANEWAY_FAMILY, VLLM: VLLM, LLAMACPP: LLAMACPP}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -101,6 +102,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-lanes-gateway", action="store_true",
                    help="also a second gateway on the same worker with --no-lanes (immediate dispatch): the "
                         "gateway's own cost apart from the lane batch window")
+    p.add_argument("--per-stream-gateway", action="store_true",
+                   help="also a gateway on the same worker with --worker-calls per-stream (a Generate call per "
+                        "stream): what the shared Session call saves")
     p.add_argument("--out", nargs="*", default=[], metavar="PATH", help=".md (section rewritten) and/or .json")
     p.add_argument("--work-dir", default=None, help="logs and the exported HF directory (default: a temp dir)")
 
@@ -126,6 +130,7 @@ def main(args: argparse.Namespace) -> int:
         runs: dict[tuple[str, int], list[LevelResult]] = {}
         overhead_runs: dict[str, list[LevelResult]] = {}
         cpu_runs: dict[str, list[float]] = {}
+        level_cpu_runs: dict[tuple[str, int], list[float]] = {}  # gateway, c -> its CPU s per output token
         for r in range(args.repeats):
             if not args.no_engine:  # in the round, like every server: the same noise hits it
                 families.only(None)
@@ -135,11 +140,17 @@ def main(args: argparse.Namespace) -> int:
                 families.only(FAMILY[name])
                 for c in levels:
                     _log(f"round {r + 1}/{args.repeats}: {name}, c={c} ...")
+                    cpu_before = process_cpu_s(pids[name]) if name in pids else None
                     res = asyncio.run(_level(name, make_send, c, c * args.requests_per_stream))
                     runs.setdefault((name, c), []).append(res)
                     _log(f"  {_fmt(res)}")
+                    tokens = round(res.aggregate_tok_s * res.wall_s) + shape.output_len  # and the warm-up request
+                    if cpu_before is not None and tokens:
+                        level_cpu_runs.setdefault((name, c), []).append(
+                            (process_cpu_s(pids[name]) - cpu_before) / tokens)
             if args.overhead_requests > 0:
-                paths = {name: make for name, make in systems if name in (DIRECT, LANEWAY, LANEWAY_NO_LANES)}
+                paths = {name: make for name, make in systems
+                         if name in (DIRECT, LANEWAY, LANEWAY_NO_LANES, LANEWAY_PER_STREAM)}
                 paths[DIRECT_AGAIN] = paths[DIRECT]  # A/A: two identical paths show the noise floor
                 if not args.no_engine:  # the c=1 ceiling, under the same noise as the served paths
                     paths[ENGINE_TURNS] = engine_path(args.model, threads, parse_size(WORKER_KV_CACHE), shape,
@@ -174,7 +185,8 @@ def main(args: argparse.Namespace) -> int:
               "and every request's token count verified",
         results=results, engine_rates=engine_rates, num_repeats=args.repeats, notes=notes,
         overhead=overhead, overhead_requests=args.overhead_requests, overhead_cpu_s=overhead_cpu,
-        output_len=shape.output_len)
+        output_len=shape.output_len,
+        level_cpu_s_per_token={k: statistics.median(v) for k, v in level_cpu_runs.items()})
     text = render(report)
     print(text)
     for out in map(Path, args.out):
@@ -227,6 +239,16 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
         systems.append((LANEWAY_NO_LANES, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
         pids[LANEWAY_NO_LANES] = plain.popen.pid  # type: ignore[union-attr]  # started above
+    if args.per_stream_gateway:
+        port = free_port()
+        wire = Proc("gateway-per-stream", laneway_cmd("gateway", "--port", str(port), "--worker", worker.address,
+                                                      "--worker-calls", "per-stream"),
+                    port, work / "gateway-per-stream.log")
+        families.start(LANEWAY_FAMILY, wire)
+        wire.wait_port(timeout=60)
+        wait_ready(f"http://127.0.0.1:{port}", timeout=60)
+        systems.append((LANEWAY_PER_STREAM, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
+        pids[LANEWAY_PER_STREAM] = wire.popen.pid  # type: ignore[union-attr]  # started above
     if args.vllm_python:
         hf_dir = Path(args.model)
         port = free_port()

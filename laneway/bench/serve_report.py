@@ -11,6 +11,9 @@ from laneway.bench.serve_stats import LevelResult
 START, END = "<!-- bench:serve:start -->", "<!-- bench:serve:end -->"
 LANEWAY, DIRECT = "Laneway (gateway + worker)", "Laneway worker, direct gRPC (no gateway)"
 LANEWAY_NO_LANES = "Laneway gateway --no-lanes + worker"
+# The gateway on the older wire: a Generate call per stream instead of the shared Session call.
+LANEWAY_PER_STREAM = "Laneway gateway --worker-calls per-stream + worker"
+GATEWAYS = (LANEWAY, LANEWAY_NO_LANES, LANEWAY_PER_STREAM)
 # The same direct gRPC path a second time, in the overhead turns only: what two identical
 # paths differ by is the noise floor, below which a gateway's overhead cannot be resolved.
 DIRECT_AGAIN = "Laneway worker, direct gRPC again (A/A control)"
@@ -34,6 +37,8 @@ class ServeReport:
     overhead_requests: int = 0  # per path and round
     overhead_cpu_s: dict[str, float] = field(default_factory=dict)  # gateway -> its process's CPU s per request
     output_len: int = 0  # output tokens of every request
+    # (gateway, concurrency) -> its process's CPU per output token in the table's levels, median of rounds
+    level_cpu_s_per_token: dict[tuple[str, int], float] = field(default_factory=dict)
 
 
 def _f(v: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -68,7 +73,7 @@ def against_engine(turns: Sequence[LevelResult]) -> list[tuple[str, float, float
     if engine is None or not engine.per_stream_tok_s:
         return []
     return [(name, r.per_stream_tok_s, r.per_stream_tok_s / engine.per_stream_tok_s)
-            for name in (LANEWAY, LANEWAY_NO_LANES, DIRECT)
+            for name in (*GATEWAYS, DIRECT)
             if (r := find(turns, name, 1)) is not None and r.per_stream_tok_s is not None]
 
 
@@ -108,7 +113,7 @@ def render(report: ServeReport) -> str:
                                          "per path and round, medians of rounds")
     else:
         source, how = report.results, "the table's c=1 rows, run one after the other"
-    for gateway in (LANEWAY, LANEWAY_NO_LANES, DIRECT_AGAIN):
+    for gateway in (*GATEWAYS, DIRECT_AGAIN):
         over = gateway_overhead(source, gateway)
         if over is not None:
             what = ("Noise floor: the same direct path twice" if gateway == DIRECT_AGAIN
@@ -133,6 +138,15 @@ def render(report: ServeReport) -> str:
                      f"{cpu_s * 1e3:.2f} ms"
                      + (f" ({per_token * 1e6:.0f} us per output token{share})" if per_token is not None else "")
                      + "; measured in CPU time, which a loaded machine stretches far less than latency.")
+    if report.level_cpu_s_per_token:
+        per_level = []
+        for c in levels:
+            cells = [f"`{gw}` {report.level_cpu_s_per_token[(gw, c)] * 1e6:.0f}" for gw in GATEWAYS
+                     if (gw, c) in report.level_cpu_s_per_token]
+            if cells:
+                per_level.append(f"c={c}: " + ", ".join(cells))
+        lines.append("- CPU time of each gateway's process per output token in the table's levels (us, medians of "
+                     "rounds; the request set-up included): " + "; ".join(per_level) + ".")
     lines += [f"- {n}" for n in report.notes]
     lines.append(END)
     return "\n".join(lines) + "\n"

@@ -159,3 +159,17 @@ def test_non_ascii_byte_tokens_are_found_in_the_exported_tokenizer(tmp_path):
     assert len(ids) == 128
     assert tokenizer.encode("é", add_special_tokens=False).ids[0] in ids  # 0xC3 0xA9: both bytes non-ASCII
     assert not set(tokenizer.encode("az09!~", add_special_tokens=False).ids) & set(ids)
+
+
+def test_render_gives_each_gateways_cpu_per_token_at_each_level():
+    from laneway.bench.serve_report import LANEWAY_PER_STREAM
+
+    table = [summarize_level(s, c, [_sample(0.1, 1.1)], {}, 1.0)
+             for s in (LANEWAY, LANEWAY_PER_STREAM) for c in (1, 32)]
+    cpu = {(LANEWAY, 1): 250e-6, (LANEWAY_PER_STREAM, 1): 260e-6,
+           (LANEWAY, 32): 90e-6, (LANEWAY_PER_STREAM, 32): 130e-6}
+    report = ServeReport(command="c", machine="m", versions="v", shape="s", results=table, engine_rates={},
+                         num_repeats=1, level_cpu_s_per_token=cpu)
+    text = render(report)
+    assert (f"c=1: `{LANEWAY}` 250, `{LANEWAY_PER_STREAM}` 260; c=32: `{LANEWAY}` 90, `{LANEWAY_PER_STREAM}` 130."
+            in text)
