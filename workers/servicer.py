@@ -79,11 +79,22 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         self.max_num_seqs = max_num_seqs
         self.worker_id = worker_id
         self.max_waiting = max_waiting
-        self.is_draining = False
+        self._draining = asyncio.Event()  # set: refuse new streams; sessions end once idle
         self.num_active_streams = 0
         self.telemetry = telemetry
         self.grammars = grammars  # None: requests with an output constraint are INVALID_ARGUMENT
         self._loop_mailbox: LoopMailbox | None = None
+
+    @property
+    def is_draining(self) -> bool:
+        return self._draining.is_set()
+
+    @is_draining.setter
+    def is_draining(self, value: bool) -> None:
+        if value:
+            self._draining.set()
+        else:
+            self._draining.clear()
 
     async def Generate(self, request: pb.GenerateRequest | UndecodableRequest, context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[pb.GenerateChunk]:
@@ -97,7 +108,9 @@ class WorkerServicer(pb_grpc.WorkerServicer):
 
     async def Session(self, request_iterator: AsyncIterator[pb.SessionRequest], context: grpc.aio.ServicerContext
                       ) -> AsyncIterator[pb.SessionBatch]:
-        async with contextlib.aclosing(run_session(request_iterator, self.stream)) as batches:
+        if self.is_draining:  # as Generate is refused: the gateway takes its streams elsewhere
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is draining")
+        async with contextlib.aclosing(run_session(request_iterator, self.stream, self._draining)) as batches:
             async for batch in batches:
                 yield batch
 

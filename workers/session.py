@@ -78,12 +78,22 @@ def failure_event(tag: str, failure: StreamFailure) -> pb.SessionEvent:
                            error_code=failure.error_code or "")
 
 
-async def run_session(requests: AsyncIterator[pb.SessionRequest], open_stream: OpenStream
-                      ) -> AsyncGenerator[pb.SessionBatch, None]:
-    """The batches a Session call sends for the requests its caller sends."""
+async def run_session(requests: AsyncIterator[pb.SessionRequest], open_stream: OpenStream,
+                      draining: asyncio.Event | None = None) -> AsyncGenerator[pb.SessionBatch, None]:
+    """The batches a Session call sends for the requests its caller sends. Once `draining` is
+    set, the call ends as soon as no stream is open on it (new ones are refused meanwhile, as
+    Generate refuses them): an idle session must not hold a draining worker's shutdown up for
+    its whole grace period."""
     outbox = _Outbox()
     streams: dict[str, asyncio.Task[None]] = {}
     reading = True
+    closing = False
+
+    async def watch_drain(event: asyncio.Event) -> None:
+        nonlocal closing
+        await event.wait()
+        closing = True
+        outbox.changed.set()
 
     async def pump(tag: str, request: pb.GenerateRequest | UndecodableRequest, metadata: Metadata) -> None:
         try:
@@ -123,19 +133,23 @@ async def run_session(requests: AsyncIterator[pb.SessionRequest], open_stream: O
             outbox.changed.set()
 
     reader = asyncio.create_task(read())
+    drain_watch = asyncio.create_task(watch_drain(draining)) if draining is not None else None
     try:
-        while reading or streams or outbox.events:
+        while (reading and not closing) or streams or outbox.events:
             await outbox.changed.wait()
             if outbox.events:
                 yield pb.SessionBatch(events=outbox.take())
-            elif not reading and not streams:
+            elif (not reading or closing) and not streams:
                 break
             else:
                 outbox.changed.clear()
-        await reader  # raises what ended the caller's side abnormally
+        if not closing:
+            await reader  # raises what ended the caller's side abnormally
     finally:
         reader.cancel()
+        if drain_watch is not None:
+            drain_watch.cancel()
         tasks = list(streams.values())
         for task in tasks:
             task.cancel()
-        await asyncio.gather(reader, *tasks, return_exceptions=True)
+        await asyncio.gather(reader, *tasks, *([drain_watch] if drain_watch else []), return_exceptions=True)

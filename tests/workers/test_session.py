@@ -98,9 +98,6 @@ def test_a_refused_request_ends_its_own_stream_with_generates_status_and_the_ses
         caller.open("good", request("good", max_tokens=3))
         caller.open("good", request("good-again"))  # its tag is still open
         await wait_for(lambda: any(e.last for e in caller.events("good") if e.status_code == 0), "the good stream")
-        servicer.is_draining = True
-        caller.open("late", request("late"))
-        await wait_for(lambda: bool(caller.events("late")), "the late stream's answer")
         assert await caller.finish() == grpc.StatusCode.OK
 
         def failure(tag: str) -> tuple[grpc.StatusCode, str, str]:
@@ -114,7 +111,6 @@ def test_a_refused_request_ends_its_own_stream_with_generates_status_and_the_ses
         code, message, error_code = failure("hot")
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "temperature must be in [0, 2]" in message
         assert error_code, "the error code Generate sends in its trailing metadata"
-        assert failure("late")[0] == grpc.StatusCode.UNAVAILABLE
         good = caller.events("good")
         refused = [e for e in good if e.status_code != 0]
         assert len(refused) == 1 and "already open" in refused[0].status_message
@@ -159,3 +155,28 @@ def test_a_caller_that_goes_away_takes_its_streams_with_it() -> None:
 
     loop = serve(scenario)
     assert loop.engine.scheduler.block_manager.num_free_blocks == NUM_BLOCKS
+
+
+def test_a_draining_worker_ends_its_sessions_once_their_streams_are_done() -> None:
+    """An idle session must not hold a draining worker's server.stop() up for its grace."""
+
+    async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
+        idle, busy = Caller(stub), Caller(stub)
+        busy.open("s", request("s", max_tokens=3))
+        await wait_for(lambda: servicer.num_active_streams == 1, "the busy session's stream")
+        servicer.is_draining = True
+        await asyncio.wait_for(idle._reader, 30)  # ends at once: nothing open on it
+        assert idle.status == grpc.StatusCode.OK and not idle.received
+        busy.open("late", request("late"))  # refused, as Generate refuses it
+        await wait_for(lambda: bool(busy.events("late")), "the late stream's answer")
+        (late,) = busy.events("late")
+        assert late.last and late.status_code == grpc.StatusCode.UNAVAILABLE.value[0]
+        assert not busy._reader.done(), "a session with a stream still running stays"
+        new = Caller(stub)
+        await asyncio.wait_for(new._reader, 30)
+        assert new.status == grpc.StatusCode.UNAVAILABLE, "no new session on a draining worker"
+        runner.gate.set()
+        await asyncio.wait_for(busy._reader, 30)
+        assert busy.status == grpc.StatusCode.OK and len(busy.tokens("s")) == 3 and busy.events("s")[-1].last
+
+    serve(scenario)
