@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
                               "one client at concurrency 1, 8, 32; in-process engine rate as the ceiling")
     bench_serve.add_arguments(bs)
     bs.set_defaults(func=bench_serve.main)
+    from laneway.bench import alternate as bench_alternate
+
+    ba = bench_sub.add_parser("alternate", help="levels of c streams taking turns between servers already running, "
+                              "the order rotating each round: A/B ratios on a drifting machine")
+    bench_alternate.add_arguments(ba)
+    ba.set_defaults(func=bench_alternate.main)
     bt = bench_sub.add_parser("tenants", help="fairness between tenants: a quiet tenant beside a noisy one on one "
                                                "lane (fair vs FCFS), and a small batch beside a huge one")
     from laneway.bench import tenants as bench_tenants

@@ -9,6 +9,7 @@ nothing is downloaded.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -21,6 +22,17 @@ _CORPUS = [
     "The quick brown fox jumps over the lazy dog while the scheduler plans the next step of the engine.",
     "Tokens stream back over gRPC; the gateway turns them into server-sent events or one JSON body.",
 ]
+
+
+def hf_dir_for(model: str, work: Path, log: Callable[[str], None] = lambda _message: None) -> Path:
+    """`model` if it is a directory, else the preset of that name exported into `work` (once)."""
+    if Path(model).is_dir():
+        return Path(model)
+    out = work / f"hf-{model}"
+    if not (out / "config.json").exists():
+        log(f"exporting preset {model!r} as an HF directory in {out} ...")
+        export_preset(model, out)
+    return out
 
 
 def export_preset(preset: str, path: Path, seed: int = 0) -> Path:

@@ -116,7 +116,9 @@ def main(args: argparse.Namespace) -> int:
     threads = args.num_threads or cores  # what `laneway serve` gives one worker
     levels = [int(c) for c in args.concurrency.split(",") if c]
     load_before = os.getloadavg()
-    args.model = str(_hf_dir(args.model, work))  # a preset is exported once: every system reads the same files
+    from laneway.bench.hf_export import hf_dir_for
+
+    args.model = str(hf_dir_for(args.model, work, log=_log))  # exported once: every system reads the same files
     shape = Shape(args.prompt_len, args.output_len, encode=hf_encoder(args.model))
     shape.prompt_ids(0)  # fails here, not per request, if the tokenizer does not read the prompt as asked
     if args.llamacpp_python and not args.gguf:
@@ -352,18 +354,6 @@ def wait_ready_http(url: str, timeout: float) -> None:
             pass
         time.sleep(1.0)
     raise TimeoutError(f"{url} never answered")
-
-
-def _hf_dir(model: str, work: Path) -> Path:
-    if Path(model).is_dir():
-        return Path(model)
-    from laneway.bench.hf_export import export_preset
-
-    out = work / f"hf-{model}"
-    if not (out / "config.json").exists():
-        _log(f"exporting preset {model!r} as an HF directory in {out} ...")
-        export_preset(model, out)
-    return out
 
 
 def _engine_rates(args, thread_counts: list[int]) -> dict[str, float]:
