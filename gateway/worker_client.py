@@ -17,6 +17,7 @@ never empties the pool.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
@@ -138,6 +139,11 @@ class WorkerClient:
                 item = await events.get()
                 if isinstance(item, SessionLost):
                     ended = True
+                    if item.code == grpc.StatusCode.UNIMPLEMENTED and self.info is not None:
+                        # Replaced at this address by a worker from before Session: a call per stream
+                        # from now on, and this job, which got nothing yet, goes again.
+                        self.info = dataclasses.replace(self.info, has_session=False)
+                        raise WorkerUnavailable(f"worker {self.address}: no Session method")
                     raise await self._failure(item.code, item.details, None)
                 if item.HasField("chunk"):
                     yield from_chunk(item.chunk)

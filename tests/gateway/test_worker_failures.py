@@ -218,3 +218,17 @@ async def test_a_stream_the_gateway_leaves_early_is_cancelled_on_the_worker_and_
         assert a.servicer.cancelled == ["left"] and len(chunks) == 3
         a.servicer.pause_after = None
         assert "".join(c.text for c in await _collect(service, _job("next"))) == expected_text("next", NUM_TOKENS)
+
+
+async def test_a_worker_replaced_by_one_without_session_gets_the_job_again_on_a_call_per_stream() -> None:
+    a = await start_cue_worker("a", sessions=True)
+    b = await start_cue_worker("b", sessions=True)
+    async with _service(a, b) as (service, pool):
+        first = a if pool.pick(_job("swap")).address == a.address else b
+        other = b if first is a else a
+        first.servicer.sessions = False  # its Info, read at start, still says it has Session
+        chunks = await _collect(service, _job("swap"))
+        client = next(w for w in pool.workers if w.address == first.address)
+        assert not client.uses_session, "it is asked with a Generate call per stream from now on"
+    assert "".join(c.text for c in chunks) == expected_text("swap", NUM_TOKENS)
+    assert first.servicer.calls == [] and other.servicer.calls == [("swap", [])]
