@@ -96,3 +96,4 @@ class WorkerSession:
         for events in self._streams.values():
             events.put_nowait(lost)
         self._streams.clear()
+        self._outgoing.put_nowait(None)  # ends the request side's generator: nothing waits on a dead call

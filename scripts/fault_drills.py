@@ -12,9 +12,10 @@
    Passes when the supervisor has Redis answering again within 5 s, and the fail-closed
    endpoint serves (200, rate-limit headers back) within 10 s of the restart.
 3. malformed: `laneway worker`; Generate calls crafted at the gRPC layer (bytes that are
-   not protobuf, invalid UTF-8, wrong wire types, NaN, ids outside the vocabulary, ...).
-   Passes when each fails alone and the worker stays up: health SERVING, the next
-   request served, the process alive.
+   not protobuf, invalid UTF-8, wrong wire types, NaN, ids outside the vocabulary, ...),
+   then the same requests as streams of one Session call, and a Session call whose own
+   message is not a SessionRequest. Passes when each fails alone and the worker stays up:
+   health SERVING, the next request (on the same session too) served, the process alive.
 
 Every wait is bounded (--bound-s); processes are stopped on the way out. Exit 0 only if
 every drill passed. Logs go to a temporary directory named in the report.
@@ -371,6 +372,7 @@ def drill_malformed(tmp: Path, bound_s: float) -> Drill:
             all_ok &= ok
             drill.say(f"| {what} | {answer} | {'SERVING' if serving else 'NOT SERVING'}, "
                       f"{'served' if served else 'NOT served'} |")
+        all_ok &= _malformed_on_a_session(drill, channel, stub, health)
         channel.close()
         alive = worker.popen is not None and worker.popen.poll() is None
         drill.say(f"worker process alive after all of them: {alive}")
@@ -380,6 +382,47 @@ def drill_malformed(tmp: Path, bound_s: float) -> Drill:
     finally:
         worker.stop()
     return drill
+
+
+def _malformed_on_a_session(drill: Drill, channel: grpc.Channel, stub: pb_grpc.WorkerStub,
+                            health: health_pb2_grpc.HealthStub) -> bool:
+    """The same requests opened as streams of one Session call, then a valid one on it; and a
+    Session call whose own message is not a SessionRequest."""
+    cases = _malformed()
+    opens = [pb.SessionRequest(open=pb.SessionOpen(tag=str(i), request=payload)) for i, (_, payload) in
+             enumerate(cases)]
+    opens.append(pb.SessionRequest(open=pb.SessionOpen(tag="valid", request=_valid().SerializeToString())))
+    events: dict[str, list[pb.SessionEvent]] = {}
+    for batch in stub.Session(iter(opens), timeout=60):
+        for event in batch.events:
+            events.setdefault(event.tag, []).append(event)
+    drill.say("The same requests as streams of one Session call, then a valid stream on it:")
+    drill.say("| crafted request | its stream's end |")
+    drill.say("|---|---|")
+    all_ok = True
+    for i, (what, _) in enumerate(cases):
+        last = events.get(str(i), [pb.SessionEvent()])[-1]
+        code = next((c for c in grpc.StatusCode if c.value[0] == last.status_code), None)
+        failed = last.last and code not in (None, grpc.StatusCode.OK)
+        all_ok &= failed
+        drill.say(f"| {what} | {code.name if failed and code else 'served (!)'}: {last.status_message[:90]} |")
+    valid = events.get("valid", [])
+    served = sum(len(e.chunk.token_ids) for e in valid) == 4 and bool(valid) and valid[-1].last
+    drill.say(f"the valid stream after them on the same session: {'served' if served else 'NOT served'}")
+    raw = channel.stream_stream("/laneway.worker.v1.Worker/Session", request_serializer=None,
+                                response_deserializer=pb.SessionBatch.FromString)
+    try:
+        list(raw(iter([b"\xff\xff\xff\xff"]), timeout=30))
+        answer, refused = "served (!)", False
+    except grpc.RpcError as exc:
+        answer, refused = f"{exc.code().name}: {(exc.details() or '')[:90]}", True
+    serving = _serving(health)
+    again = stub.Session(iter([pb.SessionRequest(open=pb.SessionOpen(tag="x", request=_valid().SerializeToString()))]),
+                         timeout=30)
+    served_again = sum(len(e.chunk.token_ids) for batch in again for e in batch.events) == 4
+    drill.say(f"a Session call whose message is not a SessionRequest: {answer}; then "
+              f"{'SERVING' if serving else 'NOT SERVING'}, a new session {'served' if served_again else 'NOT served'}")
+    return all_ok and served and refused and serving and served_again
 
 
 def _serving(health: health_pb2_grpc.HealthStub) -> bool:
@@ -399,14 +442,24 @@ def render(drills: list[Drill], command: str, tmp: Path) -> str:
            f"Run on {os.cpu_count()} shared CPU cores (load average after: {load}), tiny preset workers.", ""]
     for d in drills:
         out += [f"### {d.name}: {'passed' if d.passed else '**failed**'}", "", f"Criteria: {d.criteria}.", ""]
-        table = [line for line in d.lines if line.startswith("|")]
-        prose = [line for line in d.lines if not line.startswith("|")]
-        out += [f"- {line}" for line in prose]
-        if table:
-            out += ["", *table]
-        out.append("")
+        out += [*_body(d.lines), ""]
     out.append(END)
     return "\n".join(out) + "\n"
+
+
+def _body(lines: list[str]) -> list[str]:
+    """A drill's lines in order: runs of table rows as tables, the rest as bullets."""
+    out: list[str] = []
+    in_table = False
+    for line in lines:
+        if not line.strip():
+            continue
+        is_row = line.startswith("|")
+        if out and is_row != in_table:
+            out.append("")
+        out.append(line if is_row else f"- {line}")
+        in_table = is_row
+    return out
 
 
 def write_section(path: Path, section: str) -> None:

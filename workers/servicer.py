@@ -34,6 +34,7 @@ from workers.wire import (
     ModelLimits,
     UndecodableRequest,
     decode_generate_request,
+    decode_session_request,
     has_constraint,
     stream_interval_s,
     to_chunk,
@@ -51,7 +52,8 @@ SERVICE_NAME = "laneway.worker.v1.Worker"
 
 def add_worker_service(servicer: WorkerServicer, server: grpc.aio.Server) -> None:
     """The generated registration (every method of the Worker service), except that Generate
-    decodes its request with `decode_generate_request`: undecodable bytes are bad input."""
+    decodes its request with `decode_generate_request` and Session its messages with
+    `decode_session_request`: undecodable bytes are bad input."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     class Collect:  # takes the generated handlers instead of a server
@@ -63,6 +65,7 @@ def add_worker_service(servicer: WorkerServicer, server: grpc.aio.Server) -> Non
 
     pb_grpc.add_WorkerServicer_to_server(servicer, Collect())
     handlers["Generate"] = handlers["Generate"]._replace(request_deserializer=decode_generate_request)
+    handlers["Session"] = handlers["Session"]._replace(request_deserializer=decode_session_request)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
@@ -106,13 +109,16 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             trailing = ((ERROR_CODE_KEY, failure.error_code),) if failure.error_code else ()
             await context.abort(failure.code, failure.message, trailing_metadata=trailing)
 
-    async def Session(self, request_iterator: AsyncIterator[pb.SessionRequest], context: grpc.aio.ServicerContext
-                      ) -> AsyncIterator[pb.SessionBatch]:
+    async def Session(self, request_iterator: AsyncIterator[pb.SessionRequest | UndecodableRequest],
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[pb.SessionBatch]:
         if self.is_draining:  # as Generate is refused: the gateway takes its streams elsewhere
             await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is draining")
-        async with contextlib.aclosing(run_session(request_iterator, self.stream, self._draining)) as batches:
-            async for batch in batches:
-                yield batch
+        try:
+            async with contextlib.aclosing(run_session(request_iterator, self.stream, self._draining)) as batches:
+                async for batch in batches:
+                    yield batch
+        except StreamFailure as failure:  # the call's own message was bad: it ends, alone
+            await context.abort(failure.code, failure.message)
 
     async def stream(self, request: pb.GenerateRequest | UndecodableRequest, metadata: Metadata
                      ) -> AsyncGenerator[pb.GenerateChunk, None]:

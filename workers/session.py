@@ -78,16 +78,18 @@ def failure_event(tag: str, failure: StreamFailure) -> pb.SessionEvent:
                            error_code=failure.error_code or "")
 
 
-async def run_session(requests: AsyncIterator[pb.SessionRequest], open_stream: OpenStream,
+async def run_session(requests: AsyncIterator[pb.SessionRequest | UndecodableRequest], open_stream: OpenStream,
                       draining: asyncio.Event | None = None) -> AsyncGenerator[pb.SessionBatch, None]:
     """The batches a Session call sends for the requests its caller sends. Once `draining` is
     set, the call ends as soon as no stream is open on it (new ones are refused meanwhile, as
     Generate refuses them): an idle session must not hold a draining worker's shutdown up for
-    its whole grace period."""
+    its whole grace period. A message that is not a SessionRequest ends the call at once with
+    StreamFailure(INVALID_ARGUMENT), its streams cancelled."""
     outbox = _Outbox()
     streams: dict[str, asyncio.Task[None]] = {}
     reading = True
     closing = False
+    refused: str | None = None  # why the caller's last message could not be read
 
     async def watch_drain(event: asyncio.Event) -> None:
         nonlocal closing
@@ -112,9 +114,12 @@ async def run_session(requests: AsyncIterator[pb.SessionRequest], open_stream: O
             outbox.changed.set()  # the sender may be waiting for the last stream to end
 
     async def read() -> None:
-        nonlocal reading
+        nonlocal reading, refused
         try:
             async for msg in requests:
+                if isinstance(msg, UndecodableRequest):
+                    refused = msg.reason
+                    return
                 kind = msg.WhichOneof("kind")
                 if kind == "open":
                     tag = msg.open.tag
@@ -135,7 +140,7 @@ async def run_session(requests: AsyncIterator[pb.SessionRequest], open_stream: O
     reader = asyncio.create_task(read())
     drain_watch = asyncio.create_task(watch_drain(draining)) if draining is not None else None
     try:
-        while (reading and not closing) or streams or outbox.events:
+        while ((reading and not closing) or streams or outbox.events) and refused is None:
             await outbox.changed.wait()
             if outbox.events:
                 yield pb.SessionBatch(events=outbox.take())
@@ -143,6 +148,9 @@ async def run_session(requests: AsyncIterator[pb.SessionRequest], open_stream: O
                 break
             else:
                 outbox.changed.clear()
+        if refused is not None:  # its streams are cancelled on the way out
+            raise StreamFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"session message is not a laneway.worker.v1.SessionRequest: {refused}")
         if not closing:
             await reader  # raises what ended the caller's side abnormally
     finally:

@@ -74,6 +74,15 @@ def decode_generate_request(data: bytes) -> pb.GenerateRequest | UndecodableRequ
         return UndecodableRequest(str(exc))
 
 
+def decode_session_request(data: bytes) -> pb.SessionRequest | UndecodableRequest:
+    """Session's request deserializer: a message that does not decode ends that call with
+    INVALID_ARGUMENT (workers/session.py), where gRPC's own would say UNKNOWN."""
+    try:
+        return pb.SessionRequest.FromString(data)
+    except DecodeError as exc:
+        return UndecodableRequest(str(exc))
+
+
 def to_sequences(req: pb.GenerateRequest, tokenizer: Tokenizer, limits: ModelLimits,
                  grammars: GrammarCompiler | None = None) -> list[Sequence]:
     """One Sequence per choice: n samples of each prompt, in choice-index order (prompt index * n +

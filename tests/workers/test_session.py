@@ -7,12 +7,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+import pytest
 
 from laneway_proto import worker_pb2 as pb
 from laneway_proto import worker_pb2_grpc as pb_grpc
 from tests.workers.engine.gated_engine import GatedRunner
 from tests.workers.servicer_harness import NUM_BLOCKS, request, serve, wait_for
-from workers.servicer import WorkerServicer
+from workers.servicer import SERVICE_NAME, WorkerServicer
 
 
 class Caller:
@@ -180,3 +181,25 @@ def test_a_draining_worker_ends_its_sessions_once_their_streams_are_done() -> No
         assert busy.status == grpc.StatusCode.OK and len(busy.tokens("s")) == 3 and busy.events("s")[-1].last
 
     serve(scenario)
+
+
+def test_a_message_that_is_not_a_session_request_ends_that_call_alone_with_invalid_argument() -> None:
+    async def scenario(stub: pb_grpc.WorkerStub, servicer: WorkerServicer, runner: GatedRunner) -> None:
+        runner.gate.set()
+        raw = stub.channel.stream_stream(f"/{SERVICE_NAME}/Session",  # type: ignore[attr-defined]
+                                         request_serializer=None, response_deserializer=pb.SessionBatch.FromString)
+        good_open = pb.SessionRequest(open=pb.SessionOpen(tag="a", request=request("a", max_tokens=12)
+                                                          .SerializeToString())).SerializeToString()
+        call = raw(iter([good_open, b"\xff\xff\xff\xff"]), timeout=30)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in call:
+                pass
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "session message is not a laneway.worker.v1.SessionRequest" in (info.value.details() or "")
+        await wait_for(lambda: servicer.num_active_streams == 0, "the call's stream to be cancelled with it")
+        other = Caller(stub)
+        other.open("b", request("b"))
+        assert await other.finish() == grpc.StatusCode.OK and len(other.tokens("b")) == 3
+
+    loop = serve(scenario)
+    assert loop.engine.scheduler.block_manager.num_free_blocks == NUM_BLOCKS
