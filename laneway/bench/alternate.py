@@ -7,7 +7,9 @@ to the first path, round by round. Paths are Laneway workers over direct gRPC an
 (or any OpenAI-compatible server) over HTTP, started by you: e.g. two gateways on one worker,
 one with `--worker-calls per-stream`, or one with another `--policy`. Give a path's process
 id and its CPU time per output token over each level is read too (/proc/PID/stat), a figure
-that noise moves far less than wall time.
+that noise moves far less than wall time. "gap p95" is over every gap between arrivals of
+output in the level's streams (an SSE event or a gRPC message, a token or several): what an
+endpoint's TBT target is about.
 
     laneway bench alternate --model small --concurrency 32 --rounds 6 \\
         --path direct=grpc://127.0.0.1:50051 --path gw=http://127.0.0.1:8000@4242
@@ -57,17 +59,20 @@ def summarize(levels: dict[str, list[Level]]) -> str:
     """Per path: medians over rounds, and its ratio to the first path's level in the same round."""
     names = list(levels)
     base = levels[names[0]]
-    lines = ["| path | aggregate tok/s | vs first, per round | vs first, median | TTFT p50 / p95 ms | CPU us/token |",
-             "|---|---:|---|---:|---:|---:|"]
+    lines = ["| path | aggregate tok/s | vs first, per round | vs first, median | TTFT p50 / p95 ms | gap p95 ms | "
+             "CPU us/token |", "|---|---:|---|---:|---:|---:|---:|"]
     for name in names:
         runs = levels[name]
         ratios = [run.result.aggregate_tok_s / b.result.aggregate_tok_s for run, b in zip(runs, base, strict=True)]
         ttft50 = statistics.median(r.result.ttft_p50_s or 0.0 for r in runs) * 1e3
         ttft95 = statistics.median(r.result.ttft_p95_s or 0.0 for r in runs) * 1e3
         cpu = [r.cpu_s_per_token for r in runs if r.cpu_s_per_token is not None]
+        gaps = [r.result.gap_p95_s for r in runs if r.result.gap_p95_s is not None]
+        gap = f"{statistics.median(gaps) * 1e3:.0f}" if gaps else "–"
         lines.append(f"| {name} | {statistics.median(r.result.aggregate_tok_s for r in runs):.1f} | "
                      + " / ".join(f"{x:.3f}" for x in ratios) + f" | {statistics.median(ratios):.3f} | "
-                     f"{ttft50:.0f} / {ttft95:.0f} | " + (f"{statistics.median(cpu) * 1e6:.0f}" if cpu else "–") + " |")
+                     f"{ttft50:.0f} / {ttft95:.0f} | {gap} | " + (f"{statistics.median(cpu) * 1e6:.0f}" if cpu else "–")
+                     + " |")
     return "\n".join(lines)
 
 
@@ -111,7 +116,8 @@ async def _run(paths: list[Target], shape: Shape, model: str, concurrency: int, 
                        if cpu_before is not None and tokens else None)
                 levels[name].append(Level(result, cpu))
                 print(f"round {r + 1}/{rounds} {name}: {result.aggregate_tok_s:.1f} tok/s, TTFT p95 "
-                      f"{(result.ttft_p95_s or 0) * 1e3:.0f} ms" + (f", {cpu * 1e6:.0f} us CPU/token" if cpu else "")
+                      f"{(result.ttft_p95_s or 0) * 1e3:.0f} ms, gap p95 {(result.gap_p95_s or 0) * 1e3:.0f} ms"
+                      + (f", {cpu * 1e6:.0f} us CPU/token" if cpu else "")
                       + (f", failed {failed}" if failed else ""), flush=True)
     finally:
         for close in closers:

@@ -46,6 +46,10 @@ class Shape:
         return ids
 
 
+def _gaps(times: Sequence[float]) -> tuple[float, ...]:
+    return tuple(b - a for a, b in zip(times, times[1:]))
+
+
 def hf_encoder(hf_dir: str) -> Callable[[str], list[int]]:
     """The tokenizer.json of an HF directory, without special tokens (every system gets no BOS)."""
     from pathlib import Path
@@ -152,7 +156,7 @@ def http_sender(pool, model: str, shape: Shape, dialect: Dialect = OPENAI) -> Se
                 return f"{chunks} chunks, finish {res.finish_reason}, for {shape.output_len} tokens"
             tokens = shape.output_len
         return StreamSample(ttft_s=res.token_times[0], first_token_s=res.token_times[0],
-                            last_token_s=res.token_times[-1], output_tokens=tokens)
+                            last_token_s=res.token_times[-1], output_tokens=tokens, gaps_s=_gaps(res.token_times))
 
     return send
 
@@ -201,6 +205,7 @@ def grpc_sender(stub, shape: Shape) -> SendFn:
             return "no tokens"
         if problem := token_count_problem(tokens, shape):
             return problem
-        return StreamSample(ttft_s=times[0], first_token_s=times[0], last_token_s=times[-1], output_tokens=tokens)
+        return StreamSample(ttft_s=times[0], first_token_s=times[0], last_token_s=times[-1], output_tokens=tokens,
+                            gaps_s=_gaps(times))
 
     return send

@@ -20,6 +20,9 @@ class StreamSample:
     first_token_s: float  # since the request was sent
     last_token_s: float
     output_tokens: int
+    # Between consecutive arrivals of output (an SSE event or gRPC message, which may carry
+    # several tokens): the gaps a reader sees, what an endpoint's TBT target is about.
+    gaps_s: tuple[float, ...] = ()
 
     @property
     def decode_tok_s(self) -> float | None:
@@ -44,6 +47,7 @@ class LevelResult:
     # Per request, the mean time between tokens (1 / its decode rate); percentiles over requests.
     tpot_p50_s: float | None = None
     tpot_p99_s: float | None = None
+    gap_p95_s: float | None = None  # over every gap between arrivals of the level's streams
 
 
 def summarize_level(system: str, concurrency: int, samples: Sequence[StreamSample],
@@ -54,6 +58,7 @@ def summarize_level(system: str, concurrency: int, samples: Sequence[StreamSampl
     ttfts = sorted(s.ttft_s for s in samples)
     e2e = [s.last_token_s for s in samples]
     tpots = sorted(1.0 / r for r in rates)
+    gaps = sorted(g for s in samples for g in s.gaps_s)
     return LevelResult(
         system=system, concurrency=concurrency, num_requests=len(samples) + sum(failures.values()),
         num_failed=sum(failures.values()), failures=dict(failures), wall_s=wall_s,
@@ -63,6 +68,7 @@ def summarize_level(system: str, concurrency: int, samples: Sequence[StreamSampl
         ttft_p99_s=percentile(ttfts, 99) if ttfts else None,
         e2e_p50_s=statistics.median(e2e) if e2e else None,
         tpot_p50_s=percentile(tpots, 50) if tpots else None, tpot_p99_s=percentile(tpots, 99) if tpots else None,
+        gap_p95_s=percentile(gaps, 95) if gaps else None,
     )
 
 
@@ -88,4 +94,5 @@ def median_of_runs(runs: Sequence[LevelResult]) -> LevelResult:
         ttft_p50_s=med([r.ttft_p50_s for r in runs]), ttft_p95_s=med([r.ttft_p95_s for r in runs]),
         ttft_p99_s=med([r.ttft_p99_s for r in runs]), e2e_p50_s=med([r.e2e_p50_s for r in runs]),
         tpot_p50_s=med([r.tpot_p50_s for r in runs]), tpot_p99_s=med([r.tpot_p99_s for r in runs]),
+        gap_p95_s=med([r.gap_p95_s for r in runs]),
     )

@@ -173,3 +173,12 @@ def test_render_gives_each_gateways_cpu_per_token_at_each_level():
     text = render(report)
     assert (f"c=1: `{LANEWAY}` 250, `{LANEWAY_PER_STREAM}` 260; c=32: `{LANEWAY}` 90, `{LANEWAY_PER_STREAM}` 130."
             in text)
+
+
+def test_gap_p95_is_over_every_arrival_gap_of_the_level():
+    calm = StreamSample(ttft_s=0.1, first_token_s=0.1, last_token_s=1.0, output_tokens=10, gaps_s=(0.01,) * 90)
+    jolted = StreamSample(ttft_s=0.1, first_token_s=0.1, last_token_s=1.0, output_tokens=10, gaps_s=(0.5,) * 10)
+    level = summarize_level("x", 2, [calm, jolted], {}, 1.0)
+    assert level.gap_p95_s == pytest.approx(0.5)  # 10 of 100 gaps are long: the p95 is one of them
+    assert summarize_level("x", 1, [calm], {}, 1.0).gap_p95_s == pytest.approx(0.01)
+    assert median_of_runs([level, summarize_level("x", 1, [calm], {}, 1.0)]).gap_p95_s == pytest.approx(0.255)
