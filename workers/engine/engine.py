@@ -97,6 +97,7 @@ class Engine:
         sampled = self._execute(out)
         outputs = self._postprocess(out, sampled)
         self.last_step_s = time.perf_counter() - started
+        self.scheduler.record_gaps(out, self.last_step_s)
         self._report(out, shape, self.last_step_s)
         return outputs
 

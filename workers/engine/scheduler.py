@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from laneway_proto.error_codes import CONTEXT_LENGTH_EXCEEDED
 from workers.engine.block_manager import BlockManager
 from workers.engine.config import SchedulerConfig
+from workers.engine.gap_budget import GapBudget
 from workers.engine.lane_caps import LaneLoad, LaneOccupancy, lane_block_ids, lane_has_room, lane_seq_cap
 from workers.engine.preemption import may_preempt_to_admit, may_preempt_to_grow, victims_in_order
 from workers.engine.prefix_cache import PrefixMatch
@@ -53,6 +54,8 @@ class Scheduler:
         self._num_steps = 0
         # Latency lanes seen lately: lane name -> (tightest TTFT target in s, last arrival).
         self._latency_lanes: dict[str, tuple[float, float]] = {}
+        # The long gaps the TBT targets (p95s) still allow: spent on bursts of prompts (gap_budget.py).
+        self.gap_budget = GapBudget()
         self._bulk_floors: dict[str, float] = {}  # deferrable lane name -> its min_share, as last seen
         # Fair lanes seen lately: lane name -> tenant -> its last arrival (time.time()).
         self._fair_arrivals: dict[str, dict[str, float]] = {}
@@ -247,9 +250,11 @@ class Scheduler:
         # (prompt + generated so far). Each step assigns tokens so that the first catches up
         # with the second, within the per-step token budget (max_num_batched_tokens), the cap
         # on sequences (max_num_seqs) and a time budget: the step's predicted time (the
-        # calibrated cost model) stays under the tightest TBT target of the streams here,
-        # and, while latency lanes are active, under a fraction of their TTFT target, so a
-        # new arrival never waits behind one long step. Prefill, chunked prefill, prefix-cache
+        # calibrated cost model) stays under the tightest TBT target of the streams here
+        # (except when latency prompts wait and the long gaps the TBT targets' p95 still
+        # allows cover one for every stream decoding: gap_budget.py), and, while latency
+        # lanes are active, under a fraction of their TTFT target, so a new arrival never
+        # waits behind one long step. Prefill, chunked prefill, prefix-cache
         # hits, recompute after preemption and decode are all this one rule.
         #
         # The n samples of one prompt share its KV blocks through the prefix cache: a sample
@@ -336,12 +341,34 @@ class Scheduler:
         if self.cost is None:
             return float(self.config.max_num_batched_tokens)
         # Waiting streams count too: the step after their prefill is their first gap.
-        limits = [s.targets.tbt_s * TBT_HEADROOM for s in self._seqs.values()
-                  if not s.lane.is_deferrable and s.targets.tbt_s is not None]
+        streams = [s for s in self._seqs.values() if not s.lane.is_deferrable and s.targets.tbt_s is not None]
+        limits = [s.targets.tbt_s * TBT_HEADROOM for s in streams]  # type: ignore[operator]  # filtered above
+        if limits and self._may_outrun_tbt(streams):
+            limits = []  # this step may run long: the TTFT bound below still holds
         now = time.time()
         limits += [ttft_s * ARRIVAL_STEP_FRACTION for ttft_s, seen in self._latency_lanes.values()
                    if now - seen <= LATENCY_MEMORY_S]
         return min(limits, default=math.inf)
+
+    def _may_outrun_tbt(self, streams: list[Sequence]) -> bool:
+        """Latency prompts wait for room, and the gap budget covers a long gap for every
+        stream already decoding."""
+        if not any(s.status == SeqStatus.WAITING and _is_latency(s) for s in self._seqs.values()):
+            return False
+        return self.gap_budget.allows(sum(1 for s in streams if s.status == SeqStatus.RUNNING))
+
+    def record_gaps(self, output: SchedulerOutput, step_s: float) -> None:
+        """After a step: the gaps it made for latency streams with a TBT target (a token after
+        their first), and how many outran their target."""
+        gaps = long = 0
+        for item in output.scheduled:
+            seq = item.seq
+            tbt_s = seq.targets.tbt_s
+            if tbt_s is None or seq.lane.is_deferrable or not item.needs_sample or seq.num_output_tokens < 2:
+                continue
+            gaps += 1
+            long += step_s > tbt_s
+        self.gap_budget.record(gaps, long)
 
     def postprocess(self, output: SchedulerOutput, sampled: dict[str, int]) -> list[Sequence]:
         """Account for a finished forward pass; return seqs that got a token or finished."""
