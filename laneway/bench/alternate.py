@@ -24,8 +24,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from laneway.bench.serve_drive import OPENAI, Shape, grpc_sender, hf_encoder, http_sender, run_level
-from laneway.bench.serve_overhead import MakeSend, process_cpu_s, turn_order
+from laneway.bench.serve_drive import MakeSend, Shape, close_sender, grpc_path, hf_encoder, http_path, run_level
+from laneway.bench.serve_overhead import process_cpu_s, turn_order
 from laneway.bench.serve_stats import LevelResult, summarize_level
 
 
@@ -76,29 +76,16 @@ def summarize(levels: dict[str, list[Level]]) -> str:
     return "\n".join(lines)
 
 
-def _sender(path: Target, shape: Shape, model: str) -> MakeSend:
-    address = path.url.split("://", 1)[1]
-
-    def make():
-        if path.url.startswith("grpc://"):
-            import grpc
-
-            from laneway_proto import worker_pb2_grpc as pb_grpc
-
-            channel = grpc.aio.insecure_channel(address)
-            return grpc_sender(pb_grpc.WorkerStub(channel), shape), channel.close
-        from laneway.load.http1 import Http1Pool
-
-        pool = Http1Pool(path.url, connect_timeout_s=30)
-        return http_sender(pool, model, shape, OPENAI), pool.close
-    return make
+def _path(target: Target, shape: Shape, model: str) -> MakeSend:
+    address = target.url.split("://", 1)[1]
+    return grpc_path(address, shape) if target.url.startswith("grpc://") else http_path(target.url, model, shape)
 
 
 async def _run(paths: list[Target], shape: Shape, model: str, concurrency: int, num_requests: int,
                rounds: int) -> dict[str, list[Level]]:
     senders, closers = {}, []
     for path in paths:
-        send, close = _sender(path, shape, model)()
+        send, close = _path(path, shape, model)()
         senders[path.name] = send
         closers.append(close)
         await send(10_000)  # warm-up: connections, first-use paths
@@ -121,9 +108,7 @@ async def _run(paths: list[Target], shape: Shape, model: str, concurrency: int, 
                       + (f", failed {failed}" if failed else ""), flush=True)
     finally:
         for close in closers:
-            res = close()
-            if asyncio.iscoroutine(res):
-                await res
+            await close_sender(close)
     return levels
 
 

@@ -28,8 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from laneway.bench.serve_drive import SendFn, Shape, token_count_problem
-from laneway.bench.serve_overhead import MakeSend
+from laneway.bench.serve_drive import MakeSend, SendFn, Shape, token_count_problem
 from laneway.bench.serve_stats import StreamSample
 
 READY = "ready"

@@ -37,9 +37,10 @@ from laneway.bench.serve_drive import (
     SendFn,
     Shape,
     check_generation,
-    grpc_sender,
+    close_sender,
+    grpc_path,
     hf_encoder,
-    http_sender,
+    http_path,
     llamacpp_dialect,
     non_ascii_byte_ids,
     run_level,
@@ -209,9 +210,7 @@ async def _level(name: str, make_send: Callable[[], tuple[SendFn, Callable[[], o
         await send(10_000)  # one warm-up request per level: connections, first-use paths
         samples, failed, wall = await run_level(send, concurrency, num_requests)
     finally:
-        res = close()
-        if asyncio.iscoroutine(res):
-            await res
+        await close_sender(close)
     return summarize_level(name, concurrency, samples, failed, wall)
 
 
@@ -230,7 +229,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
     wait_ready(f"http://127.0.0.1:{gateway_port}", timeout=60)
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     _check(LANEWAY, gateway_url, "laneway", shape, OPENAI, notes)
-    systems = [(DIRECT, _grpc(worker.address, shape)), (LANEWAY, _http(gateway_url, "laneway", shape))]
+    systems = [(DIRECT, grpc_path(worker.address, shape)), (LANEWAY, http_path(gateway_url, "laneway", shape))]
     pids[LANEWAY] = gateway.popen.pid  # type: ignore[union-attr]  # started above
     if args.no_lanes_gateway:
         port = free_port()
@@ -239,7 +238,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
         families.start(LANEWAY_FAMILY, plain)
         plain.wait_port(timeout=60)
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
-        systems.append((LANEWAY_NO_LANES, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
+        systems.append((LANEWAY_NO_LANES, http_path(f"http://127.0.0.1:{port}", "laneway", shape)))
         pids[LANEWAY_NO_LANES] = plain.popen.pid  # type: ignore[union-attr]  # started above
     if args.per_stream_gateway:
         port = free_port()
@@ -249,7 +248,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
         families.start(LANEWAY_FAMILY, wire)
         wire.wait_port(timeout=60)
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
-        systems.append((LANEWAY_PER_STREAM, _http(f"http://127.0.0.1:{port}", "laneway", shape)))
+        systems.append((LANEWAY_PER_STREAM, http_path(f"http://127.0.0.1:{port}", "laneway", shape)))
         pids[LANEWAY_PER_STREAM] = wire.popen.pid  # type: ignore[union-attr]  # started above
     if args.vllm_python:
         hf_dir = Path(args.model)
@@ -262,7 +261,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
         vllm.wait_port(timeout=900)
         wait_ready_http(f"http://127.0.0.1:{port}/v1/models", 300)
         _check(VLLM, f"http://127.0.0.1:{port}", "bench", shape, OPENAI, notes)
-        systems.append((VLLM, _http(f"http://127.0.0.1:{port}", "bench", shape)))
+        systems.append((VLLM, http_path(f"http://127.0.0.1:{port}", "bench", shape)))
     if args.llamacpp_python:
         if not args.gguf:
             raise SystemExit("--llamacpp-python needs --gguf or --gguf-converter (the same weights as a bf16 GGUF)")
@@ -280,7 +279,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
         llama.wait_port(timeout=300)
         dialect = llamacpp_dialect(_eos_token_id(Path(args.model)), non_ascii_byte_ids(args.model))
         _check(LLAMACPP, f"http://127.0.0.1:{port}", "bench", shape, dialect, notes)
-        systems.append((LLAMACPP, _http(f"http://127.0.0.1:{port}", "bench", shape, dialect)))
+        systems.append((LLAMACPP, http_path(f"http://127.0.0.1:{port}", "bench", shape, dialect)))
     return systems
 
 
@@ -320,26 +319,6 @@ def _gguf(args, work: Path) -> Path:
         _log(f"converting {args.model} to {out} with {args.gguf_converter} ...")
         convert(Path(args.gguf_converter), Path(args.model), out, work / "gguf-convert.log")
     return out
-
-
-def _http(base: str, model: str, shape: Shape, dialect: Dialect = OPENAI):
-    def make():
-        from laneway.load.http1 import Http1Pool
-
-        pool = Http1Pool(base, connect_timeout_s=30)
-        return http_sender(pool, model, shape, dialect), pool.close
-    return make
-
-
-def _grpc(address: str, shape: Shape):
-    def make():
-        import grpc
-
-        from laneway_proto import worker_pb2_grpc as pb_grpc
-
-        channel = grpc.aio.insecure_channel(address)
-        return grpc_sender(pb_grpc.WorkerStub(channel), shape), channel.close
-    return make
 
 
 def wait_ready_http(url: str, timeout: float) -> None:

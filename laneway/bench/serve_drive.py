@@ -209,3 +209,35 @@ def grpc_sender(stub, shape: Shape) -> SendFn:
                             gaps_s=_gaps(times))
 
     return send
+
+
+MakeSend = Callable[[], tuple[SendFn, Callable[[], object]]]  # a path's sender and its close, made on demand
+
+
+def http_path(base: str, model: str, shape: Shape, dialect: Dialect = OPENAI) -> MakeSend:
+    """Streaming completions at `base` (a gateway or any OpenAI-compatible server)."""
+    def make() -> tuple[SendFn, Callable[[], object]]:
+        from laneway.load.http1 import Http1Pool
+
+        pool = Http1Pool(base, connect_timeout_s=30)
+        return http_sender(pool, model, shape, dialect), pool.close
+    return make
+
+
+def grpc_path(address: str, shape: Shape) -> MakeSend:
+    """Generate straight on the worker at `address`."""
+    def make() -> tuple[SendFn, Callable[[], object]]:
+        import grpc
+
+        from laneway_proto import worker_pb2_grpc as pb_grpc
+
+        channel = grpc.aio.insecure_channel(address)
+        return grpc_sender(pb_grpc.WorkerStub(channel), shape), channel.close
+    return make
+
+
+async def close_sender(close: Callable[[], object]) -> None:
+    """A sender's close, sync or async."""
+    res = close()
+    if asyncio.iscoroutine(res):
+        await res

@@ -20,10 +20,8 @@ import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
 
-from laneway.bench.serve_drive import SendFn
+from laneway.bench.serve_drive import MakeSend, close_sender
 from laneway.bench.serve_stats import LevelResult, StreamSample, summarize_level
-
-MakeSend = Callable[[], tuple[SendFn, Callable[[], object]]]
 
 
 def turn_order(names: Sequence[str], turn: int) -> list[str]:
@@ -82,8 +80,6 @@ async def interleaved(paths: dict[str, MakeSend], num_requests: int,
         cpu_per_request = {name: spent / max(num_requests, 1) for name, spent in cpu_spent.items()}
     finally:
         for close in closers:
-            res = close()
-            if asyncio.iscoroutine(res):
-                await res
+            await close_sender(close)
     return ([summarize_level(name, 1, samples[name], failed[name], max(wall[name], 1e-9)) for name in paths],
             cpu_per_request)

@@ -353,7 +353,7 @@ class Scheduler:
     def _may_outrun_tbt(self, streams: list[Sequence]) -> bool:
         """Latency prompts wait for room, and the gap budget covers a long gap for every
         stream already decoding."""
-        if not any(s.status == SeqStatus.WAITING and _is_latency(s) for s in self._seqs.values()):
+        if not any(_is_latency(s) for s in self._waiting):
             return False
         return self.gap_budget.allows(sum(1 for s in streams if s.status == SeqStatus.RUNNING))
 
