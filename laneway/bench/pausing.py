@@ -24,6 +24,7 @@ class Families:
     def __init__(self) -> None:
         self._procs: dict[str, list[Proc]] = {}
         self._started: list[Proc] = []  # in start order, for stopping in reverse
+        self.running: str | None = None  # the one family `only` left running; None otherwise
 
     def start(self, family: str, proc: Proc) -> Proc:
         self._started.append(proc.start())
@@ -33,6 +34,7 @@ class Families:
     def only(self, family: str | None) -> None:
         """Resume `family` (in the order its processes started: a worker before its gateways,
         so no gateway wakes to a silent worker) and pause every other one; None pauses all."""
+        self.running = family
         for name, procs in self._procs.items():
             if name != family:
                 for proc in procs:
@@ -41,6 +43,7 @@ class Families:
             _signal(proc, signal.SIGCONT)
 
     def resume_all(self) -> None:
+        self.running = None
         for procs in self._procs.values():
             for proc in procs:
                 _signal(proc, signal.SIGCONT)

@@ -53,6 +53,8 @@ from laneway.bench.serve_report import (
     LANEWAY,
     LANEWAY_NO_LANES,
     LANEWAY_PER_STREAM,
+    LLAMACPP,
+    VLLM,
     ServeReport,
     render,
     write_section,
@@ -63,7 +65,6 @@ from laneway.procs import Proc, laneway_cmd, wait_ready
 from workers.config import parse_size
 
 WORKER_KV_CACHE = "512MB"  # the worker's pool, and the in-process engine's in the turns
-VLLM, LLAMACPP = "vLLM OpenAI server", "llama.cpp server (llama-cpp-python)"
 # Which processes run while a system is measured (the rest are paused: laneway/bench/pausing.py).
 LANEWAY_FAMILY = "Laneway"
 FAMILY = {DIRECT: LANEWAY_FAMILY, LANEWAY: LANEWAY_FAMILY, LANEWAY_NO_LANES: LANEWAY_FAMILY,
@@ -129,7 +130,8 @@ def main(args: argparse.Namespace) -> int:
     families = Families()
     try:
         pids: dict[str, int] = {}  # the gateways' processes, for their CPU per request
-        systems = _start_systems(args, work, threads, shape, families, notes, pids)
+        gateway_urls: list[str] = []
+        systems = _start_systems(args, work, threads, shape, families, notes, pids, gateway_urls)
         runs: dict[tuple[str, int], list[LevelResult]] = {}
         overhead_runs: dict[str, list[LevelResult]] = {}
         cpu_runs: dict[str, list[float]] = {}
@@ -158,11 +160,14 @@ def main(args: argparse.Namespace) -> int:
                 if not args.no_engine:  # the c=1 ceiling, under the same noise as the served paths
                     paths[ENGINE_TURNS] = engine_path(args.model, threads, parse_size(WORKER_KV_CACHE), shape,
                                                       work / "engine-turns.log")
-                _log(f"round {r + 1}/{args.repeats}: gateway overhead, {args.overhead_requests} requests per path "
+                # The peers take the same turns: the c=1 comparison with them under the same noise.
+                paths.update((name, make) for name, make in systems if name in (VLLM, LLAMACPP))
+                _log(f"round {r + 1}/{args.repeats}: c=1 turns, {args.overhead_requests} requests per path "
                      "taking turns ...")
                 cpu_of = {name: functools.partial(process_cpu_s, pid) for name, pid in pids.items() if name in paths}
-                families.only(LANEWAY_FAMILY)
-                levels_, cpu = asyncio.run(interleaved(paths, args.overhead_requests, cpu_of))
+                before = {name: functools.partial(_run_only, families, FAMILY.get(name, LANEWAY_FAMILY),
+                                                  gateway_urls) for name in paths}
+                levels_, cpu = asyncio.run(interleaved(paths, args.overhead_requests, cpu_of, before))
                 for res in levels_:
                     overhead_runs.setdefault(res.system, []).append(res)
                     _log(f"  {res.system}: {_fmt(res)}")
@@ -215,7 +220,7 @@ async def _level(name: str, make_send: Callable[[], tuple[SendFn, Callable[[], o
 
 
 def _start_systems(args, work: Path, threads: int, shape: Shape, families: Families, notes: list[str],
-                   pids: dict[str, int]):
+                   pids: dict[str, int], gateway_urls: list[str]):
     worker_port, gateway_port = free_port(), free_port()
     worker = Proc("worker", laneway_cmd("worker", "--port", str(worker_port), "--model", args.model,
                                         "--kv-cache-memory", WORKER_KV_CACHE, "--num-threads", str(threads)),
@@ -228,6 +233,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
     gateway.wait_port(timeout=60)
     wait_ready(f"http://127.0.0.1:{gateway_port}", timeout=60)
     gateway_url = f"http://127.0.0.1:{gateway_port}"
+    gateway_urls.append(gateway_url)
     _check(LANEWAY, gateway_url, "laneway", shape, OPENAI, notes)
     systems = [(DIRECT, grpc_path(worker.address, shape)), (LANEWAY, http_path(gateway_url, "laneway", shape))]
     pids[LANEWAY] = gateway.popen.pid  # type: ignore[union-attr]  # started above
@@ -238,6 +244,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
         families.start(LANEWAY_FAMILY, plain)
         plain.wait_port(timeout=60)
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
+        gateway_urls.append(f"http://127.0.0.1:{port}")
         systems.append((LANEWAY_NO_LANES, http_path(f"http://127.0.0.1:{port}", "laneway", shape)))
         pids[LANEWAY_NO_LANES] = plain.popen.pid  # type: ignore[union-attr]  # started above
     if args.per_stream_gateway:
@@ -248,6 +255,7 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
         families.start(LANEWAY_FAMILY, wire)
         wire.wait_port(timeout=60)
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
+        gateway_urls.append(f"http://127.0.0.1:{port}")
         systems.append((LANEWAY_PER_STREAM, http_path(f"http://127.0.0.1:{port}", "laneway", shape)))
         pids[LANEWAY_PER_STREAM] = wire.popen.pid  # type: ignore[union-attr]  # started above
     if args.vllm_python:
@@ -281,6 +289,18 @@ def _start_systems(args, work: Path, threads: int, shape: Shape, families: Famil
         _check(LLAMACPP, f"http://127.0.0.1:{port}", "bench", shape, dialect, notes)
         systems.append((LLAMACPP, http_path(f"http://127.0.0.1:{port}", "bench", shape, dialect)))
     return systems
+
+
+def _run_only(families: Families, family: str, gateway_urls: list[str]) -> None:
+    """Before a request in the turns: its system's processes run, the others' are paused. A
+    gateway resumed from a pause may have timed out the load poll it had in flight and taken
+    its worker out of rotation until the next poll: wait until it is ready again."""
+    if families.running == family:
+        return
+    families.only(family)
+    if family == LANEWAY_FAMILY:
+        for url in gateway_urls:
+            wait_ready(url, timeout=30)
 
 
 def _check(name: str, base: str, model: str, shape: Shape, dialect: Dialect, notes: list[str]) -> None:

@@ -42,11 +42,13 @@ def process_cpu_s(pid: int) -> float:
 
 
 async def interleaved(paths: dict[str, MakeSend], num_requests: int,
-                      cpu_of: Mapping[str, Callable[[], float]] | None = None
+                      cpu_of: Mapping[str, Callable[[], float]] | None = None,
+                      before: Mapping[str, Callable[[], None]] | None = None,
                       ) -> tuple[list[LevelResult], dict[str, float]]:
     """`num_requests` requests on each path, one request in flight at a time over all paths;
     and for each path in `cpu_of`, the CPU seconds its server process spent per request, read
-    around that path's own requests only."""
+    around that path's own requests only. `before[name]`, where given, runs before each of
+    that path's requests (the bench resumes the path's processes and pauses the others')."""
     senders, closers = {}, []
     for name, make in paths.items():
         send, close = make()
@@ -59,13 +61,21 @@ async def interleaved(paths: dict[str, MakeSend], num_requests: int,
         # Every request its own prompt: the served paths share one worker, whose prefix cache
         # would otherwise hand each prompt's blocks to every path after the first in its turn.
         slot = {name: i for i, name in enumerate(paths)}
+        before = before or {}
+
+        def prepare(name: str) -> None:
+            if (hook := before.get(name)) is not None:
+                hook()
+
         for name in paths:  # warm-up: connections, first-use paths
+            prepare(name)
             await senders[name](10_000 + slot[name])
         loop = asyncio.get_running_loop()
         cpu_of = cpu_of or {}
         cpu_spent = dict.fromkeys(cpu_of, 0.0)
         for turn in range(num_requests):
             for name in turn_order(list(paths), turn):
+                prepare(name)
                 read_cpu = cpu_of.get(name)
                 cpu_before = read_cpu() if read_cpu is not None else 0.0
                 started = loop.time()

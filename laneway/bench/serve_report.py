@@ -18,6 +18,8 @@ GATEWAYS = (LANEWAY, LANEWAY_NO_LANES, LANEWAY_PER_STREAM)
 # paths differ by is the noise floor, below which a gateway's overhead cannot be resolved.
 DIRECT_AGAIN = "Laneway worker, direct gRPC again (A/A control)"
 ENGINE = "Laneway engine in-process"
+VLLM, LLAMACPP = "vLLM OpenAI server", "llama.cpp server (llama-cpp-python)"
+PEERS = (LLAMACPP, VLLM)
 # The worker's engine in a process of its own, in the overhead turns (engine_turns.py): the
 # c=1 ceiling measured under the same noise as the served paths.
 ENGINE_TURNS = "Laneway engine in-process, taking turns"
@@ -77,6 +79,18 @@ def against_engine(turns: Sequence[LevelResult]) -> list[tuple[str, float, float
             if (r := find(turns, name, 1)) is not None and r.per_stream_tok_s is not None]
 
 
+def against_peers(turns: Sequence[LevelResult]) -> list[tuple[str, float, list[tuple[str, float]]]]:
+    """(served path, its per-stream decode tok/s, [(peer, that over the peer's)]) for each
+    served path of the turns; empty without a peer in the turns."""
+    peers = [(name, r.per_stream_tok_s) for name in PEERS
+             if (r := find(turns, name, 1)) is not None and r.per_stream_tok_s]
+    if not peers:
+        return []
+    return [(name, r.per_stream_tok_s, [(peer, r.per_stream_tok_s / rate) for peer, rate in peers])
+            for name in (*GATEWAYS, DIRECT)
+            if (r := find(turns, name, 1)) is not None and r.per_stream_tok_s is not None]
+
+
 def render(report: ServeReport) -> str:
     levels = sorted({r.concurrency for r in report.results})
     systems = list(dict.fromkeys(r.system for r in report.results))
@@ -129,6 +143,13 @@ def render(report: ServeReport) -> str:
                      f"the same turns ({how}): decode tok/s per stream, engine {_f(engine.per_stream_tok_s)}"
                      f"; {served}. The engine's TTFT p50 (from adding the request to its first token): "
                      f"{_f(engine.ttft_p50_s, 1e3, 2)} ms.")
+    if served_vs_peers := against_peers(report.overhead):
+        peer_rates = ", ".join(f"{peer} {_f(r.per_stream_tok_s)}" for peer in PEERS
+                               if (r := find(report.overhead, peer, 1)) is not None and r.per_stream_tok_s)
+        served = "; ".join(f"`{name}` {rate:.1f} (" + ", ".join(f"{ratio:.2f}x {peer}" for peer, ratio in ratios)
+                           + ")" for name, rate, ratios in served_vs_peers)
+        lines.append(f"- Served c=1 against the peers, taking the same turns, each system's processes running "
+                     f"only for its own requests ({how}): decode tok/s per stream, {peer_rates}; {served}.")
     direct = find(source, DIRECT, 1)
     for gateway, cpu_s in report.overhead_cpu_s.items():
         per_token = cpu_s / report.output_len if report.output_len else None

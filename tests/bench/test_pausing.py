@@ -32,13 +32,16 @@ def test_only_the_family_under_test_runs_and_all_resume(tmp_path: Path) -> None:
     families.start("b", b1)
     families.start("b", b2)
     try:
+        assert families.running is None
         families.only("a")
+        assert families.running == "a"
         assert _until_state(b1, "T") == "T" and _until_state(b2, "T") == "T"  # stopped
         assert _state(a) != "T"
         families.only("b")
         assert _until_state(a, "T") == "T"
         assert _until_state(b1, "S") == "S" and _until_state(b2, "S") == "S"  # sleeping again, not stopped
         families.only(None)
+        assert families.running is None
         assert all(_until_state(p, "T") == "T" for p in (a, b1, b2))
         families.resume_all()
         assert all(_until_state(p, "S") == "S" for p in (a, b1, b2))

@@ -56,6 +56,25 @@ def test_paths_take_turns_one_request_in_flight_at_a_time():
     assert sorted(closed) == ["a", "b"]
 
 
+def test_each_paths_hook_runs_just_before_each_of_its_requests():
+    log: list[str] = []
+
+    def path(name: str):
+        def make():
+            async def send(index: int):
+                log.append(f"{name} request")
+                return StreamSample(ttft_s=0.01, first_token_s=0.01, last_token_s=1.0, output_tokens=11)
+            return send, lambda: None
+        return make
+
+    asyncio.run(interleaved({"a": path("a"), "b": path("b"), "c": path("c")}, 2,
+                            before={"a": lambda: log.append("resume a"), "b": lambda: log.append("resume b")}))
+    # warm-ups a, b, c; turn 0: a, b, c; turn 1: b, c, a. c has no hook: nothing runs before it.
+    assert log == ["resume a", "a request", "resume b", "b request", "c request",
+                   "resume a", "a request", "resume b", "b request", "c request",
+                   "resume b", "b request", "c request", "resume a", "a request"]
+
+
 def test_cpu_time_is_user_plus_system_even_when_the_name_has_spaces():
     stat = "4242 (python -m x) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 3 0 100 0 0"
     assert parse_cpu_s(stat, ticks_per_s=100.0) == 3.0

@@ -147,6 +147,22 @@ def test_served_paths_are_judged_against_the_engine_that_took_the_same_turns():
            "9.1 (0.91x). The engine's TTFT p50 (from adding the request to its first token): 10.00 ms." in text
 
 
+def test_served_paths_are_judged_against_the_peers_that_took_the_same_turns():
+    from laneway.bench.serve_report import LLAMACPP, VLLM, against_peers
+
+    turns = [summarize_level(s, 1, [_sample(0.01, 0.01 + span)], {}, 1.0)  # 10 tok/s over 1 s, 8 over 1.25 s
+             for s, span in ((LANEWAY, 1.0), (DIRECT, 1.1), (VLLM, 2.0), (LLAMACPP, 1.25))]
+    assert [(name, round(rate, 2), [(peer, round(x, 3)) for peer, x in ratios])
+            for name, rate, ratios in against_peers(turns)] == [
+        (LANEWAY, 10.0, [(LLAMACPP, 1.25), (VLLM, 2.0)]), (DIRECT, 9.09, [(LLAMACPP, 1.136), (VLLM, 1.818)])]
+    assert against_peers(turns[:2]) == []  # no peer took the turns: nothing to judge against
+    report = ServeReport(command="c", machine="m", versions="v", shape="s", results=[], engine_rates={},
+                         num_repeats=1, overhead=turns, overhead_requests=3)
+    text = render(report)
+    assert (f"decode tok/s per stream, {LLAMACPP} 8.0, {VLLM} 5.0; `{LANEWAY}` 10.0 (1.25x {LLAMACPP}, "
+            f"2.00x {VLLM}); `{DIRECT}` 9.1 (1.14x {LLAMACPP}, 1.82x {VLLM}).") in text
+
+
 def test_non_ascii_byte_tokens_are_found_in_the_exported_tokenizer(tmp_path):
     from tokenizers import Tokenizer
 
