@@ -6,9 +6,10 @@ difference is what the gateway adds), and, when their interpreters are given, vL
 server and llama.cpp's server on the same weights. Systems take turns within each round,
 so a noisy patch of a shared machine hits all of them; each cell is the median of rounds.
 While one system is measured the others' processes are paused (laneway/bench/pausing.py).
-With --overhead-requests the Laneway paths, and the worker's engine in a process of its own
-(laneway/bench/engine_turns.py), also take turns one request at a time: the side-by-side
-measure of the c=1 ratio to the engine and of what the gateway adds. Peers are never
+With --overhead-requests the Laneway paths, the worker's engine in a process of its own
+(laneway/bench/engine_turns.py) and the peers also take turns one request at a time: the
+side-by-side measure of the c=1 ratios to the engine and to the peers, and of what the
+gateway adds. Peers are never
 dependencies: they run from their own virtual environments (--vllm-python, --llamacpp-python).
 """
 
@@ -96,11 +97,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-engine", action="store_true",
                    help="skip the in-process engine (its own stretch each round, and its overhead turns)")
     p.add_argument("--overhead-requests", type=int, default=0, metavar="N",
-                   help="per round, N requests on each Laneway path (direct gRPC, gateway[, --no-lanes], "
-                        "direct gRPC again as an A/A control, and the worker's engine in-process unless "
-                        "--no-engine) taking turns one at a time, so the gateway's added TTFT and per-token time "
-                        "(p50/p99), and each served path's c=1 rate against the engine, are measured under the "
-                        "same noise; e.g. 100")
+                   help="per round, N requests on each path (direct gRPC, gateway[, --no-lanes], direct gRPC "
+                        "again as an A/A control, the worker's engine in-process unless --no-engine, and the "
+                        "peers) taking turns one at a time, so the gateway's added TTFT and per-token time "
+                        "(p50/p99), and each served path's c=1 rate against the engine and the peers, are "
+                        "measured under the same noise; e.g. 100")
     p.add_argument("--no-lanes-gateway", action="store_true",
                    help="also a second gateway on the same worker with --no-lanes (immediate dispatch): the "
                         "gateway's own cost apart from the lane batch window")
