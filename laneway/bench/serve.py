@@ -9,8 +9,8 @@ While one system is measured the others' processes are paused (laneway/bench/pau
 With --overhead-requests the Laneway paths, the worker's engine in a process of its own
 (laneway/bench/engine_turns.py) and the peers also take turns one request at a time: the
 side-by-side measure of the c=1 ratios to the engine and to the peers, and of what the
-gateway adds. Peers are never
-dependencies: they run from their own virtual environments (--vllm-python, --llamacpp-python).
+gateway adds. Peers are never dependencies: they run from their own virtual environments
+(--vllm-python, --llamacpp-python).
 """
 
 from __future__ import annotations
