@@ -222,43 +222,33 @@ async def _level(name: str, make_send: Callable[[], tuple[SendFn, Callable[[], o
 
 def _start_systems(args, work: Path, threads: int, shape: Shape, families: Families, notes: list[str],
                    pids: dict[str, int], gateway_urls: list[str]):
-    worker_port, gateway_port = free_port(), free_port()
+    worker_port = free_port()
     worker = Proc("worker", laneway_cmd("worker", "--port", str(worker_port), "--model", args.model,
                                         "--kv-cache-memory", WORKER_KV_CACHE, "--num-threads", str(threads)),
                   worker_port, work / "worker.log")
     families.start(LANEWAY_FAMILY, worker)
     worker.wait_port(timeout=600)
-    gateway = Proc("gateway", laneway_cmd("gateway", "--port", str(gateway_port), "--worker", worker.address),
-                   gateway_port, work / "gateway.log")
-    families.start(LANEWAY_FAMILY, gateway)
-    gateway.wait_port(timeout=60)
-    wait_ready(f"http://127.0.0.1:{gateway_port}", timeout=60)
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
-    gateway_urls.append(gateway_url)
-    _check(LANEWAY, gateway_url, "laneway", shape, OPENAI, notes)
-    systems = [(DIRECT, grpc_path(worker.address, shape)), (LANEWAY, http_path(gateway_url, "laneway", shape))]
-    pids[LANEWAY] = gateway.popen.pid  # type: ignore[union-attr]  # started above
+
+    def gateway(system: str, name: str, *flags: str) -> str:
+        """A gateway on the worker, started and ready: its URL (its path, pid and URL recorded)."""
+        port = free_port()
+        proc = Proc(name, laneway_cmd("gateway", "--port", str(port), "--worker", worker.address, *flags),
+                    port, work / f"{name}.log")
+        families.start(LANEWAY_FAMILY, proc)
+        proc.wait_port(timeout=60)
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, timeout=60)
+        gateway_urls.append(url)
+        systems.append((system, http_path(url, "laneway", shape)))
+        pids[system] = proc.popen.pid  # type: ignore[union-attr]  # started above
+        return url
+
+    systems = [(DIRECT, grpc_path(worker.address, shape))]
+    _check(LANEWAY, gateway(LANEWAY, "gateway"), "laneway", shape, OPENAI, notes)
     if args.no_lanes_gateway:
-        port = free_port()
-        plain = Proc("gateway-no-lanes", laneway_cmd("gateway", "--port", str(port), "--worker", worker.address,
-                                                     "--no-lanes"), port, work / "gateway-no-lanes.log")
-        families.start(LANEWAY_FAMILY, plain)
-        plain.wait_port(timeout=60)
-        wait_ready(f"http://127.0.0.1:{port}", timeout=60)
-        gateway_urls.append(f"http://127.0.0.1:{port}")
-        systems.append((LANEWAY_NO_LANES, http_path(f"http://127.0.0.1:{port}", "laneway", shape)))
-        pids[LANEWAY_NO_LANES] = plain.popen.pid  # type: ignore[union-attr]  # started above
+        gateway(LANEWAY_NO_LANES, "gateway-no-lanes", "--no-lanes")
     if args.per_stream_gateway:
-        port = free_port()
-        wire = Proc("gateway-per-stream", laneway_cmd("gateway", "--port", str(port), "--worker", worker.address,
-                                                      "--worker-calls", "per-stream"),
-                    port, work / "gateway-per-stream.log")
-        families.start(LANEWAY_FAMILY, wire)
-        wire.wait_port(timeout=60)
-        wait_ready(f"http://127.0.0.1:{port}", timeout=60)
-        gateway_urls.append(f"http://127.0.0.1:{port}")
-        systems.append((LANEWAY_PER_STREAM, http_path(f"http://127.0.0.1:{port}", "laneway", shape)))
-        pids[LANEWAY_PER_STREAM] = wire.popen.pid  # type: ignore[union-attr]  # started above
+        gateway(LANEWAY_PER_STREAM, "gateway-per-stream", "--worker-calls", "per-stream")
     if args.vllm_python:
         hf_dir = Path(args.model)
         port = free_port()
